@@ -1,0 +1,152 @@
+//! Command-line arguments (the names are a fixed interface: scripts outside the project use them).
+
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::location::Location;
+use crate::progress::ProgressMode;
+use crate::s3::Connection;
+use crate::size::parse_size;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "s3-backfill",
+    version,
+    about = "Backfill every existing version of an S3 bucket into another, in order"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Copy every version and delete marker (or only current versions) from SRC to DST.
+    Copy(CopyArgs),
+    /// Compare the version histories of SRC and DST key by key; exit 0 only if they match.
+    Verify(VerifyArgs),
+    /// Start a local S3 server, seed a versioned bucket, back it up, verify, and stop.
+    Demo,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// Source: s3://BUCKET[/PREFIX]
+    pub source: Location,
+    /// Destination: s3://BUCKET[/PREFIX]; the source prefix is replaced by this prefix.
+    pub destination: Location,
+    /// Copy only each key's current version (keys whose current entry is a delete marker are skipped).
+    #[arg(long)]
+    pub latest_only: bool,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub concurrency: u32,
+    /// Requests per second over all S3 calls (default: unlimited).
+    #[arg(long, value_name = "RPS")]
+    pub rate_limit: Option<NonZeroU32>,
+    /// Objects larger than this are copied with parallel UploadPartCopy (at most 5GiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub multipart_threshold: Option<u64>,
+    /// Part size for multipart copies (default: the source's own layout, else 64MiB or more for <= 10,000 parts).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub part_size: Option<u64>,
+    /// Copy only keys under this prefix (relative to the source prefix). Repeatable.
+    #[arg(long = "include-prefix", value_name = "P")]
+    pub include: Vec<String>,
+    /// Skip keys under this prefix (relative to the source prefix). Repeatable.
+    #[arg(long = "exclude-prefix", value_name = "P")]
+    pub exclude: Vec<String>,
+    /// Storage class for the copies (default: keep the source's).
+    #[arg(long, value_name = "CLASS")]
+    pub storage_class: Option<String>,
+    /// Encrypt the copies with this KMS key (default: the destination bucket's default encryption).
+    #[arg(long, value_name = "KEY")]
+    pub sse_kms_key_id: Option<String>,
+    /// List and plan, print what would be copied, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Progress display: bars on a terminal (auto), always, or never.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+    /// Write a JSON summary (counts, bytes, rates, retries, failures) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    pub source: Location,
+    pub destination: Location,
+    /// Compare only current versions.
+    #[arg(long)]
+    pub latest_only: bool,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+}
+
+/// Endpoint and identity, for both sides or each side. The usual AWS environment (AWS_PROFILE,
+/// AWS_REGION, AWS_ENDPOINT_URL, the credentials chain) applies as in the aws CLI.
+#[derive(Debug, Args, Clone)]
+pub struct EndpointArgs {
+    /// S3 endpoint for both sides.
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    #[arg(long, value_name = "URL")]
+    pub source_endpoint_url: Option<String>,
+    #[arg(long, value_name = "URL")]
+    pub dest_endpoint_url: Option<String>,
+    #[arg(long)]
+    pub region: Option<String>,
+    #[arg(long)]
+    pub source_region: Option<String>,
+    #[arg(long)]
+    pub dest_region: Option<String>,
+    #[arg(long)]
+    pub profile: Option<String>,
+    #[arg(long)]
+    pub source_profile: Option<String>,
+    #[arg(long)]
+    pub dest_profile: Option<String>,
+    /// Path-style addressing (on by default when an endpoint URL is given): --path-style=false to turn off.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub path_style: Option<bool>,
+}
+
+impl EndpointArgs {
+    fn connection(
+        &self,
+        endpoint: &Option<String>,
+        region: &Option<String>,
+        profile: &Option<String>,
+    ) -> Connection {
+        let endpoint_url = endpoint.clone().or_else(|| self.endpoint_url.clone());
+        let endpoint_given =
+            endpoint_url.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
+        Connection {
+            endpoint_url,
+            region: region.clone().or_else(|| self.region.clone()),
+            profile: profile.clone().or_else(|| self.profile.clone()),
+            path_style: self.path_style.unwrap_or(endpoint_given),
+        }
+    }
+
+    pub fn source(&self) -> Connection {
+        self.connection(
+            &self.source_endpoint_url,
+            &self.source_region,
+            &self.source_profile,
+        )
+    }
+
+    pub fn destination(&self) -> Connection {
+        self.connection(
+            &self.dest_endpoint_url,
+            &self.dest_region,
+            &self.dest_profile,
+        )
+    }
+}

@@ -1,0 +1,48 @@
+//! The errors that end a command, and the exit codes they map to (documented in README.md).
+
+use crate::s3::S3Error;
+
+pub mod exit {
+    /// Everything was done (or, for `verify`, everything matches).
+    pub const SUCCESS: i32 = 0;
+    /// The run finished, but some entries failed (listed in the report), or `verify` found differences,
+    /// or the run stopped on an error after it had started writing.
+    pub const FAILURES: i32 = 1;
+    /// A usage or configuration error detected before any write.
+    pub const USAGE: i32 = 2;
+    /// Interrupted by SIGINT or SIGTERM.
+    pub const INTERRUPTED: i32 = 130;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad arguments or configuration, found before anything was written.
+    #[error("{0}")]
+    Usage(String),
+    #[error("failed to list s3://{bucket}/{prefix}: {source}")]
+    Listing {
+        bucket: String,
+        prefix: String,
+        source: S3Error,
+    },
+    #[error("failed to write {path}: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The command ran but its result is a failure (differences found, a demo step failed).
+    #[error("{0}")]
+    Failed(String),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) => exit::USAGE,
+            Error::Interrupted => exit::INTERRUPTED,
+            Error::Listing { .. } | Error::File { .. } | Error::Failed(_) => exit::FAILURES,
+        }
+    }
+}

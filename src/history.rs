@@ -1,0 +1,248 @@
+//! Listing a source range into per-key histories, oldest entry first, streamed with backpressure.
+//!
+//! ListObjectVersions returns keys in order and, within a key, entries newest first, so a key's history
+//! is a contiguous run of entries (possibly across pages). Only the key being assembled is held in
+//! memory; finished histories go into a bounded channel that the executor drains.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::location::KeyMapping;
+use crate::progress::Progress;
+use crate::s3::{Entry, ListRequest, S3Api, S3Error};
+
+/// Every entry of one key, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyHistory {
+    pub key: String,
+    pub entries: Vec<Entry>,
+}
+
+/// Groups a listing's entries (newest first within a key) into histories (oldest first).
+#[derive(Debug, Default)]
+pub struct HistoryBuilder {
+    current: Option<KeyHistory>,
+}
+
+impl HistoryBuilder {
+    /// Adds an entry; returns the previous key's history when this entry starts a new key.
+    pub fn push(&mut self, entry: Entry) -> Option<KeyHistory> {
+        match &mut self.current {
+            Some(history) if history.key == entry.key => {
+                history.entries.push(entry);
+                None
+            }
+            _ => {
+                let finished = self.finish();
+                self.current = Some(KeyHistory {
+                    key: entry.key.clone(),
+                    entries: vec![entry],
+                });
+                finished
+            }
+        }
+    }
+
+    pub fn finish(&mut self) -> Option<KeyHistory> {
+        self.current.take().map(|mut history| {
+            history.entries.reverse();
+            history
+        })
+    }
+}
+
+/// Which keys and entries a run copies.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    pub mapping: KeyMapping,
+    /// Prefixes relative to the source prefix.
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub latest_only: bool,
+}
+
+impl Selection {
+    pub fn selects_key(&self, source_key: &str) -> bool {
+        let relative = self.mapping.relative(source_key);
+        (self.include.is_empty()
+            || self
+                .include
+                .iter()
+                .any(|p| relative.starts_with(p.as_str())))
+            && !self
+                .exclude
+                .iter()
+                .any(|p| relative.starts_with(p.as_str()))
+    }
+
+    /// The part of a history to replay, or None for nothing.
+    pub fn select(&self, mut history: KeyHistory) -> Option<KeyHistory> {
+        if !self.selects_key(&history.key) {
+            return None;
+        }
+        if self.latest_only {
+            // The current entry is the newest; a key whose current entry is a delete marker is skipped.
+            let current = history.entries.pop()?;
+            if current.is_delete_marker() {
+                return None;
+            }
+            history.entries = vec![current];
+        }
+        Some(history)
+    }
+}
+
+/// How many histories may wait between the lister and the executor.
+const QUEUE: usize = 1024;
+
+/// Lists `bucket/prefix` into selected histories, in key order, on a background task.
+pub fn list_histories<C: S3Api>(
+    client: Arc<C>,
+    bucket: String,
+    selection: Selection,
+    progress: Arc<Progress>,
+) -> mpsc::Receiver<Result<KeyHistory, S3Error>> {
+    let (sender, receiver) = mpsc::channel(QUEUE);
+    tokio::spawn(async move {
+        let prefix = selection.mapping.source.prefix.clone();
+        let mut builder = HistoryBuilder::default();
+        let mut request = ListRequest {
+            bucket,
+            prefix,
+            ..ListRequest::default()
+        };
+        let emit = |history: KeyHistory| {
+            let selected = selection.select(history)?;
+            progress.listed(
+                selected.entries.len() as u64,
+                selected.entries.iter().map(Entry::size).sum(),
+            );
+            Some(selected)
+        };
+        loop {
+            let page = match client.list_versions(request.clone()).await {
+                Ok(page) => page,
+                Err(error) => {
+                    let _ = sender.send(Err(error)).await;
+                    return;
+                }
+            };
+            for entry in page.entries {
+                if let Some(history) = builder.push(entry).and_then(emit)
+                    && sender.send(Ok(history)).await.is_err()
+                {
+                    return;
+                }
+            }
+            match page.next {
+                Some((key, version)) => {
+                    request.key_marker = Some(key);
+                    request.version_id_marker = Some(version).filter(|v| !v.is_empty());
+                }
+                None => break,
+            }
+        }
+        if let Some(history) = builder.finish().and_then(emit) {
+            let _ = sender.send(Ok(history)).await;
+        }
+        progress
+            .listing_done
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    receiver
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::location::Location;
+    use crate::s3::EntryKind;
+
+    fn entry(key: &str, id: &str, marker: bool) -> Entry {
+        Entry {
+            key: key.into(),
+            version_id: id.into(),
+            is_latest: false,
+            last_modified: String::new(),
+            kind: if marker {
+                EntryKind::DeleteMarker
+            } else {
+                EntryKind::Object {
+                    size: 1,
+                    etag: String::new(),
+                    storage_class: None,
+                }
+            },
+        }
+    }
+
+    fn ids(history: &KeyHistory) -> Vec<&str> {
+        history
+            .entries
+            .iter()
+            .map(|e| e.version_id.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn groups_newest_first_listing_into_oldest_first_histories() {
+        let mut builder = HistoryBuilder::default();
+        // Pages split inside key b: the builder does not care where pages end.
+        let listing = [
+            entry("a", "a2", true),
+            entry("a", "a1", false),
+            entry("b", "b3", false),
+            entry("b", "b2", true),
+            entry("b", "b1", false),
+            entry("c", "null", false),
+        ];
+        let mut histories: Vec<_> = listing
+            .into_iter()
+            .filter_map(|e| builder.push(e))
+            .collect();
+        histories.extend(builder.finish());
+        assert_eq!(histories.len(), 3);
+        assert_eq!(ids(&histories[0]), ["a1", "a2"]);
+        assert_eq!(ids(&histories[1]), ["b1", "b2", "b3"]);
+        assert_eq!(ids(&histories[2]), ["null"]);
+        assert!(builder.finish().is_none());
+    }
+
+    fn selection(include: &[&str], exclude: &[&str], latest_only: bool) -> Selection {
+        Selection {
+            mapping: KeyMapping {
+                source: "s3://src/data/".parse::<Location>().unwrap(),
+                destination: "s3://dst".parse::<Location>().unwrap(),
+            },
+            include: include.iter().map(|s| s.to_string()).collect(),
+            exclude: exclude.iter().map(|s| s.to_string()).collect(),
+            latest_only,
+        }
+    }
+
+    #[test]
+    fn include_and_exclude_are_relative_to_the_source_prefix() {
+        let s = selection(&["logs/", "img/"], &["logs/tmp/"], false);
+        assert!(s.selects_key("data/logs/1"));
+        assert!(s.selects_key("data/img/a.png"));
+        assert!(!s.selects_key("data/logs/tmp/1"));
+        assert!(!s.selects_key("data/other"));
+        assert!(selection(&[], &[], false).selects_key("data/anything"));
+    }
+
+    #[test]
+    fn latest_only_keeps_the_current_version_and_skips_deleted_keys() {
+        let s = selection(&[], &[], true);
+        let live = KeyHistory {
+            key: "data/k".into(),
+            entries: vec![entry("data/k", "1", false), entry("data/k", "2", false)],
+        };
+        assert_eq!(ids(&s.select(live).unwrap()), ["2"]);
+        let deleted = KeyHistory {
+            key: "data/k".into(),
+            entries: vec![entry("data/k", "1", false), entry("data/k", "2", true)],
+        };
+        assert!(s.select(deleted).is_none());
+    }
+}

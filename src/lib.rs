@@ -1,0 +1,22 @@
+//! s3-backfill: backfills the existing objects of an S3 bucket — every version and delete marker, in
+//! each key's order — into another bucket with concurrent server-side copies.
+//!
+//! The pipeline, one module a stage: listing (`history`) -> per-key history -> plan (`plan`) ->
+//! bounded executor (`replay`, `multipart`) -> progress and report (`progress`, `commands`). All S3 access
+//! goes through the `s3` seam.
+
+pub mod cli;
+pub mod commands;
+pub mod demo;
+pub mod error;
+pub mod history;
+pub mod local_server;
+pub mod location;
+pub mod multipart;
+pub mod plan;
+pub mod preflight;
+pub mod progress;
+pub mod replay;
+pub mod s3;
+pub mod size;
+pub mod verify;

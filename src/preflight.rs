@@ -1,0 +1,98 @@
+//! Checks before any write: both buckets reachable with the given credentials, the ranges distinct,
+//! and a versioned destination when whole histories are copied. Every failure is a usage error (exit 2)
+//! that names the bucket and says how to fix it.
+
+use crate::error::Error;
+use crate::location::Location;
+use crate::s3::{S3Api, S3Error, Versioning};
+
+#[derive(Debug, Clone, Copy)]
+pub enum Side {
+    Source,
+    Destination,
+}
+
+impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Side::Source => "source",
+            Side::Destination => "destination",
+        }
+    }
+
+    fn options(self) -> &'static str {
+        match self {
+            Side::Source => "--source-endpoint-url/--endpoint-url, --source-profile/--profile",
+            Side::Destination => "--dest-endpoint-url/--endpoint-url, --dest-profile/--profile",
+        }
+    }
+}
+
+/// Explains a failure to reach a bucket in terms of what the user can change.
+pub fn bucket_error(side: Side, bucket: &str, error: S3Error) -> Error {
+    let name = side.name();
+    Error::Usage(match error {
+        S3Error::NoSuchBucket { .. } => format!(
+            "{name} bucket {bucket} does not exist: check its name, region and endpoint ({})",
+            side.options()
+        ),
+        S3Error::BadCredentials { code, message } => format!(
+            "the {name} endpoint rejected the credentials ({code}: {message}): check AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY, or the profile ({})",
+            side.options()
+        ),
+        S3Error::AccessDenied { code, .. } => format!(
+            "access to {name} bucket {bucket} is denied ({code}): the source needs s3:ListBucketVersions, \
+             s3:GetObjectVersion and s3:GetObjectVersionTagging; the destination s3:PutObject, \
+             s3:PutObjectTagging and s3:DeleteObject"
+        ),
+        S3Error::Transient { message, .. } => format!(
+            "cannot reach the {name} endpoint for bucket {bucket} ({message}): check that the endpoint URL is \
+             right and the server is running ({})",
+            side.options()
+        ),
+        other => format!("failed to check {name} bucket {bucket}: {other}"),
+    })
+}
+
+pub async fn check_bucket<C: S3Api>(client: &C, side: Side, bucket: &str) -> Result<(), Error> {
+    client
+        .head_bucket(bucket)
+        .await
+        .map_err(|e| bucket_error(side, bucket, e))
+}
+
+pub async fn preflight<C: S3Api>(
+    source: &C,
+    destination: &C,
+    from: &Location,
+    to: &Location,
+    needs_versioning: bool,
+) -> Result<(), Error> {
+    if from.overlaps(to) {
+        return Err(Error::Usage(format!(
+            "{from} and {to} overlap: the copy would read what it writes; choose a destination outside the source range"
+        )));
+    }
+    check_bucket(source, Side::Source, &from.bucket).await?;
+    check_bucket(destination, Side::Destination, &to.bucket).await?;
+    if needs_versioning {
+        let status = destination
+            .bucket_versioning(&to.bucket)
+            .await
+            .map_err(|e| bucket_error(Side::Destination, &to.bucket, e))?;
+        if status != Versioning::Enabled {
+            let state = match status {
+                Versioning::Suspended => "suspended",
+                _ => "not enabled",
+            };
+            return Err(Error::Usage(format!(
+                "destination bucket {bucket} has versioning {state}: copying every version needs it enabled. \
+                 Enable it (aws s3api put-bucket-versioning --bucket {bucket} --versioning-configuration \
+                 Status=Enabled) or copy only current versions with --latest-only",
+                bucket = to.bucket
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,213 @@
+//! Progress as events: workers record what happened; one renderer shows it (indicatif bars on a TTY,
+//! a plain line every few seconds otherwise) and the final report is built from the same counters.
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::size::human_bytes;
+
+/// A version or delete marker that could not be copied, and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Failure {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub listed_entries: AtomicU64,
+    pub listed_bytes: AtomicU64,
+    pub listing_done: std::sync::atomic::AtomicBool,
+    pub copied_versions: AtomicU64,
+    pub multipart_copies: AtomicU64,
+    pub delete_markers: AtomicU64,
+    pub copied_bytes: AtomicU64,
+    pub skipped_after_failure: AtomicU64,
+    pub reconciled: AtomicU64,
+    pub retries: AtomicU64,
+    pub throttles: AtomicU64,
+    pub window: AtomicUsize,
+    failures: Mutex<Vec<Failure>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Copied {
+    Single { bytes: u64 },
+    Multipart { bytes: u64 },
+    DeleteMarker,
+}
+
+impl Progress {
+    pub fn listed(&self, entries: u64, bytes: u64) {
+        self.listed_entries.fetch_add(entries, Relaxed);
+        self.listed_bytes.fetch_add(bytes, Relaxed);
+    }
+
+    pub fn copied(&self, what: Copied) {
+        match what {
+            Copied::Single { bytes } => {
+                self.copied_versions.fetch_add(1, Relaxed);
+                self.copied_bytes.fetch_add(bytes, Relaxed);
+            }
+            Copied::Multipart { bytes } => {
+                self.copied_versions.fetch_add(1, Relaxed);
+                self.multipart_copies.fetch_add(1, Relaxed);
+                self.copied_bytes.fetch_add(bytes, Relaxed);
+            }
+            Copied::DeleteMarker => {
+                self.delete_markers.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    pub fn failed(&self, failure: Failure, skipped_later_entries: u64) {
+        self.skipped_after_failure
+            .fetch_add(skipped_later_entries, Relaxed);
+        self.failures.lock().expect("failures lock").push(failure);
+    }
+
+    /// A write whose answer was lost turned out to have been applied.
+    pub fn reconciled(&self) {
+        self.reconciled.fetch_add(1, Relaxed);
+    }
+
+    pub fn retried(&self) {
+        self.retries.fetch_add(1, Relaxed);
+    }
+
+    pub fn throttled(&self, window: usize) {
+        self.throttles.fetch_add(1, Relaxed);
+        self.window.store(window, Relaxed);
+    }
+
+    pub fn failures(&self) -> Vec<Failure> {
+        self.failures.lock().expect("failures lock").clone()
+    }
+
+    pub fn failure_count(&self) -> u64 {
+        self.failures.lock().expect("failures lock").len() as u64
+    }
+
+    pub fn done_entries(&self) -> u64 {
+        self.copied_versions.load(Relaxed)
+            + self.delete_markers.load(Relaxed)
+            + self.failure_count()
+            + self.skipped_after_failure.load(Relaxed)
+    }
+
+    fn line(&self, started: Instant) -> String {
+        let elapsed = started.elapsed().as_secs_f64().max(0.001);
+        let done = self.done_entries();
+        let bytes = self.copied_bytes.load(Relaxed);
+        let listed = self.listed_entries.load(Relaxed);
+        let listing = if self.listing_done.load(Relaxed) {
+            ""
+        } else {
+            "+"
+        };
+        let mut line = format!(
+            "{done}/{listed}{listing} entries, {} copied, {:.0} entries/s, {}/s, {} retries, {} failed",
+            human_bytes(bytes),
+            done as f64 / elapsed,
+            human_bytes((bytes as f64 / elapsed) as u64),
+            self.retries.load(Relaxed),
+            self.failure_count(),
+        );
+        let throttles = self.throttles.load(Relaxed);
+        if throttles > 0 {
+            line.push_str(&format!(
+                ", {throttles} SlowDowns (window {})",
+                self.window.load(Relaxed)
+            ));
+        }
+        line
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressMode {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Draws progress until dropped.
+pub struct Renderer {
+    task: Option<tokio::task::JoinHandle<()>>,
+    stop: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Renderer {
+    pub fn start(
+        progress: std::sync::Arc<Progress>,
+        mode: ProgressMode,
+        label: &'static str,
+    ) -> Self {
+        let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+        let bars = match mode {
+            ProgressMode::Never => None,
+            ProgressMode::Always => Some(true),
+            ProgressMode::Auto => Some(std::io::stderr().is_terminal()),
+        };
+        let task = bars.map(|bars| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                if bars {
+                    draw_bar(&progress, started, label, &stop).await;
+                } else {
+                    loop {
+                        tokio::select! {
+                            _ = stop.notified() => break,
+                            _ = tokio::time::sleep(Duration::from_secs(5)) => {
+                                eprintln!("{label}: {}", progress.line(started));
+                            }
+                        }
+                    }
+                }
+            })
+        });
+        Renderer { task, stop }
+    }
+
+    pub async fn finish(mut self) {
+        self.stop.notify_one();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn draw_bar(
+    progress: &Progress,
+    started: Instant,
+    label: &'static str,
+    stop: &tokio::sync::Notify,
+) {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} ETA {eta}\n{msg}",
+        )
+        .expect("valid template"),
+    );
+    bar.set_prefix(label);
+    loop {
+        bar.set_length(progress.listed_entries.load(Relaxed));
+        bar.set_position(progress.done_entries());
+        bar.set_message(progress.line(started));
+        tokio::select! {
+            _ = stop.notified() => break,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+    bar.set_length(progress.listed_entries.load(Relaxed));
+    bar.set_position(progress.done_entries());
+    bar.finish_with_message(progress.line(started));
+}

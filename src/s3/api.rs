@@ -1,0 +1,242 @@
+//! The S3 operations the engine uses, as one trait with plain parameter structs and semantic errors.
+//! The aws-sdk-s3 implementation (`aws.rs`) and the decorators (`limit.rs`, `retry.rs`) sit behind it,
+//! and unit tests use an in-memory fake.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+/// One entry of a key's history, as ListObjectVersions reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub key: String,
+    /// The literal `null` for objects written before versioning was enabled.
+    pub version_id: String,
+    pub is_latest: bool,
+    pub last_modified: String,
+    pub kind: EntryKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    Object {
+        size: u64,
+        etag: String,
+        storage_class: Option<String>,
+    },
+    DeleteMarker,
+}
+
+impl Entry {
+    pub fn is_delete_marker(&self) -> bool {
+        matches!(self.kind, EntryKind::DeleteMarker)
+    }
+
+    pub fn size(&self) -> u64 {
+        match &self.kind {
+            EntryKind::Object { size, .. } => *size,
+            EntryKind::DeleteMarker => 0,
+        }
+    }
+}
+
+/// One page of ListObjectVersions, entries in the order the server sent them (newest first within a key).
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    pub entries: Vec<Entry>,
+    /// `(key marker, version id marker)` to continue with, when the listing is truncated.
+    pub next: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListRequest {
+    pub bucket: String,
+    pub prefix: String,
+    pub key_marker: Option<String>,
+    pub version_id_marker: Option<String>,
+    pub max_keys: Option<i32>,
+}
+
+/// A specific version of an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionRef {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: String,
+}
+
+/// What HeadObject tells about one version: everything a multipart copy must carry over by hand.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ObjectHead {
+    pub size: u64,
+    pub etag: String,
+    pub parts_count: Option<u32>,
+    /// With `part_number` asked for: the size of that part.
+    pub part_size: Option<u64>,
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_language: Option<String>,
+    pub expires: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub storage_class: Option<String>,
+    pub website_redirect: Option<String>,
+    pub server_side_encryption: Option<String>,
+    pub sse_kms_key_id: Option<String>,
+    pub object_lock_mode: Option<String>,
+    pub object_lock_retain_until: Option<String>,
+    pub object_lock_legal_hold: Option<String>,
+}
+
+/// Settings the user overrides on the destination.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteSettings {
+    pub storage_class: Option<String>,
+    pub sse_kms_key_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CopyRequest {
+    pub source: VersionRef,
+    pub bucket: String,
+    pub key: String,
+    /// Storage class to set; CopyObject otherwise makes the copy STANDARD.
+    pub storage_class: Option<String>,
+    pub sse_kms_key_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CreateMultipartRequest {
+    pub bucket: String,
+    pub key: String,
+    pub head: ObjectHead,
+    pub tags: Vec<(String, String)>,
+    pub settings: WriteSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct PartCopyRequest {
+    pub bucket: String,
+    pub key: String,
+    pub upload_id: String,
+    pub part_number: u32,
+    pub source: VersionRef,
+    /// Inclusive byte range of the source.
+    pub first_byte: u64,
+    pub last_byte: u64,
+    /// The source's ETag, sent as `x-amz-copy-source-if-match` so a changed source fails the copy.
+    pub if_match: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct CompletedPart {
+    pub part_number: u32,
+    pub etag: String,
+}
+
+/// The version id a write created on the destination (None when the server did not say).
+pub type WrittenVersion = Option<String>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Versioning {
+    Enabled,
+    Suspended,
+    Never,
+}
+
+/// Why an S3 call failed, in the terms the engine decides on.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum S3Error {
+    #[error("bucket {bucket} does not exist")]
+    NoSuchBucket { bucket: String },
+    #[error("not found ({code})")]
+    NotFound { code: String },
+    #[error("access denied ({code}: {message})")]
+    AccessDenied { code: String, message: String },
+    #[error("the credentials were rejected ({code}: {message})")]
+    BadCredentials { code: String, message: String },
+    #[error("the source changed during the copy ({code})")]
+    PreconditionFailed { code: String },
+    #[error("the object is archived and must be restored first ({code})")]
+    InvalidObjectState { code: String },
+    #[error("throttled by the server ({code})")]
+    SlowDown { code: String },
+    /// A transient failure. `maybe_applied` is true when the request may have reached the server and been
+    /// carried out (a 500, a reset or a timeout after sending): a write must then be reconciled, not retried blindly.
+    #[error("{message}")]
+    Transient {
+        message: String,
+        maybe_applied: bool,
+    },
+    #[error("{code}: {message}")]
+    Other { code: String, message: String },
+}
+
+impl S3Error {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, S3Error::SlowDown { .. } | S3Error::Transient { .. })
+    }
+
+    /// A write that failed this way may nonetheless have been applied.
+    pub fn maybe_applied(&self) -> bool {
+        matches!(
+            self,
+            S3Error::Transient {
+                maybe_applied: true,
+                ..
+            }
+        )
+    }
+}
+
+pub type S3Result<T> = Result<T, S3Error>;
+
+/// The S3 seam. Every method is one request; retries and limits are decorators around it.
+pub trait S3Api: Send + Sync + 'static {
+    fn list_versions(
+        &self,
+        request: ListRequest,
+    ) -> impl Future<Output = S3Result<ListPage>> + Send;
+    fn head_object(
+        &self,
+        version: &VersionRef,
+        part_number: Option<u32>,
+    ) -> impl Future<Output = S3Result<ObjectHead>> + Send;
+    fn get_tags(
+        &self,
+        version: &VersionRef,
+    ) -> impl Future<Output = S3Result<Vec<(String, String)>>> + Send;
+    fn copy_object(
+        &self,
+        request: &CopyRequest,
+    ) -> impl Future<Output = S3Result<WrittenVersion>> + Send;
+    fn create_multipart(
+        &self,
+        request: &CreateMultipartRequest,
+    ) -> impl Future<Output = S3Result<String>> + Send;
+    fn upload_part_copy(
+        &self,
+        request: &PartCopyRequest,
+    ) -> impl Future<Output = S3Result<CompletedPart>> + Send;
+    fn complete_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> impl Future<Output = S3Result<WrittenVersion>> + Send;
+    fn abort_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> impl Future<Output = S3Result<()>> + Send;
+    /// DeleteObject without a version id: on a versioned bucket it adds a delete marker.
+    fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = S3Result<WrittenVersion>> + Send;
+    fn head_bucket(&self, bucket: &str) -> impl Future<Output = S3Result<()>> + Send;
+    fn bucket_versioning(&self, bucket: &str) -> impl Future<Output = S3Result<Versioning>> + Send;
+}

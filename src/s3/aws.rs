@@ -1,0 +1,576 @@
+//! The seam implemented with aws-sdk-s3. One `AwsS3` per side (source, destination), each with its own
+//! endpoint, region and credentials, so cross-account and cross-region runs work.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use aws_config::BehaviorVersion;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
+use aws_sdk_s3::types::{
+    BucketVersioningStatus, CompletedMultipartUpload, CompletedPart as SdkCompletedPart,
+    EncodingType, ObjectLockLegalHoldStatus, ObjectLockMode, ServerSideEncryption, StorageClass,
+};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::AfterDeserializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use super::api::*;
+use super::list_xml::parse_list_versions;
+
+/// Where and as whom one side talks to S3.
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
+    pub endpoint_url: Option<String>,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub path_style: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct AwsS3 {
+    client: aws_sdk_s3::Client,
+}
+
+impl AwsS3 {
+    pub async fn connect(connection: &Connection) -> Self {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(profile) = &connection.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(region) = &connection.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(url) = &connection.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let shared = loader.load().await;
+        let mut builder = aws_sdk_s3::config::Builder::from(&shared)
+            // Our own retry layer decides what to retry: the SDK's blind retries of a write whose answer
+            // was lost add duplicate versions on a versioned destination.
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(std::time::Duration::from_secs(10))
+                    .build(),
+            )
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .force_path_style(connection.path_style);
+        if shared.region().is_none() {
+            builder = builder.region(Region::new("us-east-1"));
+        }
+        AwsS3 {
+            client: aws_sdk_s3::Client::from_conf(builder.build()),
+        }
+    }
+
+    pub fn from_client(client: aws_sdk_s3::Client) -> Self {
+        AwsS3 { client }
+    }
+
+    pub fn client(&self) -> &aws_sdk_s3::Client {
+        &self.client
+    }
+}
+
+/// Characters kept as they are in an `x-amz-copy-source` key: unreserved ones and `/`.
+const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
+
+/// `bucket/url-encoded-key?versionId=ID`.
+pub fn copy_source(version: &VersionRef) -> String {
+    format!(
+        "{}/{}?versionId={}",
+        version.bucket,
+        utf8_percent_encode(&version.key, COPY_SOURCE),
+        utf8_percent_encode(&version.version_id, NON_ALPHANUMERIC)
+    )
+}
+
+/// Turns an SDK failure into the engine's terms.
+pub fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
+    error: SdkError<E, aws_smithy_runtime_api::http::Response>,
+    bucket: &str,
+) -> S3Error {
+    match &error {
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let code = service.err().code().unwrap_or_default().to_string();
+            let message = service.err().message().unwrap_or_default().to_string();
+            classify_code(status, code, message, bucket)
+        }
+        SdkError::ConstructionFailure(_) => S3Error::Other {
+            code: "ConstructionFailure".into(),
+            message: format!(
+                "{}",
+                aws_smithy_types::error::display::DisplayErrorContext(&error)
+            ),
+        },
+        // Timeouts, dispatch failures and garbled responses: the request may have been carried out.
+        _ => S3Error::Transient {
+            message: format!(
+                "{}",
+                aws_smithy_types::error::display::DisplayErrorContext(&error)
+            ),
+            maybe_applied: true,
+        },
+    }
+}
+
+pub fn classify_code(status: u16, code: String, message: String, bucket: &str) -> S3Error {
+    match (status, code.as_str()) {
+        (_, "NoSuchBucket") => S3Error::NoSuchBucket {
+            bucket: bucket.to_string(),
+        },
+        (_, "NoSuchKey" | "NoSuchVersion" | "NotFound" | "NoSuchUpload") | (404, _) => {
+            S3Error::NotFound {
+                code: if code.is_empty() {
+                    "404 Not Found".into()
+                } else {
+                    code
+                },
+            }
+        }
+        (
+            _,
+            "InvalidAccessKeyId"
+            | "SignatureDoesNotMatch"
+            | "ExpiredToken"
+            | "InvalidToken"
+            | "TokenRefreshRequired",
+        ) => S3Error::BadCredentials { code, message },
+        // S3 answers InvalidObjectState with 403: match it before the catch-all for 403.
+        (_, "InvalidObjectState") => S3Error::InvalidObjectState { code },
+        (_, "PreconditionFailed") | (412, _) => S3Error::PreconditionFailed { code },
+        (_, "AccessDenied" | "AllAccessDisabled") | (403, _) => S3Error::AccessDenied {
+            code: if code.is_empty() {
+                "403 Forbidden".into()
+            } else {
+                code
+            },
+            message,
+        },
+        (
+            _,
+            "SlowDown"
+            | "ServiceUnavailable"
+            | "Throttling"
+            | "ThrottlingException"
+            | "RequestLimitExceeded",
+        )
+        | (503 | 429, _) => S3Error::SlowDown {
+            code: if code.is_empty() {
+                status.to_string()
+            } else {
+                code
+            },
+        },
+        // The server never received the whole request.
+        (_, "RequestTimeout") => S3Error::Transient {
+            message: format!("{code}: {message}"),
+            maybe_applied: false,
+        },
+        (_, "InternalError") | (500..=599, _) => S3Error::Transient {
+            message: format!("{status} {code}: {message}"),
+            maybe_applied: true,
+        },
+        _ => S3Error::Other {
+            code: if code.is_empty() {
+                status.to_string()
+            } else {
+                code
+            },
+            message,
+        },
+    }
+}
+
+/// Keeps the raw body of the (last) ListObjectVersions attempt, whose XML order we need.
+#[derive(Debug, Clone, Default)]
+struct CaptureBody(Arc<Mutex<Option<Vec<u8>>>>);
+
+impl Intercept for CaptureBody {
+    fn name(&self) -> &'static str {
+        "CaptureListObjectVersionsBody"
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(bytes) = context.response().body().bytes() {
+            *self.0.lock().expect("capture lock") = Some(bytes.to_vec());
+        }
+        Ok(())
+    }
+}
+
+fn http_date(text: &Option<String>) -> Option<DateTime> {
+    text.as_deref()
+        .and_then(|t| DateTime::from_str(t, DateTimeFormat::HttpDate).ok())
+}
+
+fn tagging_query(tags: &[(String, String)]) -> Option<String> {
+    if tags.is_empty() {
+        return None;
+    }
+    let encode = |text: &str| utf8_percent_encode(text, NON_ALPHANUMERIC).to_string();
+    Some(
+        tags.iter()
+            .map(|(key, value)| format!("{}={}", encode(key), encode(value)))
+            .collect::<Vec<_>>()
+            .join("&"),
+    )
+}
+
+impl S3Api for AwsS3 {
+    async fn list_versions(&self, request: ListRequest) -> S3Result<ListPage> {
+        let capture = CaptureBody::default();
+        self.client
+            .list_object_versions()
+            .bucket(&request.bucket)
+            .prefix(&request.prefix)
+            .encoding_type(EncodingType::Url)
+            .set_key_marker(request.key_marker)
+            .set_version_id_marker(request.version_id_marker)
+            .set_max_keys(request.max_keys)
+            .customize()
+            .interceptor(capture.clone())
+            .send()
+            .await
+            .map_err(|e| classify(e, &request.bucket))?;
+        let body = capture
+            .0
+            .lock()
+            .expect("capture lock")
+            .take()
+            .ok_or_else(|| S3Error::Transient {
+                message: "ListObjectVersions answered without a body".into(),
+                maybe_applied: false,
+            })?;
+        let text = String::from_utf8_lossy(&body);
+        parse_list_versions(&text).map_err(|e| S3Error::Transient {
+            message: e.to_string(),
+            maybe_applied: false,
+        })
+    }
+
+    async fn head_object(
+        &self,
+        version: &VersionRef,
+        part_number: Option<u32>,
+    ) -> S3Result<ObjectHead> {
+        let out = self
+            .client
+            .head_object()
+            .bucket(&version.bucket)
+            .key(&version.key)
+            .version_id(&version.version_id)
+            .set_part_number(part_number.map(|n| n as i32))
+            .send()
+            .await
+            .map_err(|e| classify(e, &version.bucket))?;
+        let length = out.content_length().unwrap_or(0).max(0) as u64;
+        let full_size = out
+            .content_range()
+            .and_then(|range| range.rsplit('/').next())
+            .and_then(|total| total.parse().ok())
+            .unwrap_or(length);
+        Ok(ObjectHead {
+            size: full_size,
+            etag: out.e_tag().unwrap_or_default().to_string(),
+            parts_count: out.parts_count().map(|n| n as u32),
+            part_size: part_number.map(|_| length),
+            content_type: out.content_type().map(str::to_string),
+            cache_control: out.cache_control().map(str::to_string),
+            content_disposition: out.content_disposition().map(str::to_string),
+            content_encoding: out.content_encoding().map(str::to_string),
+            content_language: out.content_language().map(str::to_string),
+            expires: out.expires_string().map(str::to_string),
+            metadata: out
+                .metadata()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+            storage_class: out.storage_class().map(|c| c.as_str().to_string()),
+            website_redirect: out.website_redirect_location().map(str::to_string),
+            server_side_encryption: out.server_side_encryption().map(|s| s.as_str().to_string()),
+            sse_kms_key_id: out.ssekms_key_id().map(str::to_string),
+            object_lock_mode: out.object_lock_mode().map(|m| m.as_str().to_string()),
+            object_lock_retain_until: out
+                .object_lock_retain_until_date()
+                .and_then(|d| d.fmt(DateTimeFormat::DateTime).ok()),
+            object_lock_legal_hold: out
+                .object_lock_legal_hold_status()
+                .map(|s| s.as_str().to_string()),
+        })
+    }
+
+    async fn get_tags(&self, version: &VersionRef) -> S3Result<Vec<(String, String)>> {
+        let out = self
+            .client
+            .get_object_tagging()
+            .bucket(&version.bucket)
+            .key(&version.key)
+            .version_id(&version.version_id)
+            .send()
+            .await
+            .map_err(|e| classify(e, &version.bucket))?;
+        Ok(out
+            .tag_set()
+            .iter()
+            .map(|tag| (tag.key().to_string(), tag.value().to_string()))
+            .collect())
+    }
+
+    async fn copy_object(&self, request: &CopyRequest) -> S3Result<WrittenVersion> {
+        let (sse, kms_key) = match &request.sse_kms_key_id {
+            Some(key) => (Some(ServerSideEncryption::AwsKms), Some(key.clone())),
+            None => (None, None),
+        };
+        let out = self
+            .client
+            .copy_object()
+            .bucket(&request.bucket)
+            .key(&request.key)
+            .copy_source(copy_source(&request.source))
+            .set_storage_class(request.storage_class.as_deref().map(StorageClass::from))
+            .set_server_side_encryption(sse)
+            .set_ssekms_key_id(kms_key)
+            .send()
+            .await
+            .map_err(|e| classify(e, &request.bucket))?;
+        Ok(out.version_id().map(str::to_string))
+    }
+
+    async fn create_multipart(&self, request: &CreateMultipartRequest) -> S3Result<String> {
+        let head = &request.head;
+        let (sse, kms_key) = match (
+            &request.settings.sse_kms_key_id,
+            &head.server_side_encryption,
+        ) {
+            (Some(key), _) => (Some(ServerSideEncryption::AwsKms), Some(key.clone())),
+            (None, Some(algorithm)) => (
+                Some(ServerSideEncryption::from(algorithm.as_str())),
+                head.sse_kms_key_id.clone(),
+            ),
+            (None, None) => (None, None),
+        };
+        let storage_class = request
+            .settings
+            .storage_class
+            .as_ref()
+            .or(head.storage_class.as_ref())
+            .map(|c| StorageClass::from(c.as_str()));
+        let metadata: HashMap<String, String> = head.metadata.clone().into_iter().collect();
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&request.bucket)
+            .key(&request.key)
+            .set_content_type(head.content_type.clone())
+            .set_cache_control(head.cache_control.clone())
+            .set_content_disposition(head.content_disposition.clone())
+            .set_content_encoding(head.content_encoding.clone())
+            .set_content_language(head.content_language.clone())
+            .set_expires(http_date(&head.expires))
+            .set_metadata((!metadata.is_empty()).then_some(metadata))
+            .set_tagging(tagging_query(&request.tags))
+            .set_storage_class(storage_class)
+            .set_website_redirect_location(head.website_redirect.clone())
+            .set_server_side_encryption(sse)
+            .set_ssekms_key_id(kms_key)
+            .set_object_lock_mode(head.object_lock_mode.as_deref().map(ObjectLockMode::from))
+            .set_object_lock_retain_until_date(
+                head.object_lock_retain_until
+                    .as_deref()
+                    .and_then(|d| DateTime::from_str(d, DateTimeFormat::DateTime).ok()),
+            )
+            .set_object_lock_legal_hold_status(
+                head.object_lock_legal_hold
+                    .as_deref()
+                    .map(ObjectLockLegalHoldStatus::from),
+            )
+            .send()
+            .await
+            .map_err(|e| classify(e, &request.bucket))?;
+        out.upload_id()
+            .map(str::to_string)
+            .ok_or_else(|| S3Error::Other {
+                code: "MissingUploadId".into(),
+                message: "CreateMultipartUpload answered without an upload id".into(),
+            })
+    }
+
+    async fn upload_part_copy(&self, request: &PartCopyRequest) -> S3Result<CompletedPart> {
+        let out = self
+            .client
+            .upload_part_copy()
+            .bucket(&request.bucket)
+            .key(&request.key)
+            .upload_id(&request.upload_id)
+            .part_number(request.part_number as i32)
+            .copy_source(copy_source(&request.source))
+            .copy_source_range(format!(
+                "bytes={}-{}",
+                request.first_byte, request.last_byte
+            ))
+            .copy_source_if_match(&request.if_match)
+            .send()
+            .await
+            .map_err(|e| classify(e, &request.bucket))?;
+        let etag = out
+            .copy_part_result()
+            .and_then(|r| r.e_tag())
+            .map(str::to_string)
+            .ok_or_else(|| S3Error::Transient {
+                message: "UploadPartCopy answered without an ETag".into(),
+                maybe_applied: false,
+            })?;
+        Ok(CompletedPart {
+            part_number: request.part_number,
+            etag,
+        })
+    }
+
+    async fn complete_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> S3Result<WrittenVersion> {
+        let parts = parts
+            .iter()
+            .map(|p| {
+                SdkCompletedPart::builder()
+                    .part_number(p.part_number as i32)
+                    .e_tag(&p.etag)
+                    .build()
+            })
+            .collect();
+        let out = self
+            .client
+            .complete_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| classify(e, bucket))?;
+        Ok(out.version_id().map(str::to_string))
+    }
+
+    async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> S3Result<()> {
+        self.client
+            .abort_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+            .map_err(|e| classify(e, bucket))?;
+        Ok(())
+    }
+
+    async fn delete_object(&self, bucket: &str, key: &str) -> S3Result<WrittenVersion> {
+        let out = self
+            .client
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify(e, bucket))?;
+        Ok(out.version_id().map(str::to_string))
+    }
+
+    async fn head_bucket(&self, bucket: &str) -> S3Result<()> {
+        match self.client.head_bucket().bucket(bucket).send().await {
+            Ok(_) => Ok(()),
+            // HeadBucket has no body: a 404 means the bucket is missing.
+            Err(e) => match classify(e, bucket) {
+                S3Error::NotFound { .. } => Err(S3Error::NoSuchBucket {
+                    bucket: bucket.to_string(),
+                }),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn bucket_versioning(&self, bucket: &str) -> S3Result<Versioning> {
+        let out = self
+            .client
+            .get_bucket_versioning()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|e| classify(e, bucket))?;
+        Ok(match out.status() {
+            Some(BucketVersioningStatus::Enabled) => Versioning::Enabled,
+            Some(BucketVersioningStatus::Suspended) => Versioning::Suspended,
+            _ => Versioning::Never,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_source_encodes_awkward_keys_and_keeps_slashes() {
+        let version = VersionRef {
+            bucket: "src".into(),
+            key: "dir/a b+c%d#e?f é".into(),
+            version_id: "null".into(),
+        };
+        assert_eq!(
+            copy_source(&version),
+            "src/dir/a%20b%2Bc%25d%23e%3Ff%20%C3%A9?versionId=null"
+        );
+    }
+
+    #[test]
+    fn classifies_service_errors() {
+        let c = |status, code: &str| classify_code(status, code.into(), String::new(), "b");
+        assert!(matches!(
+            c(404, "NoSuchBucket"),
+            S3Error::NoSuchBucket { .. }
+        ));
+        assert!(matches!(c(404, ""), S3Error::NotFound { .. }));
+        assert!(matches!(
+            c(403, "SignatureDoesNotMatch"),
+            S3Error::BadCredentials { .. }
+        ));
+        assert!(matches!(c(403, ""), S3Error::AccessDenied { .. }));
+        assert!(matches!(c(503, "SlowDown"), S3Error::SlowDown { .. }));
+        assert!(c(500, "InternalError").maybe_applied());
+        // A 200 whose body is an error (CopyObject) arrives with the error's code.
+        assert!(c(200, "InternalError").maybe_applied());
+        assert!(!c(400, "RequestTimeout").maybe_applied());
+        assert!(c(400, "RequestTimeout").is_retryable());
+        assert!(matches!(
+            c(403, "InvalidObjectState"),
+            S3Error::InvalidObjectState { .. }
+        ));
+        assert!(matches!(c(400, "Weird"), S3Error::Other { .. }));
+    }
+}

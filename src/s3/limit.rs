@@ -1,0 +1,242 @@
+//! Request limits as a decorator around the seam: a cap on in-flight requests that adapts to throttling
+//! (additive increase, multiplicative decrease on SlowDown), and an optional fixed requests-per-second
+//! rate (governor). One `Limits` is shared by the source and destination clients.
+
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::Notify;
+
+use super::api::*;
+use crate::progress::Progress;
+
+/// The AIMD window: how many requests may be in flight. Pure state, driven by the caller's clock.
+#[derive(Debug, Clone)]
+pub struct Aimd {
+    limit: f64,
+    max: f64,
+    last_decrease: Option<Instant>,
+}
+
+impl Aimd {
+    /// Several in-flight requests see the same burst of SlowDowns: one decrease per this interval.
+    const COOLDOWN: Duration = Duration::from_millis(500);
+    const DECREASE: f64 = 0.5;
+
+    pub fn new(max: usize) -> Self {
+        Aimd {
+            limit: max as f64,
+            max: max as f64,
+            last_decrease: None,
+        }
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit.floor() as usize
+    }
+
+    pub fn on_throttle(&mut self, now: Instant) {
+        if self
+            .last_decrease
+            .is_some_and(|last| now.duration_since(last) < Self::COOLDOWN)
+        {
+            return;
+        }
+        self.last_decrease = Some(now);
+        self.limit = (self.limit * Self::DECREASE).max(1.0);
+    }
+
+    /// One more request in flight per window's worth of successes: slow, like TCP congestion avoidance.
+    pub fn on_success(&mut self) {
+        self.limit = (self.limit + 1.0 / self.limit).min(self.max);
+    }
+}
+
+struct Window {
+    aimd: Aimd,
+    in_flight: usize,
+}
+
+pub struct Limits {
+    window: Mutex<Window>,
+    released: Notify,
+    rate: Option<DefaultDirectRateLimiter>,
+    progress: Arc<Progress>,
+}
+
+impl Limits {
+    pub fn new(
+        concurrency: usize,
+        rate_limit: Option<NonZeroU32>,
+        progress: Arc<Progress>,
+    ) -> Arc<Self> {
+        Arc::new(Limits {
+            window: Mutex::new(Window {
+                aimd: Aimd::new(concurrency.max(1)),
+                in_flight: 0,
+            }),
+            released: Notify::new(),
+            rate: rate_limit.map(|rps| RateLimiter::direct(Quota::per_second(rps))),
+            progress,
+        })
+    }
+
+    async fn acquire(self: &Arc<Self>) -> Slot {
+        loop {
+            {
+                let mut window = self.window.lock().expect("limits lock");
+                if window.in_flight < window.aimd.limit().max(1) {
+                    window.in_flight += 1;
+                    break;
+                }
+            }
+            self.released.notified().await;
+        }
+        if let Some(rate) = &self.rate {
+            rate.until_ready().await;
+        }
+        Slot {
+            limits: Arc::clone(self),
+        }
+    }
+
+    fn observe<T>(&self, result: &S3Result<T>) {
+        let mut window = self.window.lock().expect("limits lock");
+        match result {
+            Err(S3Error::SlowDown { .. }) => {
+                window.aimd.on_throttle(Instant::now());
+                self.progress.throttled(window.aimd.limit());
+            }
+            Ok(_) => window.aimd.on_success(),
+            Err(_) => {}
+        }
+    }
+
+    pub fn current_limit(&self) -> usize {
+        self.window.lock().expect("limits lock").aimd.limit()
+    }
+}
+
+/// One in-flight request; frees its place when dropped (also when the request is cancelled).
+struct Slot {
+    limits: Arc<Limits>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.limits.window.lock().expect("limits lock").in_flight -= 1;
+        self.limits.released.notify_one();
+    }
+}
+
+/// The seam with limits applied to every request.
+pub struct Limited<C> {
+    inner: C,
+    limits: Arc<Limits>,
+}
+
+impl<C: S3Api> Limited<C> {
+    pub fn new(inner: C, limits: Arc<Limits>) -> Self {
+        Limited { inner, limits }
+    }
+
+    async fn run<T>(&self, request: impl Future<Output = S3Result<T>>) -> S3Result<T> {
+        let _slot = self.limits.acquire().await;
+        let result = request.await;
+        self.limits.observe(&result);
+        result
+    }
+}
+
+impl<C: S3Api> S3Api for Limited<C> {
+    async fn list_versions(&self, request: ListRequest) -> S3Result<ListPage> {
+        self.run(self.inner.list_versions(request)).await
+    }
+    async fn head_object(&self, version: &VersionRef, part: Option<u32>) -> S3Result<ObjectHead> {
+        self.run(self.inner.head_object(version, part)).await
+    }
+    async fn get_tags(&self, version: &VersionRef) -> S3Result<Vec<(String, String)>> {
+        self.run(self.inner.get_tags(version)).await
+    }
+    async fn copy_object(&self, request: &CopyRequest) -> S3Result<WrittenVersion> {
+        self.run(self.inner.copy_object(request)).await
+    }
+    async fn create_multipart(&self, request: &CreateMultipartRequest) -> S3Result<String> {
+        self.run(self.inner.create_multipart(request)).await
+    }
+    async fn upload_part_copy(&self, request: &PartCopyRequest) -> S3Result<CompletedPart> {
+        self.run(self.inner.upload_part_copy(request)).await
+    }
+    async fn complete_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> S3Result<WrittenVersion> {
+        self.run(self.inner.complete_multipart(bucket, key, upload_id, parts))
+            .await
+    }
+    async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> S3Result<()> {
+        self.run(self.inner.abort_multipart(bucket, key, upload_id))
+            .await
+    }
+    async fn delete_object(&self, bucket: &str, key: &str) -> S3Result<WrittenVersion> {
+        self.run(self.inner.delete_object(bucket, key)).await
+    }
+    async fn head_bucket(&self, bucket: &str) -> S3Result<()> {
+        self.run(self.inner.head_bucket(bucket)).await
+    }
+    async fn bucket_versioning(&self, bucket: &str) -> S3Result<Versioning> {
+        self.run(self.inner.bucket_versioning(bucket)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slowdown_storm_halves_the_window_within_seconds_and_it_recovers_after() {
+        let start = Instant::now();
+        let mut aimd = Aimd::new(256);
+        // 10 s of a 50% SlowDown storm at 200 answers per second.
+        for tick in 0..2_000u64 {
+            let now = start + Duration::from_millis(tick * 5);
+            if tick % 2 == 0 {
+                aimd.on_throttle(now);
+            } else {
+                aimd.on_success();
+            }
+            if tick == 400 {
+                assert!(aimd.limit() <= 16, "after 2 s of storm: {}", aimd.limit());
+            }
+        }
+        let low = aimd.limit();
+        assert!(low <= 16, "a 16-fold reduction at least: {low}");
+        // Then the storm ends: the window grows back, slowly.
+        for _ in 0..200 {
+            aimd.on_success();
+        }
+        let recovering = aimd.limit();
+        assert!(recovering > low && recovering < 64, "{recovering}");
+        for _ in 0..100_000 {
+            aimd.on_success();
+        }
+        assert_eq!(aimd.limit(), 256);
+    }
+
+    #[test]
+    fn one_burst_of_slowdowns_decreases_once() {
+        let now = Instant::now();
+        let mut aimd = Aimd::new(64);
+        for _ in 0..50 {
+            aimd.on_throttle(now);
+        }
+        assert_eq!(aimd.limit(), 32);
+        aimd.on_throttle(now + Duration::from_millis(600));
+        assert_eq!(aimd.limit(), 16);
+    }
+}

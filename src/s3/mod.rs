@@ -1,0 +1,11 @@
+//! The S3 seam: the trait the engine talks to, its aws-sdk-s3 implementation and its decorators.
+
+mod api;
+mod aws;
+pub mod limit;
+mod list_xml;
+pub mod retry;
+
+pub use api::*;
+pub use aws::{AwsS3, Connection, copy_source};
+pub use list_xml::{parse_list_versions, url_decode};

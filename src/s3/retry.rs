@@ -1,0 +1,200 @@
+//! Retries as a decorator around the seam, with decorrelated-jitter backoff.
+//!
+//! Reads and idempotent writes (part copies, aborts) are retried on any transient error. A write that
+//! adds a version (CopyObject, DeleteObject, CompleteMultipartUpload) is retried here only when the
+//! failure proves it was not applied (SlowDown, RequestTimeout); when it may have been applied the error
+//! goes up to the engine, which looks at the destination before deciding (see `replay.rs`).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::api::*;
+use crate::progress::Progress;
+
+/// Decorrelated jitter (as in AWS's "Exponential Backoff And Jitter"): each delay is drawn between the
+/// base and three times the previous delay, capped. The RNG is injected so tests are deterministic.
+#[derive(Debug)]
+pub struct Backoff {
+    base: Duration,
+    cap: Duration,
+    previous: Duration,
+    rng: fastrand::Rng,
+}
+
+impl Backoff {
+    pub fn new(base: Duration, cap: Duration, rng: fastrand::Rng) -> Self {
+        Backoff {
+            base,
+            cap,
+            previous: base,
+            rng,
+        }
+    }
+
+    pub fn next_delay(&mut self) -> Duration {
+        let low = self.base.as_micros() as u64;
+        let high = (self.previous.as_micros() as u64 * 3).max(low + 1);
+        let delay = Duration::from_micros(self.rng.u64(low..high)).min(self.cap);
+        self.previous = delay;
+        delay
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 10,
+            base: Duration::from_millis(50),
+            cap: Duration::from_secs(20),
+        }
+    }
+}
+
+impl RetryPolicy {
+    pub fn backoff(&self, seed: u64) -> Backoff {
+        Backoff::new(self.base, self.cap, fastrand::Rng::with_seed(seed))
+    }
+}
+
+pub struct Retrying<C> {
+    inner: C,
+    policy: RetryPolicy,
+    progress: Arc<Progress>,
+    seeds: Mutex<fastrand::Rng>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Safe to repeat whatever happened to the previous attempt.
+    Idempotent,
+    /// Adds a version: repeat only when the previous attempt surely did nothing.
+    AddsVersion,
+}
+
+impl<C: S3Api> Retrying<C> {
+    pub fn new(inner: C, policy: RetryPolicy, progress: Arc<Progress>) -> Self {
+        Retrying {
+            inner,
+            policy,
+            progress,
+            seeds: Mutex::new(fastrand::Rng::new()),
+        }
+    }
+
+    async fn run<T, F, Fut>(&self, kind: Kind, mut attempt: F) -> S3Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = S3Result<T>>,
+    {
+        let seed = self.seeds.lock().expect("seed lock").u64(..);
+        let mut backoff = self.policy.backoff(seed);
+        let mut attempts = 1;
+        loop {
+            match attempt().await {
+                Err(error)
+                    if error.is_retryable()
+                        && attempts < self.policy.max_attempts
+                        && (kind == Kind::Idempotent || !error.maybe_applied()) =>
+                {
+                    attempts += 1;
+                    self.progress.retried();
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+                result => return result,
+            }
+        }
+    }
+}
+
+impl<C: S3Api> S3Api for Retrying<C> {
+    async fn list_versions(&self, request: ListRequest) -> S3Result<ListPage> {
+        self.run(Kind::Idempotent, || {
+            self.inner.list_versions(request.clone())
+        })
+        .await
+    }
+    async fn head_object(&self, version: &VersionRef, part: Option<u32>) -> S3Result<ObjectHead> {
+        self.run(Kind::Idempotent, || self.inner.head_object(version, part))
+            .await
+    }
+    async fn get_tags(&self, version: &VersionRef) -> S3Result<Vec<(String, String)>> {
+        self.run(Kind::Idempotent, || self.inner.get_tags(version))
+            .await
+    }
+    async fn copy_object(&self, request: &CopyRequest) -> S3Result<WrittenVersion> {
+        self.run(Kind::AddsVersion, || self.inner.copy_object(request))
+            .await
+    }
+    async fn create_multipart(&self, request: &CreateMultipartRequest) -> S3Result<String> {
+        self.run(Kind::Idempotent, || self.inner.create_multipart(request))
+            .await
+    }
+    async fn upload_part_copy(&self, request: &PartCopyRequest) -> S3Result<CompletedPart> {
+        self.run(Kind::Idempotent, || self.inner.upload_part_copy(request))
+            .await
+    }
+    async fn complete_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> S3Result<WrittenVersion> {
+        self.run(Kind::AddsVersion, || {
+            self.inner.complete_multipart(bucket, key, upload_id, parts)
+        })
+        .await
+    }
+    async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> S3Result<()> {
+        self.run(Kind::Idempotent, || {
+            self.inner.abort_multipart(bucket, key, upload_id)
+        })
+        .await
+    }
+    async fn delete_object(&self, bucket: &str, key: &str) -> S3Result<WrittenVersion> {
+        self.run(Kind::AddsVersion, || self.inner.delete_object(bucket, key))
+            .await
+    }
+    async fn head_bucket(&self, bucket: &str) -> S3Result<()> {
+        self.run(Kind::Idempotent, || self.inner.head_bucket(bucket))
+            .await
+    }
+    async fn bucket_versioning(&self, bucket: &str) -> S3Result<Versioning> {
+        self.run(Kind::Idempotent, || self.inner.bucket_versioning(bucket))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_are_jittered_grow_and_stay_capped() {
+        let policy = RetryPolicy::default();
+        let delays: Vec<_> = {
+            let mut backoff = policy.backoff(7);
+            (0..30).map(|_| backoff.next_delay()).collect()
+        };
+        assert!(delays.iter().all(|d| *d >= policy.base && *d <= policy.cap));
+        assert!(delays[20..].iter().any(|d| *d > Duration::from_secs(1)));
+        // Same seed, same delays: a failing run can be replayed.
+        let mut again = policy.backoff(7);
+        assert_eq!(
+            delays,
+            (0..30).map(|_| again.next_delay()).collect::<Vec<_>>()
+        );
+        let mut other = policy.backoff(8);
+        assert_ne!(
+            delays,
+            (0..30).map(|_| other.next_delay()).collect::<Vec<_>>()
+        );
+    }
+}
