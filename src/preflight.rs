@@ -4,7 +4,7 @@
 
 use crate::error::Error;
 use crate::location::Location;
-use crate::s3::{S3Api, S3Error, Versioning};
+use crate::s3::{ListRequest, S3Api, S3Error, Versioning};
 
 #[derive(Debug, Clone, Copy)]
 pub enum Side {
@@ -56,10 +56,25 @@ pub fn bucket_error(side: Side, bucket: &str, error: S3Error) -> Error {
 }
 
 pub async fn check_bucket<C: S3Api>(client: &C, side: Side, bucket: &str) -> Result<(), Error> {
-    client
-        .head_bucket(bucket)
-        .await
-        .map_err(|e| bucket_error(side, bucket, e))
+    let error = match client.head_bucket(bucket).await {
+        Ok(()) => return Ok(()),
+        Err(error) => error,
+    };
+    // HeadBucket answers a bare 403 whatever the cause; a request with a body names it
+    // (InvalidAccessKeyId, SignatureDoesNotMatch, AccessDenied).
+    let error = match error {
+        S3Error::AccessDenied { .. } => client
+            .list_versions(ListRequest {
+                bucket: bucket.to_string(),
+                max_keys: Some(1),
+                ..ListRequest::default()
+            })
+            .await
+            .err()
+            .unwrap_or(error),
+        other => other,
+    };
+    Err(bucket_error(side, bucket, error))
 }
 
 pub async fn preflight<C: S3Api>(

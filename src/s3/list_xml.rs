@@ -188,6 +188,20 @@ mod tests {
     }
 
     #[test]
+    fn parses_a_real_seaweedfs_page() {
+        let page = parse_list_versions(include_str!("../../fixtures/list-versions-seaweedfs.xml"))
+            .unwrap();
+        let markers = page.entries.iter().filter(|e| e.is_delete_marker()).count();
+        assert_eq!((page.entries.len() - markers, markers), (695, 58));
+        assert!(
+            page.entries
+                .iter()
+                .all(|e| e.key.starts_with("logs/2024/") && e.key.ends_with("+x.json"))
+        );
+        assert!(page.next.is_none());
+    }
+
+    #[test]
     fn rejects_a_truncated_page_without_a_marker() {
         let body = "<ListVersionsResult><IsTruncated>true</IsTruncated></ListVersionsResult>";
         assert!(parse_list_versions(body).is_err());

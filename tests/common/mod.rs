@@ -1,0 +1,235 @@
+//! Test support: one SeaweedFS per test binary, seeding helpers, the CLI, and an independent oracle that
+//! reads what arrived from the raw ListObjectVersions XML with its own scanner (not the engine's parser).
+
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::process::Output;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use s3_backfill::local_server::SeaweedFs;
+
+pub fn server() -> &'static SeaweedFs {
+    static SERVER: OnceLock<SeaweedFs> = OnceLock::new();
+    SERVER.get_or_init(|| SeaweedFs::start().expect("start SeaweedFS"))
+}
+
+pub fn client() -> Client {
+    server().client()
+}
+
+/// A bucket name no other test uses.
+pub fn bucket_name(label: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{label}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub async fn create_bucket(label: &str, versioned: bool) -> String {
+    let bucket = bucket_name(label);
+    let client = client();
+    client
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("create bucket");
+    if versioned {
+        client
+            .put_bucket_versioning()
+            .bucket(&bucket)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("enable versioning");
+    }
+    bucket
+}
+
+pub async fn enable_versioning(bucket: &str) {
+    client()
+        .put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("enable versioning");
+}
+
+pub async fn put(bucket: &str, key: &str, body: impl Into<Vec<u8>>) {
+    client()
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type("text/plain")
+        .body(ByteStream::from(body.into()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+}
+
+pub async fn delete(bucket: &str, key: &str) {
+    client()
+        .delete_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("delete {key}: {e:?}"));
+}
+
+/// Runs the real binary against the test server.
+pub fn cli(args: &[&str]) -> Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
+    command
+        .args(args)
+        .args(["--endpoint-url", &server().endpoint])
+        .envs(server().env())
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL");
+    command.output().expect("run s3-backfill")
+}
+
+pub fn text(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// One entry as the oracle sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    Version { size: u64, etag: String },
+    DeleteMarker,
+}
+
+#[derive(Debug, Clone, Default)]
+struct RawBody(Arc<Mutex<Option<Vec<u8>>>>);
+
+impl Intercept for RawBody {
+    fn name(&self) -> &'static str {
+        "OracleRawBody"
+    }
+
+    fn read_after_execution(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(bytes) = context.response().and_then(|r| r.body().bytes()) {
+            *self.0.lock().unwrap() = Some(bytes.to_vec());
+        }
+        Ok(())
+    }
+}
+
+fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let start = text.find(open)? + open.len();
+    let end = text[start..].find(close)? + start;
+    Some(&text[start..end])
+}
+
+fn unescape(text: &str) -> String {
+    text.replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&#39;", "'")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+/// Every key under `prefix` with its history, oldest first, read in the XML's own order.
+pub async fn histories(bucket: &str, prefix: &str) -> Vec<(String, Vec<Seen>)> {
+    let client = client();
+    let mut result: Vec<(String, Vec<Seen>)> = Vec::new();
+    let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+    loop {
+        let raw = RawBody::default();
+        client
+            .list_object_versions()
+            .bucket(bucket)
+            .prefix(prefix)
+            .max_keys(97) // small pages: histories cross page boundaries
+            .set_key_marker(key_marker.clone())
+            .set_version_id_marker(version_marker.clone())
+            .customize()
+            .interceptor(raw.clone())
+            .send()
+            .await
+            .expect("oracle listing");
+        let body = String::from_utf8(raw.0.lock().unwrap().take().expect("body")).unwrap();
+        let mut rest = body.as_str();
+        loop {
+            let version = rest.find("<Version>");
+            let marker = rest.find("<DeleteMarker>");
+            let (start, close, is_marker) = match (version, marker) {
+                (Some(v), Some(m)) if m < v => (m, "</DeleteMarker>", true),
+                (Some(v), _) => (v, "</Version>", false),
+                (None, Some(m)) => (m, "</DeleteMarker>", true),
+                (None, None) => break,
+            };
+            let end = rest[start..].find(close).expect("closed entry") + start;
+            let element = &rest[start..end];
+            let key = unescape(between(element, "<Key>", "</Key>").expect("key"));
+            let seen = if is_marker {
+                Seen::DeleteMarker
+            } else {
+                Seen::Version {
+                    size: between(element, "<Size>", "</Size>")
+                        .unwrap()
+                        .parse()
+                        .unwrap(),
+                    etag: unescape(between(element, "<ETag>", "</ETag>").unwrap_or_default()),
+                }
+            };
+            match result.last_mut() {
+                Some((last, entries)) if *last == key => entries.push(seen),
+                _ => result.push((key, vec![seen])),
+            }
+            rest = &rest[end..];
+        }
+        if between(&body, "<IsTruncated>", "</IsTruncated>") != Some("true") {
+            break;
+        }
+        key_marker = between(&body, "<NextKeyMarker>", "</NextKeyMarker>").map(unescape);
+        version_marker =
+            between(&body, "<NextVersionIdMarker>", "</NextVersionIdMarker>").map(unescape);
+    }
+    for (_, entries) in &mut result {
+        entries.reverse();
+    }
+    result
+}
+
+/// Histories with the prefix removed from each key, for comparing ranges.
+pub async fn relative_histories(bucket: &str, prefix: &str) -> Vec<(String, Vec<Seen>)> {
+    histories(bucket, prefix)
+        .await
+        .into_iter()
+        .map(|(key, entries)| (key[prefix.len()..].to_string(), entries))
+        .collect()
+}

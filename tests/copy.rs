@@ -1,0 +1,507 @@
+//! The copy engine against a real S3 server (SeaweedFS), through the real binary. What arrived is
+//! checked by the oracle's independent listing, never by the engine's report.
+
+mod common;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Tag, Tagging};
+use common::*;
+
+const AWKWARD: [&str; 6] = [
+    "with space",
+    "plus+sign",
+    "per%cent%20",
+    "hash#and?question",
+    "unicodé/日本語/ключ",
+    "xml \"quote\" 'apos' &amp <tag>",
+];
+
+/// A source with the histories that trip other tools, written in quick succession (whole-second ties).
+async fn seed_histories(bucket: &str) -> usize {
+    // Before versioning: the null version.
+    put(bucket, "null-then-more", "null version").await;
+    put(bucket, "only-null", "only the null version").await;
+    enable_versioning(bucket).await;
+    put(bucket, "null-then-more", "after versioning").await;
+    for revision in 0..4 {
+        put(
+            bucket,
+            "many",
+            format!("revision {revision} {}", "x".repeat(revision)),
+        )
+        .await;
+    }
+    // Delete markers in the middle and at the top, put/delete/put/delete within a second.
+    put(bucket, "middle-marker", "one").await;
+    delete(bucket, "middle-marker").await;
+    put(bucket, "middle-marker", "three!").await;
+    put(bucket, "top-marker", "a").await;
+    delete(bucket, "top-marker").await;
+    put(bucket, "top-marker", "bb").await;
+    delete(bucket, "top-marker").await;
+    put(bucket, "empty", "").await;
+    for key in AWKWARD {
+        put(bucket, key, key).await;
+    }
+    put(bucket, &"k".repeat(1024), "longest key").await;
+    // More keys than one listing page, so histories cross the engine's pages too.
+    for index in 0..1100 {
+        put(bucket, &format!("bulk/{index:05}"), format!("{index}")).await;
+    }
+    1100 + 20
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn copies_every_version_and_delete_marker_in_order() {
+    let source = create_bucket("src", false).await;
+    let destination = create_bucket("dst", true).await;
+    seed_histories(&source).await;
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let output = cli(&[
+        "copy",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+        "--progress",
+        "never",
+        "--report",
+        report.path().to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+
+    let expected = histories(&source, "").await;
+    let arrived = histories(&destination, "").await;
+    assert_eq!(expected.len(), arrived.len());
+    for ((source_key, source_entries), (key, entries)) in expected.iter().zip(&arrived) {
+        assert_eq!(source_key, key);
+        assert_eq!(source_entries, entries, "history of {key:?}");
+    }
+    // Spot checks that the oracle itself saw the interesting cases.
+    let top = &arrived.iter().find(|(k, _)| k == "top-marker").unwrap().1;
+    assert!(matches!(
+        top[..],
+        [
+            Seen::Version { .. },
+            Seen::DeleteMarker,
+            Seen::Version { .. },
+            Seen::DeleteMarker
+        ]
+    ));
+    assert_eq!(
+        arrived.iter().find(|(k, _)| k == "many").unwrap().1.len(),
+        4
+    );
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.path()).unwrap()).unwrap();
+    assert_eq!(report["delete_markers"], 3);
+    assert_eq!(report["failed"], 0);
+
+    let verify = cli(&[
+        "verify",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+    ]);
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+}
+
+async fn put_large(bucket: &str, key: &str, size: usize) {
+    let body: Vec<u8> = (0..size).map(|i| (i * 7 % 253) as u8).collect();
+    client()
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type("application/x-test")
+        .cache_control("max-age=60")
+        .content_disposition("attachment; filename=\"big.bin\"")
+        .metadata("origin", "camera-1")
+        .metadata("shot", "42")
+        .tagging("project=apollo&stage=raw")
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .expect("put large object");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn multipart_copy_keeps_metadata_tags_and_content_like_a_single_copy() {
+    let source = create_bucket("src", true).await;
+    let destination = create_bucket("dst", true).await;
+    put_large(&source, "big.bin", 41 << 20).await;
+    put_large(&source, "small.bin", 1 << 20).await;
+    let output = cli(&[
+        "copy",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+        "--multipart-threshold",
+        "8MiB",
+        "--part-size",
+        "5MiB",
+        "--progress",
+        "never",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("1 multipart"),
+        "{}",
+        text(&output)
+    );
+
+    let client = client();
+    for key in ["big.bin", "small.bin"] {
+        let head = client
+            .head_object()
+            .bucket(&destination)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        let original = client
+            .head_object()
+            .bucket(&source)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.content_length(), original.content_length(), "{key}");
+        assert_eq!(head.content_type(), Some("application/x-test"), "{key}");
+        assert_eq!(head.cache_control(), Some("max-age=60"), "{key}");
+        assert_eq!(
+            head.content_disposition(),
+            original.content_disposition(),
+            "{key}"
+        );
+        assert_eq!(head.metadata(), original.metadata(), "{key}");
+        let mut tags: Vec<_> = client
+            .get_object_tagging()
+            .bucket(&destination)
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .tag_set()
+            .iter()
+            .map(|t| format!("{}={}", t.key(), t.value()))
+            .collect();
+        tags.sort();
+        assert_eq!(tags, ["project=apollo", "stage=raw"], "{key}");
+    }
+    // The bytes themselves, compared in full.
+    let read = |bucket: String| {
+        let client = client.clone();
+        async move {
+            let object = client
+                .get_object()
+                .bucket(bucket)
+                .key("big.bin")
+                .send()
+                .await
+                .unwrap();
+            object.body.collect().await.unwrap().into_bytes()
+        }
+    };
+    assert!(read(source.clone()).await == read(destination.clone()).await);
+    let uploads = client
+        .list_multipart_uploads()
+        .bucket(&destination)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        uploads.uploads().is_empty(),
+        "orphaned uploads: {:?}",
+        uploads.uploads()
+    );
+    let verify = cli(&[
+        "verify",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+    ]);
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn maps_prefixes_and_applies_include_and_exclude() {
+    let source = create_bucket("src", true).await;
+    let destination = create_bucket("dst", true).await;
+    for key in [
+        "data/logs/a",
+        "data/logs/tmp/b",
+        "data/img/c",
+        "data/other/d",
+        "outside/e",
+    ] {
+        put(&source, key, key).await;
+        put(&source, key, format!("{key} v2")).await;
+    }
+    let output = cli(&[
+        "copy",
+        &format!("s3://{source}/data/"),
+        &format!("s3://{destination}/backup/2024/"),
+        "--include-prefix",
+        "logs/",
+        "--include-prefix",
+        "img/",
+        "--exclude-prefix",
+        "logs/tmp/",
+        "--progress",
+        "never",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let arrived = histories(&destination, "").await;
+    let keys: Vec<_> = arrived.iter().map(|(k, e)| (k.as_str(), e.len())).collect();
+    assert_eq!(keys, [("backup/2024/img/c", 2), ("backup/2024/logs/a", 2)]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn latest_only_copies_current_versions_into_an_unversioned_bucket() {
+    let source = create_bucket("src", true).await;
+    let destination = create_bucket("dst", false).await;
+    put(&source, "live", "old").await;
+    put(&source, "live", "current!").await;
+    put(&source, "deleted", "gone").await;
+    delete(&source, "deleted").await;
+    let output = cli(&[
+        "copy",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+        "--latest-only",
+        "--progress",
+        "never",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let arrived = histories(&destination, "").await;
+    assert_eq!(arrived.len(), 1, "{arrived:?}");
+    assert_eq!(arrived[0].0, "live");
+    assert!(matches!(arrived[0].1[..], [Seen::Version { size: 8, .. }]));
+    let verify = cli(&[
+        "verify",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+        "--latest-only",
+    ]);
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_plans_and_writes_nothing() {
+    let source = create_bucket("src", true).await;
+    let destination = create_bucket("dst", true).await;
+    put(&source, "a", "1").await;
+    put(&source, "a", "22").await;
+    delete(&source, "a").await;
+    put(&source, "b", "333").await;
+    let output = cli(&[
+        "copy",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+        "--dry-run",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("would copy 3 versions (6 B, 0 of them multipart) and recreate 1 delete markers across 2 keys"),
+        "{stdout}"
+    );
+    assert!(histories(&destination, "").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_detects_missing_extra_and_reordered_versions() {
+    let source = create_bucket("src", true).await;
+    put(&source, "k", "one").await;
+    put(&source, "k", "twotwo").await;
+    let run = |destination: &str| {
+        cli(&[
+            "verify",
+            &format!("s3://{source}"),
+            &format!("s3://{destination}"),
+        ])
+    };
+
+    let missing = create_bucket("missing", true).await;
+    put(&missing, "k", "one").await;
+    let output = run(&missing);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        text(&output).contains("1 versions missing"),
+        "{}",
+        text(&output)
+    );
+
+    let extra = create_bucket("extra", true).await;
+    for body in ["one", "twotwo", "three"] {
+        put(&extra, "k", body).await;
+    }
+    let output = run(&extra);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        text(&output).contains("1 versions extra"),
+        "{}",
+        text(&output)
+    );
+
+    let reordered = create_bucket("reordered", true).await;
+    put(&reordered, "k", "twotwo").await;
+    put(&reordered, "k", "one").await;
+    let output = run(&reordered);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        text(&output).contains("entry 1 (oldest is 1)"),
+        "{}",
+        text(&output)
+    );
+
+    let exact = create_bucket("exact", true).await;
+    put(&exact, "k", "one").await;
+    put(&exact, "k", "twotwo").await;
+    assert_eq!(run(&exact).status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unversioned_destination_is_refused_before_any_write() {
+    let source = create_bucket("src", true).await;
+    let destination = create_bucket("dst", false).await;
+    put(&source, "a", "1").await;
+    let output = cli(&[
+        "copy",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "destination bucket {destination} has versioning not enabled"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--latest-only"), "{stderr}");
+    assert!(histories(&destination, "").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_buckets_credentials_and_urls_exit_2_naming_the_problem() {
+    let source = create_bucket("src", true).await;
+    let destination = create_bucket("dst", true).await;
+
+    let output = cli(&[
+        "copy",
+        &format!("s3://{source}"),
+        "s3://no-such-bucket-here",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("destination bucket no-such-bucket-here does not exist"),
+        "{}",
+        text(&output)
+    );
+
+    let output = cli(&["copy", "s3:/typo", &format!("s3://{destination}")]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("invalid S3 URL \"s3:/typo\""),
+        "{}",
+        text(&output)
+    );
+
+    let output = cli(&[
+        "copy",
+        &format!("s3://{source}/a/"),
+        &format!("s3://{source}/a/b/"),
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(text(&output).contains("overlap"), "{}", text(&output));
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+        .args([
+            "copy",
+            &format!("s3://{source}"),
+            &format!("s3://{destination}"),
+        ])
+        .args(["--endpoint-url", &server().endpoint])
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "wrong-secret")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("rejected the credentials"),
+        "{}",
+        text(&output)
+    );
+
+    let output = cli(&[
+        "copy",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+        "--concurrency",
+        "0",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let output = cli(&[
+        "copy",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+        "--part-size",
+        "1MiB",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(text(&output).contains("5MiB to 5GiB"), "{}", text(&output));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_permanent_failure_fails_that_key_only_and_is_reported() {
+    let source = create_bucket("src", true).await;
+    let destination = create_bucket("dst", true).await;
+    // Under the destination prefix this key exceeds S3's 1,024 bytes: a permanent error for its entries.
+    let long = "L".repeat(1020);
+    put(&source, &long, "first").await;
+    put(&source, &long, "second").await;
+    for key in ["fine/1", "fine/2", "fine/3"] {
+        put(&source, key, key).await;
+        put(&source, key, "again").await;
+    }
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let output = cli(&[
+        "copy",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}/prefix/"),
+        "--report",
+        report.path().to_str().unwrap(),
+        "--progress",
+        "never",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.path()).unwrap()).unwrap();
+    assert_eq!(report["failed"], 1, "{report}");
+    // The key's later version is not copied out of order.
+    assert_eq!(report["skipped_after_failure"], 1, "{report}");
+    let failure = &report["failures"][0];
+    assert_eq!(failure["bucket"], source.as_str());
+    assert_eq!(failure["key"], long.as_str());
+    assert!(
+        failure["version_id"]
+            .as_str()
+            .is_some_and(|v| !v.is_empty())
+    );
+    assert!(
+        failure["reason"].as_str().unwrap().contains("KeyTooLong"),
+        "{report}"
+    );
+    let arrived = histories(&destination, "prefix/").await;
+    let keys: Vec<_> = arrived.iter().map(|(k, e)| (k.as_str(), e.len())).collect();
+    assert_eq!(
+        keys,
+        [
+            ("prefix/fine/1", 2),
+            ("prefix/fine/2", 2),
+            ("prefix/fine/3", 2)
+        ]
+    );
+    // Tag the test as using tags so the import stays meaningful.
+    let _ = Tagging::builder()
+        .tag_set(Tag::builder().key("k").value("v").build().unwrap())
+        .build();
+}
