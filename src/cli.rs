@@ -27,8 +27,20 @@ pub enum Command {
     Copy(CopyArgs),
     /// Compare the version histories of SRC and DST key by key; exit 0 only if they match.
     Verify(VerifyArgs),
+    /// Show what a checkpoint holds: done, failed, pending, last update.
+    Status(StatusArgs),
     /// Start a local S3 server, seed a versioned bucket, back it up, verify, and stop.
     Demo,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The checkpoint file.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: PathBuf,
+    /// Write the failed entries as a bucket,key,versionId CSV manifest (for `copy --manifest` or S3 Batch Operations).
+    #[arg(long, value_name = "OUT")]
+    pub failed_csv: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -73,6 +85,19 @@ pub struct CopyArgs {
     /// Write a JSON summary (counts, bytes, rates, retries, failures) to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Record progress in FILE; rerunning the same command with it resumes
+    /// (default: .s3-backfill/JOB.checkpoint, JOB a hash of source, destination and selection options).
+    #[arg(long, value_name = "FILE", conflicts_with = "no_checkpoint")]
+    pub checkpoint: Option<PathBuf>,
+    /// Do not record progress.
+    #[arg(long)]
+    pub no_checkpoint: bool,
+    /// Discard the checkpoint's progress and start over.
+    #[arg(long)]
+    pub restart: bool,
+    /// Retry the entries the checkpoint records as failed (on by default; --retry-failed=false to skip them).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_value_t = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub retry_failed: bool,
     #[command(flatten)]
     pub endpoints: EndpointArgs,
 }

@@ -1,18 +1,22 @@
 //! The commands behind the CLI: build the clients, check, run, summarize.
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::cli::{CopyArgs, EndpointArgs, VerifyArgs};
+use crate::checkpoint::{JobIdentity, Journal, Record, State, now_unix, replay};
+use crate::cli::{CopyArgs, EndpointArgs, StatusArgs, VerifyArgs};
 use crate::error::Error;
 use crate::history::{Selection, list_histories};
 use crate::location::KeyMapping;
 use crate::plan::{Action, PlanSettings};
 use crate::preflight::preflight;
 use crate::progress::{Failure, Progress, Renderer};
-use crate::replay::{CopyJob, Executor};
+use crate::replay::{Checkpoint, CopyJob, Executor, Stop};
 use crate::s3::limit::{Limited, Limits};
 use crate::s3::retry::{RetryPolicy, Retrying};
 use crate::s3::{AwsS3, WriteSettings};
@@ -52,6 +56,9 @@ pub struct Report {
     pub failed: u64,
     pub skipped_after_failure: u64,
     pub reconciled_writes: u64,
+    /// Entries an earlier run of the same job (per the checkpoint) had written.
+    pub already_done: u64,
+    pub checkpoint: Option<String>,
     pub retries: u64,
     pub throttles: u64,
     pub duration_seconds: f64,
@@ -60,7 +67,12 @@ pub struct Report {
     pub failures: Vec<Failure>,
 }
 
-fn report(args: &CopyArgs, progress: &Progress, started: Instant) -> Report {
+fn report(
+    args: &CopyArgs,
+    progress: &Progress,
+    started: Instant,
+    checkpoint: Option<&Path>,
+) -> Report {
     use std::sync::atomic::Ordering::Relaxed;
     let duration = started.elapsed().as_secs_f64();
     let copied = progress.copied_versions.load(Relaxed) + progress.delete_markers.load(Relaxed);
@@ -77,6 +89,8 @@ fn report(args: &CopyArgs, progress: &Progress, started: Instant) -> Report {
         failed: progress.failure_count(),
         skipped_after_failure: progress.skipped_after_failure.load(Relaxed),
         reconciled_writes: progress.reconciled.load(Relaxed),
+        already_done: progress.already_done.load(Relaxed),
+        checkpoint: checkpoint.map(|p| p.display().to_string()),
         retries: progress.retries.load(Relaxed),
         throttles: progress.throttles.load(Relaxed),
         duration_seconds: duration,
@@ -86,8 +100,80 @@ fn report(args: &CopyArgs, progress: &Progress, started: Instant) -> Report {
     }
 }
 
+fn identity(args: &CopyArgs) -> JobIdentity {
+    JobIdentity {
+        source: args.source.to_string(),
+        destination: args.destination.to_string(),
+        include: args.include.clone(),
+        exclude: args.exclude.clone(),
+        latest_only: args.latest_only,
+        storage_class: args.storage_class.clone(),
+        sse_kms_key_id: args.sse_kms_key_id.clone(),
+    }
+}
+
+/// Where the checkpoint of a job lives unless `--checkpoint` says otherwise.
+pub fn default_checkpoint_path(identity: &JobIdentity) -> PathBuf {
+    PathBuf::from(".s3-backfill").join(format!("{}.checkpoint", identity.fingerprint()))
+}
+
+/// Opens the job's checkpoint, refusing one written for another job. Errors are usage errors (exit 2):
+/// they are found before any write.
+fn open_checkpoint(args: &CopyArgs) -> Result<Option<Checkpoint>, Error> {
+    if args.no_checkpoint {
+        return Ok(None);
+    }
+    let identity = identity(args);
+    let path = args
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| default_checkpoint_path(&identity));
+    let usage = |e: crate::checkpoint::JournalError| Error::Usage(e.to_string());
+    let fresh = args.restart || !path.exists();
+    let resume = if fresh {
+        State::default()
+    } else {
+        replay(&path).map_err(usage)?
+    };
+    if let Some(recorded) = resume.identity.as_ref().filter(|_| !fresh) {
+        let differences = recorded.differences(&identity);
+        if !differences.is_empty() {
+            return Err(Error::Usage(format!(
+                "checkpoint {} was written for another job: {}; rerun that job's command, choose another \
+                 --checkpoint, or pass --restart to discard it",
+                path.display(),
+                differences.join(", ")
+            )));
+        }
+    }
+    let journal = Journal::open(&path, &identity, resume.clone(), fresh).map_err(usage)?;
+    Ok(Some(Checkpoint {
+        journal,
+        resume,
+        retry_failed: args.retry_failed,
+    }))
+}
+
+/// The command line to resume with, quoted for a POSIX shell.
+fn resume_command() -> String {
+    std::env::args()
+        .map(|arg| {
+            if !arg.is_empty()
+                && arg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+".contains(c))
+            {
+                arg
+            } else {
+                format!("'{}'", arg.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Runs `copy`; returns the report. Entry failures are in the report, not an error.
-pub async fn copy(args: &CopyArgs) -> Result<Report, Error> {
+pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
     let plan = PlanSettings {
         multipart_threshold: args
             .multipart_threshold
@@ -123,6 +209,8 @@ pub async fn copy(args: &CopyArgs) -> Result<Report, Error> {
     if args.dry_run {
         return dry_run(args, source, selection, plan, progress, started).await;
     }
+    let checkpoint = open_checkpoint(args)?;
+    let checkpoint_path = checkpoint.as_ref().map(|c| c.journal.path().to_path_buf());
     let job = CopyJob {
         selection,
         plan,
@@ -138,15 +226,50 @@ pub async fn copy(args: &CopyArgs) -> Result<Report, Error> {
         destination,
         job,
         progress: Arc::clone(&progress),
+        checkpoint,
+        stop: Arc::clone(&stop),
     });
-    let outcome = executor.run().await;
+    let outcome = Arc::clone(&executor).run().await;
     renderer.finish().await;
+    if let Some(checkpoint) = &executor.checkpoint {
+        use std::sync::atomic::Ordering::Relaxed;
+        checkpoint.journal.append(Record::Stats {
+            listed_entries: checkpoint
+                .resume
+                .listed_entries
+                .max(progress.listed_entries.load(Relaxed)),
+            done_entries: checkpoint.resume.done_entries
+                + progress.copied_versions.load(Relaxed)
+                + progress.delete_markers.load(Relaxed)
+                + progress.reconciled.load(Relaxed),
+            updated_unix: now_unix(),
+        });
+        checkpoint
+            .journal
+            .flush()
+            .await
+            .map_err(|e| Error::Failed(e.to_string()))?;
+    }
+    if stop.is_set() {
+        let report = report(args, &progress, started, checkpoint_path.as_deref());
+        print_summary(&report);
+        write_report(args, &report)?;
+        match &checkpoint_path {
+            Some(path) => eprintln!(
+                "interrupted: progress is saved in {}; to resume, run the same command again:\n  {}",
+                path.display(),
+                resume_command()
+            ),
+            None => eprintln!("interrupted: without a checkpoint a rerun starts over"),
+        }
+        return Err(Error::Interrupted);
+    }
     outcome.map_err(|source| Error::Listing {
         bucket: args.source.bucket.clone(),
         prefix: args.source.prefix.clone(),
         source,
     })?;
-    let report = report(args, &progress, started);
+    let report = report(args, &progress, started, checkpoint_path.as_deref());
     print_summary(&report);
     write_report(args, &report)?;
     Ok(report)
@@ -165,6 +288,7 @@ async fn dry_run(
         args.source.bucket.clone(),
         selection.clone(),
         Arc::clone(&progress),
+        None,
     );
     let (mut keys, mut versions, mut bytes, mut multipart, mut markers) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
@@ -193,7 +317,7 @@ async fn dry_run(
         args.source,
         args.destination
     );
-    let report = report(args, &progress, started);
+    let report = report(args, &progress, started, None);
     write_report(args, &report)?;
     Ok(report)
 }
@@ -234,10 +358,111 @@ fn write_report(args: &CopyArgs, report: &Report) -> Result<(), Error> {
         return Ok(());
     };
     let json = serde_json::to_string_pretty(report).expect("report serializes");
-    std::fs::write(path, json + "\n").map_err(|source| Error::File {
-        path: path.display().to_string(),
-        source,
-    })
+    write_private(path, (json + "\n").as_bytes())
+}
+
+/// Writes a file readable by its owner only (reports and manifests name buckets and keys).
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(bytes))
+        .map_err(|source| Error::File {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+/// Runs `status`: what a checkpoint holds.
+pub fn status(args: &StatusArgs) -> Result<(), Error> {
+    let state = replay(&args.checkpoint).map_err(|e| Error::Usage(e.to_string()))?;
+    let Some(identity) = &state.identity else {
+        return Err(Error::Usage(format!(
+            "checkpoint {} is empty: no run has recorded progress in it",
+            args.checkpoint.display()
+        )));
+    };
+    let pending_keys = state
+        .keys
+        .values()
+        .filter(|s| !matches!(s, crate::checkpoint::KeyState::Complete))
+        .count();
+    let modified = std::fs::metadata(&args.checkpoint)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(state.updated_unix, |d| d.as_secs());
+    let when = aws_smithy_types::DateTime::from_secs(modified as i64)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_default();
+    println!("checkpoint {}", args.checkpoint.display());
+    println!(
+        "  job:          {} -> {}{}",
+        identity.source,
+        identity.destination,
+        if identity.latest_only {
+            " (latest only)"
+        } else {
+            ""
+        }
+    );
+    println!("  done:         {} entries", state.done_entries);
+    println!(
+        "  failed:       {} keys (retried by the next run unless --retry-failed=false)",
+        state.failed.len()
+    );
+    println!("  in progress:  {pending_keys} keys");
+    println!(
+        "  pending:      about {} entries of {} listed so far (the listing continues on the next run)",
+        state.listed_entries.saturating_sub(state.done_entries),
+        state.listed_entries
+    );
+    println!(
+        "  listed up to: {}",
+        state
+            .watermark
+            .as_deref()
+            .unwrap_or("(nothing finished yet)")
+    );
+    println!(
+        "  open uploads: {} multipart uploads to abort on the next run",
+        state.uploads.len()
+    );
+    println!(
+        "  last update:  {when} ({} s ago)",
+        now_unix().saturating_sub(modified)
+    );
+    for (key, failure) in state.failed.iter().take(20) {
+        println!(
+            "  failed: {key:?} version {}: {}",
+            failure.version_id, failure.reason
+        );
+    }
+    if let Some(out) = &args.failed_csv {
+        let source: crate::location::Location = identity
+            .source
+            .parse()
+            .map_err(|e: crate::location::LocationError| Error::Usage(e.to_string()))?;
+        let mut csv = String::new();
+        for (key, failure) in &state.failed {
+            csv.push_str(&format!(
+                "{},{},{}\n",
+                source.bucket,
+                crate::s3::manifest_key(key),
+                failure.version_id
+            ));
+        }
+        write_private(out, csv.as_bytes())?;
+        println!(
+            "wrote {} failed entries to {}",
+            state.failed.len(),
+            out.display()
+        );
+    }
+    Ok(())
 }
 
 /// Runs `verify`; Ok only when the histories match.

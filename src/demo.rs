@@ -160,6 +160,10 @@ pub async fn demo() -> Result<(), Error> {
          in one second, an awkward key, an empty object and a 24 MiB video with metadata and tags"
     );
     let endpoint = server.endpoint.clone();
+    let checkpoint = std::env::temp_dir().join(format!(
+        "s3-backfill-demo-{}.checkpoint",
+        std::process::id()
+    ));
     let copy = run_cli(
         &server,
         &[
@@ -174,8 +178,11 @@ pub async fn demo() -> Result<(), Error> {
             "8MiB",
             "--progress",
             "always",
+            "--checkpoint",
+            &checkpoint.display().to_string(),
         ],
     )?;
+    let _ = std::fs::remove_file(&checkpoint);
     let verify = run_cli(
         &server,
         &[

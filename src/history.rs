@@ -96,12 +96,14 @@ impl Selection {
 /// How many histories may wait between the lister and the executor.
 const QUEUE: usize = 1024;
 
-/// Lists `bucket/prefix` into selected histories, in key order, on a background task.
+/// Lists `bucket/prefix` into selected histories, in key order, on a background task; with `start_after`,
+/// only keys after that one.
 pub fn list_histories<C: S3Api>(
     client: Arc<C>,
     bucket: String,
     selection: Selection,
     progress: Arc<Progress>,
+    start_after: Option<String>,
 ) -> mpsc::Receiver<Result<KeyHistory, S3Error>> {
     let (sender, receiver) = mpsc::channel(QUEUE);
     tokio::spawn(async move {
@@ -110,6 +112,7 @@ pub fn list_histories<C: S3Api>(
         let mut request = ListRequest {
             bucket,
             prefix,
+            key_marker: start_after,
             ..ListRequest::default()
         };
         let emit = |history: KeyHistory| {
@@ -151,6 +154,38 @@ pub fn list_histories<C: S3Api>(
             .store(true, std::sync::atomic::Ordering::Relaxed);
     });
     receiver
+}
+
+/// The selected history of exactly `key` (for retrying a key the main listing has passed).
+pub async fn list_key<C: S3Api>(
+    client: &C,
+    bucket: &str,
+    key: &str,
+    selection: &Selection,
+) -> Result<Option<KeyHistory>, S3Error> {
+    let mut builder = HistoryBuilder::default();
+    let mut request = ListRequest {
+        bucket: bucket.to_string(),
+        prefix: key.to_string(),
+        ..ListRequest::default()
+    };
+    loop {
+        let page = client.list_versions(request.clone()).await?;
+        // `key` sorts before every longer key it prefixes: its entries come first.
+        for entry in page.entries {
+            if entry.key != key {
+                return Ok(builder.finish().and_then(|h| selection.select(h)));
+            }
+            builder.push(entry);
+        }
+        match page.next {
+            Some((key_marker, version)) => {
+                request.key_marker = Some(key_marker);
+                request.version_id_marker = Some(version).filter(|v| !v.is_empty());
+            }
+            None => return Ok(builder.finish().and_then(|h| selection.select(h))),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 
 use crate::plan::part_ranges;
 use crate::replay::{DestinationHead, Executor, Expected};
-use crate::s3::{CreateMultipartRequest, PartCopyRequest, S3Api, S3Result, VersionRef};
+use crate::s3::{CreateMultipartRequest, PartCopyRequest, S3Api, S3Error, S3Result, VersionRef};
 
 pub async fn copy_multipart<C: S3Api>(
     executor: &Executor<C>,
@@ -33,7 +33,7 @@ pub async fn copy_multipart<C: S3Api>(
         .job
         .plan
         .part_size(size, source_part_size)
-        .map_err(|message| crate::s3::S3Error::Other {
+        .map_err(|message| S3Error::Other {
             code: "InvalidPartSize".into(),
             message,
         })?;
@@ -47,6 +47,7 @@ pub async fn copy_multipart<C: S3Api>(
             settings: executor.job.write.clone(),
         })
         .await?;
+    executor.upload_started(destination_key, &upload_id);
     let result = async {
         let requests = part_ranges(size, part_size).into_iter().enumerate().map(
             |(index, (first_byte, last_byte))| PartCopyRequest {
@@ -60,28 +61,33 @@ pub async fn copy_multipart<C: S3Api>(
                 if_match: object.etag.clone(),
             },
         );
-        let mut parts: Vec<_> = stream::iter(requests)
+        let copy_parts = stream::iter(requests)
             .map(|request| async move { destination.upload_part_copy(&request).await })
             .buffer_unordered(executor.job.concurrency.max(1))
-            .try_collect()
-            .await?;
+            .try_collect::<Vec<_>>();
+        // On SIGINT the parts are dropped and the upload aborted; the pending intent makes the next run redo it.
+        let mut parts = tokio::select! {
+            parts = copy_parts => parts?,
+            () = executor.stop.wait() => return Err(S3Error::Interrupted),
+        };
         parts.sort_by_key(|part| part.part_number);
         executor
-            .write(
-                bucket,
-                destination_key,
-                Expected::Object { size },
-                head,
-                || destination.complete_multipart(bucket, destination_key, &upload_id, &parts),
-            )
+            .write(destination_key, Expected::Object { size }, head, || {
+                destination.complete_multipart(bucket, destination_key, &upload_id, &parts)
+            })
             .await
     }
     .await;
-    if result.is_err() {
+    let finished = match &result {
+        Ok(()) => true,
         // Best effort: the run reports the copy's own error, which matters more than the abort's.
-        let _ = destination
+        Err(_) => destination
             .abort_multipart(bucket, destination_key, &upload_id)
-            .await;
+            .await
+            .is_ok(),
+    };
+    if finished {
+        executor.upload_ended(&upload_id);
     }
     result
 }

@@ -30,6 +30,8 @@ pub struct Progress {
     pub copied_bytes: AtomicU64,
     pub skipped_after_failure: AtomicU64,
     pub reconciled: AtomicU64,
+    /// Entries an earlier run of the same job had already written.
+    pub already_done: AtomicU64,
     pub retries: AtomicU64,
     pub throttles: AtomicU64,
     pub window: AtomicUsize,
@@ -72,6 +74,10 @@ impl Progress {
         self.failures.lock().expect("failures lock").push(failure);
     }
 
+    pub fn resumed(&self, entries: u64) {
+        self.already_done.fetch_add(entries, Relaxed);
+    }
+
     /// A write whose answer was lost turned out to have been applied.
     pub fn reconciled(&self) {
         self.reconciled.fetch_add(1, Relaxed);
@@ -97,6 +103,7 @@ impl Progress {
     pub fn done_entries(&self) -> u64 {
         self.copied_versions.load(Relaxed)
             + self.delete_markers.load(Relaxed)
+            + self.already_done.load(Relaxed)
             + self.failure_count()
             + self.skipped_after_failure.load(Relaxed)
     }

@@ -1,27 +1,26 @@
 //! The executor: replays each key's history into the destination, oldest entry first, one entry at a
-//! time per key, many keys at once.
+//! time per key, many keys at once, recording progress in the checkpoint (see `checkpoint` for the design).
 //!
 //! A write that adds a version (CopyObject, DeleteObject, CompleteMultipartUpload) and fails in a way that
 //! may nonetheless have been applied (a 500, a reset, a timeout) is never retried blindly: that would add a
-//! duplicate version. We look at the destination key's newest entry first. It was our write when it is
-//! of the kind and size we wrote and is newer than what the key held before (a version id we saw our
-//! previous write create, or, for a key's first write, a LastModified no older than the attempt).
+//! duplicate version. We look at the destination key first (`was_applied`), exactly as a resumed run does
+//! for an entry whose intent was recorded but whose completion was not.
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
-use aws_smithy_types::DateTime;
-use aws_smithy_types::date_time::Format;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::history::{KeyHistory, Selection, list_histories};
+use crate::checkpoint::{FailedEntry, Journal, KeyState, Record, State};
+use crate::history::{KeyHistory, Selection, list_histories, list_key};
 use crate::multipart::copy_multipart;
 use crate::plan::{Action, PlanSettings};
 use crate::progress::{Copied, Failure, Progress};
 use crate::s3::{
-    CopyRequest, Entry, ListRequest, S3Api, S3Error, S3Result, VersionRef, WriteSettings,
-    WrittenVersion,
+    CopyRequest, Entry, EntryKind, ListRequest, S3Api, S3Error, S3Result, VersionRef,
+    WriteSettings, WrittenVersion,
 };
 
 /// Everything a copy run needs besides the clients.
@@ -33,11 +32,28 @@ pub struct CopyJob {
     pub concurrency: usize,
 }
 
-/// What the destination key held before our next write, as far as we know.
+/// What the destination key held before our next write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DestinationHead {
-    Unknown,
+    /// Nothing: this is the key's first write (the destination range holds only what this job writes).
+    Empty,
+    /// The version our previous write of this key created.
     Version(String),
+    /// Our previous write got no version id (an unversioned destination, where repeating a write is harmless).
+    Unversioned,
+}
+
+impl DestinationHead {
+    fn after(written: WrittenVersion) -> Self {
+        written.map_or(DestinationHead::Unversioned, DestinationHead::Version)
+    }
+
+    fn version(&self) -> Option<String> {
+        match self {
+            DestinationHead::Version(id) => Some(id.clone()),
+            _ => None,
+        }
+    }
 }
 
 /// What a write is expected to leave as the key's newest entry.
@@ -47,41 +63,143 @@ pub enum Expected {
     DeleteMarker,
 }
 
+impl Expected {
+    fn of(entry: &Entry) -> Self {
+        match entry.kind {
+            EntryKind::DeleteMarker => Expected::DeleteMarker,
+            EntryKind::Object { size, .. } => Expected::Object { size },
+        }
+    }
+}
+
 /// How many times a write of unknown outcome is checked and tried again.
 const UNKNOWN_OUTCOME_ATTEMPTS: u32 = 6;
-/// Server clocks report whole seconds; allow that much plus some skew when comparing with our clock.
-const CLOCK_ALLOWANCE: Duration = Duration::from_secs(2);
+
+/// Set on SIGINT/SIGTERM: no new keys or entries start; in-flight multipart uploads are aborted.
+#[derive(Debug, Default)]
+pub struct Stop {
+    stopping: AtomicBool,
+    notify: Notify,
+}
+
+impl Stop {
+    pub fn trigger(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    pub async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_set() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// The checkpoint as the executor uses it: the journal to append to and what it proved at start.
+pub struct Checkpoint {
+    pub journal: Journal,
+    pub resume: State,
+    pub retry_failed: bool,
+}
+
+/// Keys in dispatch (listing) order; the front ones that are finished advance the watermark.
+#[derive(Default)]
+struct Watermark {
+    keys: VecDeque<(String, bool)>,
+}
+
+impl Watermark {
+    fn dispatched(&mut self, key: &str) {
+        self.keys.push_back((key.to_string(), false));
+    }
+
+    /// Marks `key` finished; returns the new watermark if it moved.
+    fn finished(&mut self, key: &str) -> Option<String> {
+        if let Some(slot) = self.keys.iter_mut().find(|(k, _)| k == key) {
+            slot.1 = true;
+        }
+        let mut moved = None;
+        while self.keys.front().is_some_and(|(_, done)| *done) {
+            moved = self.keys.pop_front().map(|(k, _)| k);
+        }
+        moved
+    }
+}
 
 pub struct Executor<C> {
     pub source: Arc<C>,
     pub destination: Arc<C>,
     pub job: CopyJob,
     pub progress: Arc<Progress>,
+    pub checkpoint: Option<Checkpoint>,
+    pub stop: Arc<Stop>,
 }
 
 impl<C: S3Api> Executor<C> {
+    fn record(&self, record: Record) {
+        if let Some(checkpoint) = &self.checkpoint {
+            checkpoint.journal.append(record);
+        }
+    }
+
+    async fn record_durable(&self, record: Record) {
+        if let Some(checkpoint) = &self.checkpoint {
+            checkpoint.journal.append_durable(record).await;
+        }
+    }
+
+    fn destination_bucket(&self) -> &str {
+        &self.job.selection.mapping.destination.bucket
+    }
+
     /// Lists the source and replays every selected history. Per-entry failures are recorded in the
     /// progress and do not stop the run; a failed listing does.
     pub async fn run(self: Arc<Self>) -> S3Result<()> {
+        self.abort_recorded_uploads().await;
+        let slots = Arc::new(Semaphore::new(self.job.concurrency.max(1)));
+        let mut running = JoinSet::new();
+        // Failed keys the watermark has passed are retried first, each listed on its own.
+        for key in self.failed_keys_to_retry() {
+            if self.stop.is_set() {
+                break;
+            }
+            let bucket = &self.job.selection.mapping.source.bucket;
+            if let Some(history) =
+                list_key(&*self.source, bucket, &key, &self.job.selection).await?
+            {
+                self.progress.listed(
+                    history.entries.len() as u64,
+                    history.entries.iter().map(Entry::size).sum(),
+                );
+                self.dispatch(history, &mut running, &slots, None).await;
+            }
+        }
+        let watermark = Arc::new(Mutex::new(Watermark::default()));
         let mut histories = list_histories(
             Arc::clone(&self.source),
             self.job.selection.mapping.source.bucket.clone(),
             self.job.selection.clone(),
             Arc::clone(&self.progress),
+            self.checkpoint
+                .as_ref()
+                .and_then(|c| c.resume.watermark.clone()),
         );
-        let slots = Arc::new(Semaphore::new(self.job.concurrency.max(1)));
-        let mut running = JoinSet::new();
         while let Some(history) = histories.recv().await {
-            let history = history?;
-            let slot = Arc::clone(&slots)
-                .acquire_owned()
-                .await
-                .expect("never closed");
-            let executor = Arc::clone(&self);
-            running.spawn(async move {
-                executor.replay_key(history).await;
-                drop(slot);
-            });
+            if self.stop.is_set() {
+                break;
+            }
+            self.dispatch(history?, &mut running, &slots, Some(Arc::clone(&watermark)))
+                .await;
             while let Some(finished) = running.try_join_next() {
                 finished.expect("replay task panicked");
             }
@@ -92,23 +210,225 @@ impl<C: S3Api> Executor<C> {
         Ok(())
     }
 
-    async fn replay_key(&self, history: KeyHistory) {
+    /// Starts replaying a key once one of the `concurrency` key slots is free.
+    async fn dispatch(
+        self: &Arc<Self>,
+        history: KeyHistory,
+        running: &mut JoinSet<()>,
+        slots: &Arc<Semaphore>,
+        watermark: Option<Arc<Mutex<Watermark>>>,
+    ) {
+        let slot = Arc::clone(slots)
+            .acquire_owned()
+            .await
+            .expect("never closed");
+        if let Some(watermark) = &watermark {
+            watermark
+                .lock()
+                .expect("watermark lock")
+                .dispatched(&history.key);
+        }
+        let executor = Arc::clone(self);
+        running.spawn(async move {
+            let key = history.key.clone();
+            let finished = executor.replay_key(history).await;
+            if let Some(watermark) = watermark
+                && finished
+                && let Some(key) = watermark.lock().expect("watermark lock").finished(&key)
+            {
+                executor.record(Record::Watermark { key });
+            }
+            drop(slot);
+        });
+    }
+
+    fn failed_keys_to_retry(&self) -> Vec<String> {
+        match &self.checkpoint {
+            Some(checkpoint) if checkpoint.retry_failed => checkpoint
+                .resume
+                .failed
+                .keys()
+                .filter(|key| checkpoint.resume.below_watermark(key))
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Uploads an earlier run created and did not finish are aborted: nothing is left to bill.
+    async fn abort_recorded_uploads(&self) {
+        let Some(checkpoint) = &self.checkpoint else {
+            return;
+        };
+        for (upload_id, key) in &checkpoint.resume.uploads {
+            let bucket = self.destination_bucket();
+            match self
+                .destination
+                .abort_multipart(bucket, key, upload_id)
+                .await
+            {
+                Ok(()) | Err(S3Error::NotFound { .. }) => self.record(Record::UploadEnded {
+                    upload_id: upload_id.clone(),
+                }),
+                Err(error) => eprintln!(
+                    "warning: failed to abort multipart upload {upload_id} of s3://{bucket}/{key}: {error}"
+                ),
+            }
+        }
+    }
+
+    /// Replays one key; returns false when the run stopped before the key was finished.
+    async fn replay_key(&self, history: KeyHistory) -> bool {
         let destination_key = self.job.selection.mapping.destination_key(&history.key);
-        let mut head = DestinationHead::Unknown;
-        for (index, entry) in history.entries.iter().enumerate() {
-            if let Err(error) = self.replay_entry(entry, &destination_key, &mut head).await {
-                // Later entries of this key would land out of order: stop the key here.
-                let later = (history.entries.len() - index - 1) as u64;
-                self.progress.failed(
-                    Failure {
-                        bucket: self.job.selection.mapping.source.bucket.clone(),
-                        key: entry.key.clone(),
-                        version_id: entry.version_id.clone(),
-                        reason: error.to_string(),
-                    },
-                    later,
-                );
-                return;
+        let fail = |index: usize, error: S3Error| {
+            let entry = &history.entries[index];
+            let reason = error.to_string();
+            self.record(Record::Failed {
+                key: history.key.clone(),
+                index: index as u32,
+                version_id: entry.version_id.clone(),
+                reason: reason.clone(),
+            });
+            // Later entries of this key would land out of order: the key stops here.
+            self.progress.failed(
+                Failure {
+                    bucket: self.job.selection.mapping.source.bucket.clone(),
+                    key: entry.key.clone(),
+                    version_id: entry.version_id.clone(),
+                    reason,
+                },
+                (history.entries.len() - index - 1) as u64,
+            );
+        };
+        let (start, mut head) = match self.resume_point(&history, &destination_key).await {
+            Ok(point) => point,
+            Err((index, error)) => {
+                fail(index, error);
+                return true;
+            }
+        };
+        self.progress.resumed(start as u64);
+        for (index, entry) in history.entries.iter().enumerate().skip(start) {
+            if self.stop.is_set() {
+                return false;
+            }
+            self.record_durable(Record::Intent {
+                key: history.key.clone(),
+                index: index as u32,
+                version_id: entry.version_id.clone(),
+                previous: head.version(),
+            })
+            .await;
+            match self.replay_entry(entry, &destination_key, &mut head).await {
+                Ok(()) => self.record(Record::Done {
+                    key: history.key.clone(),
+                    index: index as u32,
+                    written: head.version(),
+                }),
+                Err(S3Error::Interrupted) => return false,
+                Err(error) => {
+                    fail(index, error);
+                    return true;
+                }
+            }
+        }
+        self.record(Record::KeyDone {
+            key: history.key.clone(),
+        });
+        true
+    }
+
+    /// Where to start replaying `history`: after what the checkpoint proves written, reconciling an entry
+    /// that was pending (or failed) when the last run ended.
+    async fn resume_point(
+        &self,
+        history: &KeyHistory,
+        destination_key: &str,
+    ) -> Result<(usize, DestinationHead), (usize, S3Error)> {
+        let Some(checkpoint) = &self.checkpoint else {
+            return Ok((0, DestinationHead::Empty));
+        };
+        let resume = &checkpoint.resume;
+        let failed = resume
+            .failed
+            .get(&history.key)
+            .filter(|_| checkpoint.retry_failed)
+            .map(
+                |FailedEntry {
+                     index, version_id, ..
+                 }| (*index, version_id.clone(), None),
+            );
+        let pending = match resume.keys.get(&history.key) {
+            None => failed,
+            Some(KeyState::Complete) => {
+                return Ok((history.entries.len(), DestinationHead::Unversioned));
+            }
+            Some(KeyState::Written { index, written }) => {
+                return Ok((*index as usize + 1, DestinationHead::after(written.clone())));
+            }
+            Some(KeyState::Pending {
+                index,
+                version_id,
+                previous,
+            }) => Some((*index, version_id.clone(), previous.clone())),
+        };
+        if resume.failed.contains_key(&history.key) && !checkpoint.retry_failed {
+            return Ok((history.entries.len(), DestinationHead::Unversioned));
+        }
+        let Some((index, version_id, previous)) = pending else {
+            return Ok((0, DestinationHead::Empty));
+        };
+        let index = index as usize;
+        let head = match previous {
+            Some(version) => DestinationHead::Version(version),
+            None if index == 0 => DestinationHead::Empty,
+            None => DestinationHead::Unversioned,
+        };
+        let Some(entry) = history
+            .entries
+            .get(index)
+            .filter(|e| e.version_id == version_id)
+        else {
+            return Err((
+                index.min(history.entries.len().saturating_sub(1)),
+                S3Error::Other {
+                    code: "SourceChanged".into(),
+                    message: format!(
+                        "the checkpoint's entry {} of this key (version {version_id}) is no longer there in the \
+                         source; inspect the key and rerun with --restart",
+                        index + 1
+                    ),
+                },
+            ));
+        };
+        self.abort_uploads_of(destination_key).await;
+        match self
+            .applied(destination_key, Expected::of(entry), &head)
+            .await
+            .map_err(|e| (index, e))?
+        {
+            Some(written) => {
+                self.record(Record::Done {
+                    key: history.key.clone(),
+                    index: index as u32,
+                    written: Some(written.clone()),
+                });
+                self.progress.reconciled();
+                Ok((index + 1, DestinationHead::Version(written)))
+            }
+            None => Ok((index, head)),
+        }
+    }
+
+    /// A crash between CreateMultipartUpload and its record leaves an upload only the destination knows.
+    async fn abort_uploads_of(&self, destination_key: &str) {
+        let bucket = self.destination_bucket();
+        if let Ok(uploads) = self.destination.list_uploads(bucket, destination_key).await {
+            for upload_id in uploads {
+                let _ = self
+                    .destination
+                    .abort_multipart(bucket, destination_key, &upload_id)
+                    .await;
             }
         }
     }
@@ -119,7 +439,7 @@ impl<C: S3Api> Executor<C> {
         destination_key: &str,
         head: &mut DestinationHead,
     ) -> S3Result<()> {
-        let bucket = self.job.selection.mapping.destination.bucket.as_str();
+        let bucket = self.destination_bucket();
         let source = VersionRef {
             bucket: self.job.selection.mapping.source.bucket.clone(),
             key: entry.key.clone(),
@@ -128,20 +448,16 @@ impl<C: S3Api> Executor<C> {
         let size = entry.size();
         match self.job.plan.action(entry) {
             Action::DeleteMarker => {
-                self.write(
-                    bucket,
-                    destination_key,
-                    Expected::DeleteMarker,
-                    head,
-                    || self.destination.delete_object(bucket, destination_key),
-                )
+                self.write(destination_key, Expected::DeleteMarker, head, || {
+                    self.destination.delete_object(bucket, destination_key)
+                })
                 .await?;
                 self.progress.copied(Copied::DeleteMarker);
             }
             Action::Copy => {
                 let storage_class = match &entry.kind {
-                    crate::s3::EntryKind::Object { storage_class, .. } => storage_class.clone(),
-                    crate::s3::EntryKind::DeleteMarker => None,
+                    EntryKind::Object { storage_class, .. } => storage_class.clone(),
+                    EntryKind::DeleteMarker => None,
                 };
                 let request = CopyRequest {
                     source,
@@ -156,13 +472,9 @@ impl<C: S3Api> Executor<C> {
                         .or(storage_class.filter(|c| c != "STANDARD")),
                     sse_kms_key_id: self.job.write.sse_kms_key_id.clone(),
                 };
-                self.write(
-                    bucket,
-                    destination_key,
-                    Expected::Object { size },
-                    head,
-                    || self.destination.copy_object(&request),
-                )
+                self.write(destination_key, Expected::Object { size }, head, || {
+                    self.destination.copy_object(&request)
+                })
                 .await?;
                 self.progress.copied(Copied::Single { bytes: size });
             }
@@ -174,10 +486,22 @@ impl<C: S3Api> Executor<C> {
         Ok(())
     }
 
+    pub(crate) fn upload_started(&self, destination_key: &str, upload_id: &str) {
+        self.record(Record::UploadStarted {
+            key: destination_key.to_string(),
+            upload_id: upload_id.to_string(),
+        });
+    }
+
+    pub(crate) fn upload_ended(&self, upload_id: &str) {
+        self.record(Record::UploadEnded {
+            upload_id: upload_id.to_string(),
+        });
+    }
+
     /// Runs a write that adds a version, reconciling with the destination when its outcome is unknown.
     pub(crate) async fn write<F, Fut>(
         &self,
-        bucket: &str,
         key: &str,
         expected: Expected,
         head: &mut DestinationHead,
@@ -190,10 +514,9 @@ impl<C: S3Api> Executor<C> {
         let mut backoff = crate::s3::retry::RetryPolicy::default().backoff(fastrand::u64(..));
         let mut uncertain = false;
         for _ in 0..UNKNOWN_OUTCOME_ATTEMPTS {
-            let started = SystemTime::now();
             let error = match attempt().await {
                 Ok(version) => {
-                    *head = version.map_or(DestinationHead::Unknown, DestinationHead::Version);
+                    *head = DestinationHead::after(version);
                     return Ok(());
                 }
                 Err(error) => error,
@@ -206,10 +529,8 @@ impl<C: S3Api> Executor<C> {
             }
             uncertain = true;
             self.progress.retried();
-            if let Some(newest) = newest_entry(&*self.destination, bucket, key).await?
-                && was_applied(&newest, head, expected, started)
-            {
-                *head = DestinationHead::Version(newest.version_id);
+            if let Some(written) = self.applied(key, expected, head).await? {
+                *head = DestinationHead::Version(written);
                 self.progress.reconciled();
                 return Ok(());
             }
@@ -222,56 +543,62 @@ impl<C: S3Api> Executor<C> {
             maybe_applied: false,
         })
     }
+
+    /// The destination version our write created, if the destination shows it was applied.
+    async fn applied(
+        &self,
+        key: &str,
+        expected: Expected,
+        head: &DestinationHead,
+    ) -> S3Result<Option<String>> {
+        let newest = newest_entries(&*self.destination, self.destination_bucket(), key).await?;
+        Ok(was_applied(&newest, head, expected).then(|| newest[0].version_id.clone()))
+    }
 }
 
-/// The newest entry of exactly `key` on the destination, by one cheap listing.
-async fn newest_entry<C: S3Api>(client: &C, bucket: &str, key: &str) -> S3Result<Option<Entry>> {
-    // Keys sort before every longer key they prefix, so the first entry is `key`'s newest if it exists.
+/// The two newest entries of exactly `key` on the destination, by one cheap listing.
+async fn newest_entries<C: S3Api>(client: &C, bucket: &str, key: &str) -> S3Result<Vec<Entry>> {
+    // Keys sort before every longer key they prefix, so `key`'s entries come first.
     let page = client
         .list_versions(ListRequest {
             bucket: bucket.to_string(),
             prefix: key.to_string(),
-            max_keys: Some(1),
+            max_keys: Some(2),
             ..ListRequest::default()
         })
         .await?;
-    Ok(page.entries.into_iter().next().filter(|e| e.key == key))
+    Ok(page.entries.into_iter().filter(|e| e.key == key).collect())
 }
 
-/// Decides whether the destination's newest entry is the write we attempted at `started`.
-pub fn was_applied(
-    newest: &Entry,
-    head: &DestinationHead,
-    expected: Expected,
-    started: SystemTime,
-) -> bool {
-    let same_kind = match expected {
-        Expected::DeleteMarker => newest.is_delete_marker(),
-        Expected::Object { size } => !newest.is_delete_marker() && newest.size() == size,
-    };
-    if !same_kind {
+/// Decides from the destination key's newest entries (newest first) whether the write we attempted
+/// after `head` was applied.
+pub fn was_applied(newest: &[Entry], head: &DestinationHead, expected: Expected) -> bool {
+    let Some(first) = newest.first() else {
         return false;
-    }
-    match head {
-        DestinationHead::Version(previous) => &newest.version_id != previous,
-        DestinationHead::Unknown => DateTime::from_str(&newest.last_modified, Format::DateTime)
-            .ok()
-            .and_then(|modified| SystemTime::try_from(modified).ok())
-            .is_some_and(|modified| modified + CLOCK_ALLOWANCE >= started),
-    }
+    };
+    let same_kind = match expected {
+        Expected::DeleteMarker => first.is_delete_marker(),
+        Expected::Object { size } => !first.is_delete_marker() && first.size() == size,
+    };
+    same_kind
+        && match head {
+            DestinationHead::Version(previous) => &first.version_id != previous,
+            DestinationHead::Empty => newest.len() == 1,
+            // Repeating a write on an unversioned destination adds nothing: just repeat it.
+            DestinationHead::Unversioned => false,
+        }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::s3::EntryKind;
 
-    fn newest(id: &str, marker: bool, size: u64, modified: &str) -> Entry {
+    fn entry(id: &str, marker: bool, size: u64) -> Entry {
         Entry {
             key: "k".into(),
             version_id: id.into(),
             is_latest: true,
-            last_modified: modified.into(),
+            last_modified: String::new(),
             kind: if marker {
                 EntryKind::DeleteMarker
             } else {
@@ -287,71 +614,57 @@ mod tests {
     #[test]
     fn a_new_version_after_a_known_head_is_ours() {
         let head = DestinationHead::Version("v1".into());
-        let now = SystemTime::now();
-        let old = "2001-01-01T00:00:00Z";
+        let object = Expected::Object { size: 5 };
         assert!(was_applied(
-            &newest("v2", false, 5, old),
+            &[entry("v2", false, 5), entry("v1", false, 5)],
             &head,
-            Expected::Object { size: 5 },
-            now
+            object
         ));
+        assert!(!was_applied(&[entry("v1", false, 5)], &head, object));
+        assert!(!was_applied(&[entry("v2", false, 6)], &head, object));
         assert!(!was_applied(
-            &newest("v1", false, 5, old),
+            &[entry("v2", true, 0)],
             &head,
-            Expected::Object { size: 5 },
-            now
-        ));
-        assert!(!was_applied(
-            &newest("v2", false, 6, old),
-            &head,
-            Expected::Object { size: 5 },
-            now
-        ));
-        assert!(!was_applied(
-            &newest("v2", true, 0, old),
-            &head,
-            Expected::Object { size: 0 },
-            now
+            Expected::Object { size: 0 }
         ));
         assert!(was_applied(
-            &newest("v2", true, 0, old),
+            &[entry("v2", true, 0)],
             &head,
-            Expected::DeleteMarker,
-            now
+            Expected::DeleteMarker
+        ));
+        assert!(!was_applied(&[], &head, object));
+    }
+
+    #[test]
+    fn a_first_write_was_applied_only_if_it_is_the_only_entry() {
+        let object = Expected::Object { size: 1 };
+        assert!(was_applied(
+            &[entry("x", false, 1)],
+            &DestinationHead::Empty,
+            object
+        ));
+        assert!(!was_applied(
+            &[entry("x", false, 1), entry("y", false, 1)],
+            &DestinationHead::Empty,
+            object
+        ));
+        assert!(!was_applied(&[], &DestinationHead::Empty, object));
+        assert!(!was_applied(
+            &[entry("x", false, 1)],
+            &DestinationHead::Unversioned,
+            object
         ));
     }
 
     #[test]
-    fn without_a_known_head_the_entry_must_be_as_new_as_the_attempt() {
-        let started = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let same_second = "2023-11-14T22:13:20Z"; // 1_700_000_000
-        let a_minute_before = "2023-11-14T22:12:20Z";
-        let with_millis = "2023-11-14T22:13:19.500Z";
-        let expected = Expected::Object { size: 1 };
-        let unknown = DestinationHead::Unknown;
-        assert!(was_applied(
-            &newest("x", false, 1, same_second),
-            &unknown,
-            expected,
-            started
-        ));
-        assert!(was_applied(
-            &newest("x", false, 1, with_millis),
-            &unknown,
-            expected,
-            started
-        ));
-        assert!(!was_applied(
-            &newest("x", false, 1, a_minute_before),
-            &unknown,
-            expected,
-            started
-        ));
-        assert!(!was_applied(
-            &newest("x", false, 1, "garbage"),
-            &unknown,
-            expected,
-            started
-        ));
+    fn the_watermark_moves_over_finished_keys_in_dispatch_order() {
+        let mut watermark = Watermark::default();
+        for key in ["a", "b", "c", "d"] {
+            watermark.dispatched(key);
+        }
+        assert_eq!(watermark.finished("b"), None);
+        assert_eq!(watermark.finished("c"), None);
+        assert_eq!(watermark.finished("a"), Some("c".into()));
+        assert_eq!(watermark.finished("d"), Some("d".into()));
     }
 }

@@ -55,12 +55,14 @@ pub async fn verify<C: S3Api>(
         mapping.source.bucket.clone(),
         selection(mapping.clone()),
         Arc::clone(&progress),
+        None,
     );
     let mut right = list_histories(
         Arc::clone(&destination),
         mapping.destination.bucket.clone(),
         selection(reverse.clone()),
         progress,
+        None,
     );
     let mut outcome = VerifyOutcome::default();
     let mut checks = FuturesUnordered::new();

@@ -170,6 +170,9 @@ pub enum S3Error {
     },
     #[error("{code}: {message}")]
     Other { code: String, message: String },
+    /// The run is stopping (SIGINT/SIGTERM): not a failure of the entry.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 impl S3Error {
@@ -237,6 +240,12 @@ pub trait S3Api: Send + Sync + 'static {
         bucket: &str,
         key: &str,
     ) -> impl Future<Output = S3Result<WrittenVersion>> + Send;
+    /// Ids of the multipart uploads in progress for exactly `key`.
+    fn list_uploads(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = S3Result<Vec<String>>> + Send;
     fn head_bucket(&self, bucket: &str) -> impl Future<Output = S3Result<()>> + Send;
     fn bucket_versioning(&self, bucket: &str) -> impl Future<Output = S3Result<Versioning>> + Send;
 }

@@ -88,6 +88,11 @@ const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~')
     .remove(b'/');
 
+/// A key URL-encoded as S3 Batch Operations manifests (and `copy --manifest`) expect it.
+pub fn manifest_key(key: &str) -> String {
+    utf8_percent_encode(key, COPY_SOURCE).to_string()
+}
+
 /// `bucket/url-encoded-key?versionId=ID`.
 pub fn copy_source(version: &VersionRef) -> String {
     format!(
@@ -500,6 +505,37 @@ impl S3Api for AwsS3 {
             .await
             .map_err(|e| classify(e, bucket))?;
         Ok(out.version_id().map(str::to_string))
+    }
+
+    async fn list_uploads(&self, bucket: &str, key: &str) -> S3Result<Vec<String>> {
+        let mut ids = Vec::new();
+        let (mut key_marker, mut upload_marker) = (None, None);
+        loop {
+            let out = self
+                .client
+                .list_multipart_uploads()
+                .bucket(bucket)
+                .prefix(key)
+                .set_key_marker(key_marker)
+                .set_upload_id_marker(upload_marker)
+                .send()
+                .await
+                .map_err(|e| classify(e, bucket))?;
+            ids.extend(
+                out.uploads()
+                    .iter()
+                    .filter(|upload| upload.key() == Some(key))
+                    .filter_map(|upload| upload.upload_id().map(str::to_string)),
+            );
+            if out.is_truncated() != Some(true) {
+                return Ok(ids);
+            }
+            key_marker = out.next_key_marker().map(str::to_string);
+            upload_marker = out.next_upload_id_marker().map(str::to_string);
+            if key_marker.is_none() {
+                return Ok(ids);
+            }
+        }
     }
 
     async fn head_bucket(&self, bucket: &str) -> S3Result<()> {

@@ -186,6 +186,9 @@ impl<C: S3Api> S3Api for Limited<C> {
     async fn delete_object(&self, bucket: &str, key: &str) -> S3Result<WrittenVersion> {
         self.run(self.inner.delete_object(bucket, key)).await
     }
+    async fn list_uploads(&self, bucket: &str, key: &str) -> S3Result<Vec<String>> {
+        self.run(self.inner.list_uploads(bucket, key)).await
+    }
     async fn head_bucket(&self, bucket: &str) -> S3Result<()> {
         self.run(self.inner.head_bucket(bucket)).await
     }

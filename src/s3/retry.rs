@@ -162,6 +162,10 @@ impl<C: S3Api> S3Api for Retrying<C> {
         self.run(Kind::AddsVersion, || self.inner.delete_object(bucket, key))
             .await
     }
+    async fn list_uploads(&self, bucket: &str, key: &str) -> S3Result<Vec<String>> {
+        self.run(Kind::Idempotent, || self.inner.list_uploads(bucket, key))
+            .await
+    }
     async fn head_bucket(&self, bucket: &str) -> S3Result<()> {
         self.run(Kind::Idempotent, || self.inner.head_bucket(bucket))
             .await

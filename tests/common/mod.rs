@@ -97,16 +97,29 @@ pub async fn delete(bucket: &str, key: &str) {
         .unwrap_or_else(|e| panic!("delete {key}: {e:?}"));
 }
 
-/// Runs the real binary against the test server.
-pub fn cli(args: &[&str]) -> Output {
+/// A working directory for the binary, so default checkpoints stay out of the source tree.
+pub fn work_dir() -> &'static std::path::Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
+        .path()
+}
+
+/// The real binary, set up for the test server.
+pub fn command(args: &[&str]) -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
     command
+        .current_dir(work_dir())
         .args(args)
         .args(["--endpoint-url", &server().endpoint])
         .envs(server().env())
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_ENDPOINT_URL");
-    command.output().expect("run s3-backfill")
+    command
+}
+
+/// Runs the real binary against the test server.
+pub fn cli(args: &[&str]) -> Output {
+    command(args).output().expect("run s3-backfill")
 }
 
 pub fn text(output: &Output) -> String {

@@ -1,0 +1,322 @@
+//! The journal file: append-only, group commit, compaction.
+//!
+//! One writer thread owns the file. Workers send records; a record sent with `append_durable` is
+//! acknowledged only after an fsync, and every record waiting at that moment shares the same fsync
+//! (group commit), so the cost of durability is per batch, not per record. The writer applies each record
+//! to a live `State`; when the file has grown to several times what that state needs, it writes the
+//! state as a new journal beside it, fsyncs it and renames it over the old one.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::thread::JoinHandle;
+
+use tokio::sync::oneshot;
+
+use super::record::{Decoded, JobIdentity, Record, decode, encode};
+use super::state::State;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error(
+        "failed to open checkpoint {path}: {source}; choose a writable path with --checkpoint, or --no-checkpoint"
+    )]
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("failed to write checkpoint {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "checkpoint {path} is corrupt at line {line} ({reason}); it cannot prove what was copied: pass --restart to discard it and copy again"
+    )]
+    Corrupt {
+        path: String,
+        line: usize,
+        reason: &'static str,
+    },
+    #[error("checkpoint {path} has no job record; pass --restart to discard it")]
+    NoJob { path: String },
+}
+
+/// Reads a journal into the state it proves. A damaged last line is a torn append and is dropped.
+pub fn replay(path: &Path) -> Result<State, JournalError> {
+    let file = File::open(path).map_err(|source| JournalError::Open {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let mut state = State::default();
+    let mut damaged: Option<(usize, &'static str)> = None;
+    for (number, line) in BufReader::new(file).split(b'\n').enumerate() {
+        let line = line.map_err(|source| JournalError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        if let Some((line, reason)) = damaged {
+            // A damaged line followed by more lines is not a torn append.
+            return Err(JournalError::Corrupt {
+                path: path.display().to_string(),
+                line,
+                reason,
+            });
+        }
+        match decode(&line) {
+            Decoded::Record(record) => state.apply(&record),
+            Decoded::Damaged(reason) => damaged = Some((number + 1, reason)),
+        }
+    }
+    if state.identity.is_none()
+        && std::fs::metadata(path)
+            .map(|m| m.len() > 0)
+            .unwrap_or(false)
+    {
+        return Err(JournalError::NoJob {
+            path: path.display().to_string(),
+        });
+    }
+    Ok(state)
+}
+
+enum Command {
+    Append(Record),
+    Durable(Record, oneshot::Sender<()>),
+    Flush(oneshot::Sender<Result<(), String>>),
+}
+
+/// Appends to a journal from many tasks. Dropping it flushes and closes the file.
+pub struct Journal {
+    sender: Option<Sender<Command>>,
+    writer: Option<JoinHandle<()>>,
+    path: PathBuf,
+}
+
+/// Compact when the file holds this many times the records the live state needs (and at least this many).
+const COMPACT_RATIO: usize = 4;
+const COMPACT_MIN_RECORDS: usize = 100_000;
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+impl Journal {
+    /// Opens (or creates) the journal at `path` for `identity`, after `state` was replayed from it. A new
+    /// or restarted journal starts with the job record.
+    pub fn open(
+        path: &Path,
+        identity: &JobIdentity,
+        state: State,
+        fresh: bool,
+    ) -> Result<Journal, JournalError> {
+        let open_error = |source| JournalError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(open_error)?;
+        }
+        let mut state = state;
+        let mut file = if fresh {
+            let mut file = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(open_error)?;
+            let job = Record::Job {
+                identity: identity.clone(),
+                created_unix: now_unix(),
+            };
+            let mut bytes = Vec::new();
+            encode(&job, &mut bytes);
+            file.write_all(&bytes)
+                .and_then(|()| file.sync_all())
+                .map_err(open_error)?;
+            state = State::default();
+            state.apply(&job);
+            file
+        } else {
+            open_append(path).map_err(open_error)?
+        };
+        // A torn last line from a crash: start appends on a new line so it stays the only damaged one... and
+        // then compact right away, which drops it.
+        let compact_now = !fresh;
+        let (sender, receiver) = channel();
+        let writer_path = path.to_path_buf();
+        let writer = std::thread::Builder::new()
+            .name("checkpoint-journal".into())
+            .spawn(move || {
+                if compact_now {
+                    match compact(&writer_path, &state) {
+                        Ok(new_file) => file = new_file,
+                        Err(error) => eprintln!(
+                            "warning: failed to compact checkpoint {}: {error}",
+                            writer_path.display()
+                        ),
+                    }
+                }
+                write_loop(&writer_path, file, state, receiver)
+            })
+            .map_err(open_error)?;
+        Ok(Journal {
+            sender: Some(sender),
+            writer: Some(writer),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn append(&self, record: Record) {
+        if let Some(sender) = &self.sender {
+            let _ = sender.send(Command::Append(record));
+        }
+    }
+
+    /// Appends and waits until the record is on disk.
+    pub async fn append_durable(&self, record: Record) {
+        let (done, wait) = oneshot::channel();
+        if let Some(sender) = &self.sender
+            && sender.send(Command::Durable(record, done)).is_ok()
+        {
+            let _ = wait.await;
+        }
+    }
+
+    /// Waits until everything appended so far is on disk.
+    pub async fn flush(&self) -> Result<(), JournalError> {
+        let (done, wait) = oneshot::channel();
+        let sent = self
+            .sender
+            .as_ref()
+            .is_some_and(|s| s.send(Command::Flush(done)).is_ok());
+        let result = if sent { wait.await.ok() } else { None };
+        match result {
+            Some(Ok(())) => Ok(()),
+            Some(Err(message)) => Err(JournalError::Write {
+                path: self.path.display().to_string(),
+                source: std::io::Error::other(message),
+            }),
+            None => Err(JournalError::Write {
+                path: self.path.display().to_string(),
+                source: std::io::Error::other("the journal writer stopped"),
+            }),
+        }
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.sender.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn write_loop(path: &Path, mut file: File, mut state: State, receiver: Receiver<Command>) {
+    let mut records_in_file = state.records().len();
+    let mut buffer = Vec::new();
+    let mut failure: Option<String> = None;
+    while let Ok(first) = receiver.recv() {
+        let mut durable = Vec::new();
+        let mut flushes = Vec::new();
+        let mut take = |command: Command, buffer: &mut Vec<u8>, state: &mut State| match command {
+            Command::Append(record) => {
+                encode(&record, buffer);
+                state.apply(&record);
+            }
+            Command::Durable(record, done) => {
+                encode(&record, buffer);
+                state.apply(&record);
+                durable.push(done);
+            }
+            Command::Flush(done) => flushes.push(done),
+        };
+        take(first, &mut buffer, &mut state);
+        let mut batch = 1;
+        while let Ok(command) = receiver.try_recv() {
+            take(command, &mut buffer, &mut state);
+            batch += 1;
+            if batch >= 10_000 {
+                break;
+            }
+        }
+        records_in_file += batch;
+        if failure.is_none() {
+            let result = file.write_all(&buffer).and_then(|()| {
+                if durable.is_empty() && flushes.is_empty() {
+                    Ok(())
+                } else {
+                    file.sync_data()
+                }
+            });
+            if let Err(error) = result {
+                failure = Some(error.to_string());
+            }
+        }
+        buffer.clear();
+        // Without a durable journal the run must not go on writing: never acknowledge.
+        if failure.is_none() {
+            durable.into_iter().for_each(|done| {
+                let _ = done.send(());
+            });
+        }
+        for done in flushes {
+            let _ = done.send(failure.clone().map_or(Ok(()), Err));
+        }
+        let live = state.keys.len() + state.failed.len() + state.uploads.len() + 3;
+        if failure.is_none() && records_in_file > COMPACT_MIN_RECORDS.max(live * COMPACT_RATIO) {
+            match compact(path, &state) {
+                Ok(new_file) => {
+                    file = new_file;
+                    records_in_file = live;
+                }
+                Err(error) => failure = Some(format!("compaction failed: {error}")),
+            }
+        }
+    }
+    let _ = file.sync_data();
+}
+
+/// Writes `state` as a new journal and renames it over `path`; returns the new file, open for appends.
+fn compact(path: &Path, state: &State) -> std::io::Result<File> {
+    let staging = path.with_extension("compacting");
+    let mut bytes = Vec::new();
+    for record in state.records() {
+        encode(&record, &mut bytes);
+    }
+    {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&staging)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&staging, path)?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        File::open(parent)?.sync_all()?;
+    }
+    open_append(path)
+}
