@@ -117,6 +117,15 @@ pub fn command(args: &[&str]) -> std::process::Command {
     command
 }
 
+/// Runs a command that talks to no server (status).
+pub fn offline(args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+        .current_dir(work_dir())
+        .args(args)
+        .output()
+        .expect("run s3-backfill")
+}
+
 /// Runs the real binary against the test server.
 pub fn cli(args: &[&str]) -> Output {
     command(args).output().expect("run s3-backfill")
@@ -245,4 +254,65 @@ pub async fn relative_histories(bucket: &str, prefix: &str) -> Vec<(String, Vec<
         .into_iter()
         .map(|(key, entries)| (key[prefix.len()..].to_string(), entries))
         .collect()
+}
+
+/// Equal histories, except that multipart ETags are not compared: SeaweedFS gives UploadPartCopy parts
+/// composite ETags, so a multipart copy's ETag differs there even with the source's part layout (on S3 it
+/// matches). Callers compare those versions' bytes instead (`same_bytes`).
+pub fn same_history(source: &[Seen], destination: &[Seen]) -> bool {
+    source.len() == destination.len()
+        && source.iter().zip(destination).all(|pair| match pair {
+            (Seen::DeleteMarker, Seen::DeleteMarker) => true,
+            (Seen::Version { size: a, etag: x }, Seen::Version { size: b, etag: y }) => {
+                a == b && (x.contains('-') || y.contains('-') || x == y)
+            }
+            _ => false,
+        })
+}
+
+/// Version ids of a key with no delete markers, oldest first (the SDK keeps the order among versions).
+pub async fn version_ids(bucket: &str, key: &str) -> Vec<String> {
+    let out = client()
+        .list_object_versions()
+        .bucket(bucket)
+        .prefix(key)
+        .send()
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = out
+        .versions()
+        .iter()
+        .filter(|v| v.key() == Some(key))
+        .map(|v| v.version_id().unwrap().to_string())
+        .collect();
+    ids.reverse();
+    ids
+}
+
+/// Compares the bytes of every version of `key` in the two buckets, in order.
+pub async fn same_bytes(source: &str, destination: &str, key: &str) -> bool {
+    let read = |bucket: String, version: String| async move {
+        let object = client()
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .version_id(version)
+            .send()
+            .await
+            .unwrap();
+        object.body.collect().await.unwrap().into_bytes()
+    };
+    let (left, right) = (
+        version_ids(source, key).await,
+        version_ids(destination, key).await,
+    );
+    if left.len() != right.len() {
+        return false;
+    }
+    for (a, b) in left.into_iter().zip(right) {
+        if read(source.to_string(), a).await != read(destination.to_string(), b).await {
+            return false;
+        }
+    }
+    true
 }
