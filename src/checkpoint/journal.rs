@@ -124,7 +124,7 @@ impl Journal {
             std::fs::create_dir_all(parent).map_err(open_error)?;
         }
         let mut state = state;
-        let mut file = if fresh {
+        let file = if fresh {
             let mut file = OpenOptions::new()
                 .create(true)
                 .write(true)
@@ -145,27 +145,15 @@ impl Journal {
             state.apply(&job);
             file
         } else {
-            open_append(path).map_err(open_error)?
+            // Rewrite what the journal proves before appending: this drops a torn last line, which
+            // appends would otherwise glue to the next record, and bounds the file.
+            compact(path, &state).map_err(open_error)?
         };
-        // A torn last line from a crash: start appends on a new line so it stays the only damaged one... and
-        // then compact right away, which drops it.
-        let compact_now = !fresh;
         let (sender, receiver) = channel();
         let writer_path = path.to_path_buf();
         let writer = std::thread::Builder::new()
             .name("checkpoint-journal".into())
-            .spawn(move || {
-                if compact_now {
-                    match compact(&writer_path, &state) {
-                        Ok(new_file) => file = new_file,
-                        Err(error) => eprintln!(
-                            "warning: failed to compact checkpoint {}: {error}",
-                            writer_path.display()
-                        ),
-                    }
-                }
-                write_loop(&writer_path, file, state, receiver)
-            })
+            .spawn(move || write_loop(&writer_path, file, state, receiver))
             .map_err(open_error)?;
         Ok(Journal {
             sender: Some(sender),
