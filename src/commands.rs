@@ -146,10 +146,9 @@ fn open_checkpoint(args: &CopyArgs) -> Result<Option<Checkpoint>, Error> {
             )));
         }
     }
-    let journal = Journal::open(&path, &identity, resume.clone(), fresh).map_err(usage)?;
+    let journal = Journal::open(&path, &identity, resume, fresh).map_err(usage)?;
     Ok(Some(Checkpoint {
         journal,
-        resume,
         retry_failed: args.retry_failed,
     }))
 }
@@ -211,6 +210,11 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
     }
     let checkpoint = open_checkpoint(args)?;
     let checkpoint_path = checkpoint.as_ref().map(|c| c.journal.path().to_path_buf());
+    // What earlier runs had done, for the totals recorded at the end.
+    let (listed_before, done_before) = checkpoint.as_ref().map_or((0, 0), |c| {
+        let state = c.journal.state();
+        (state.listed_entries, state.done_entries)
+    });
     let job = CopyJob {
         selection,
         plan,
@@ -234,11 +238,8 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
     if let Some(checkpoint) = &executor.checkpoint {
         use std::sync::atomic::Ordering::Relaxed;
         checkpoint.journal.append(Record::Stats {
-            listed_entries: checkpoint
-                .resume
-                .listed_entries
-                .max(progress.listed_entries.load(Relaxed)),
-            done_entries: checkpoint.resume.done_entries
+            listed_entries: listed_before.max(progress.listed_entries.load(Relaxed)),
+            done_entries: done_before
                 + progress.copied_versions.load(Relaxed)
                 + progress.delete_markers.load(Relaxed)
                 + progress.reconciled.load(Relaxed),

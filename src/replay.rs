@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::checkpoint::{FailedEntry, Journal, KeyState, Record, State};
+use crate::checkpoint::{FailedEntry, Journal, KeyState, Record};
 use crate::history::{KeyHistory, Selection, list_histories, list_key};
 use crate::multipart::copy_multipart;
 use crate::plan::{Action, PlanSettings};
@@ -105,34 +105,55 @@ impl Stop {
     }
 }
 
-/// The checkpoint as the executor uses it: the journal to append to and what it proved at start.
+/// The checkpoint as the executor uses it: the journal, whose state tells where each key resumes.
 pub struct Checkpoint {
     pub journal: Journal,
-    pub resume: State,
     pub retry_failed: bool,
 }
 
-/// Keys in dispatch (listing) order; the front ones that are finished advance the watermark.
+/// Keys in dispatch (listing) order; the front ones that are finished advance the watermark. It is
+/// recorded every `WATERMARK_EVERY` keys or second (an older watermark is only more conservative).
 #[derive(Default)]
 struct Watermark {
     keys: VecDeque<(String, bool)>,
+    unrecorded: Option<String>,
+    moved: usize,
+    recorded_at: Option<std::time::Instant>,
 }
+
+const WATERMARK_EVERY: usize = 256;
 
 impl Watermark {
     fn dispatched(&mut self, key: &str) {
         self.keys.push_back((key.to_string(), false));
     }
 
-    /// Marks `key` finished; returns the new watermark if it moved.
+    /// Marks `key` finished; returns the watermark to record, if it moved and is due.
     fn finished(&mut self, key: &str) -> Option<String> {
         if let Some(slot) = self.keys.iter_mut().find(|(k, _)| k == key) {
             slot.1 = true;
         }
-        let mut moved = None;
         while self.keys.front().is_some_and(|(_, done)| *done) {
-            moved = self.keys.pop_front().map(|(k, _)| k);
+            self.unrecorded = self.keys.pop_front().map(|(k, _)| k);
+            self.moved += 1;
         }
-        moved
+        let due = self.moved >= WATERMARK_EVERY
+            || self
+                .recorded_at
+                .is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(1));
+        if due && self.unrecorded.is_some() {
+            self.moved = 0;
+            self.recorded_at = Some(std::time::Instant::now());
+            return self.unrecorded.take();
+        }
+        None
+    }
+
+    /// The latest watermark not yet recorded, to record now.
+    fn take_unrecorded(&mut self) -> Option<String> {
+        self.moved = 0;
+        self.recorded_at = Some(std::time::Instant::now());
+        self.unrecorded.take()
     }
 }
 
@@ -192,7 +213,7 @@ impl<C: S3Api> Executor<C> {
             Arc::clone(&self.progress),
             self.checkpoint
                 .as_ref()
-                .and_then(|c| c.resume.watermark.clone()),
+                .and_then(|c| c.journal.state().watermark.clone()),
         );
         while let Some(history) = histories.recv().await {
             if self.stop.is_set() {
@@ -206,6 +227,9 @@ impl<C: S3Api> Executor<C> {
         }
         while let Some(finished) = running.join_next().await {
             finished.expect("replay task panicked");
+        }
+        if let Some(key) = watermark.lock().expect("watermark lock").take_unrecorded() {
+            self.record(Record::Watermark { key });
         }
         Ok(())
     }
@@ -244,13 +268,15 @@ impl<C: S3Api> Executor<C> {
 
     fn failed_keys_to_retry(&self) -> Vec<String> {
         match &self.checkpoint {
-            Some(checkpoint) if checkpoint.retry_failed => checkpoint
-                .resume
-                .failed
-                .keys()
-                .filter(|key| checkpoint.resume.below_watermark(key))
-                .cloned()
-                .collect(),
+            Some(checkpoint) if checkpoint.retry_failed => {
+                let state = checkpoint.journal.state();
+                state
+                    .failed
+                    .keys()
+                    .filter(|key| state.below_watermark(key))
+                    .cloned()
+                    .collect()
+            }
             _ => Vec::new(),
         }
     }
@@ -260,7 +286,14 @@ impl<C: S3Api> Executor<C> {
         let Some(checkpoint) = &self.checkpoint else {
             return;
         };
-        for (upload_id, key) in &checkpoint.resume.uploads {
+        let uploads: Vec<_> = checkpoint
+            .journal
+            .state()
+            .uploads
+            .clone()
+            .into_iter()
+            .collect();
+        for (upload_id, key) in &uploads {
             let bucket = self.destination_bucket();
             match self
                 .destination
@@ -324,6 +357,7 @@ impl<C: S3Api> Executor<C> {
                     key: history.key.clone(),
                     index: index as u32,
                     written: head.version(),
+                    last: index + 1 == history.entries.len(),
                 }),
                 Err(S3Error::Interrupted) => return false,
                 Err(error) => {
@@ -332,9 +366,12 @@ impl<C: S3Api> Executor<C> {
                 }
             }
         }
-        self.record(Record::KeyDone {
-            key: history.key.clone(),
-        });
+        if start == history.entries.len() {
+            // Nothing was left to write (finished earlier, or its last entry just reconciled).
+            self.record(Record::KeyDone {
+                key: history.key.clone(),
+            });
+        }
         true
     }
 
@@ -348,33 +385,34 @@ impl<C: S3Api> Executor<C> {
         let Some(checkpoint) = &self.checkpoint else {
             return Ok((0, DestinationHead::Empty));
         };
-        let resume = &checkpoint.resume;
-        let failed = resume
-            .failed
-            .get(&history.key)
-            .filter(|_| checkpoint.retry_failed)
-            .map(
+        let (failed, known) = {
+            let state = checkpoint.journal.state();
+            (
+                state.failed.get(&history.key).cloned(),
+                state.keys.get(&history.key).cloned(),
+            )
+        };
+        if failed.is_some() && !checkpoint.retry_failed {
+            return Ok((history.entries.len(), DestinationHead::Unversioned));
+        }
+        let pending = match known {
+            None => failed.map(
                 |FailedEntry {
                      index, version_id, ..
-                 }| (*index, version_id.clone(), None),
-            );
-        let pending = match resume.keys.get(&history.key) {
-            None => failed,
+                 }| (index, version_id, None),
+            ),
             Some(KeyState::Complete) => {
                 return Ok((history.entries.len(), DestinationHead::Unversioned));
             }
             Some(KeyState::Written { index, written }) => {
-                return Ok((*index as usize + 1, DestinationHead::after(written.clone())));
+                return Ok((index as usize + 1, DestinationHead::after(written)));
             }
             Some(KeyState::Pending {
                 index,
                 version_id,
                 previous,
-            }) => Some((*index, version_id.clone(), previous.clone())),
+            }) => Some((index, version_id, previous)),
         };
-        if resume.failed.contains_key(&history.key) && !checkpoint.retry_failed {
-            return Ok((history.entries.len(), DestinationHead::Unversioned));
-        }
         let Some((index, version_id, previous)) = pending else {
             return Ok((0, DestinationHead::Empty));
         };
@@ -412,6 +450,7 @@ impl<C: S3Api> Executor<C> {
                     key: history.key.clone(),
                     index: index as u32,
                     written: Some(written.clone()),
+                    last: index + 1 == history.entries.len(),
                 });
                 self.progress.reconciled();
                 Ok((index + 1, DestinationHead::Version(written)))
@@ -664,7 +703,16 @@ mod tests {
         }
         assert_eq!(watermark.finished("b"), None);
         assert_eq!(watermark.finished("c"), None);
+        // The first move is recorded at once; the next within a second only every 256 keys.
         assert_eq!(watermark.finished("a"), Some("c".into()));
-        assert_eq!(watermark.finished("d"), Some("d".into()));
+        assert_eq!(watermark.finished("d"), None);
+        assert_eq!(watermark.take_unrecorded(), Some("d".into()));
+        for index in 0..WATERMARK_EVERY {
+            watermark.dispatched(&format!("e{index:04}"));
+        }
+        let recorded: Vec<_> = (0..WATERMARK_EVERY)
+            .filter_map(|i| watermark.finished(&format!("e{i:04}")))
+            .collect();
+        assert_eq!(recorded, [format!("e{:04}", WATERMARK_EVERY - 1)]);
     }
 }

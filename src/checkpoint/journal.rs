@@ -11,6 +11,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
@@ -93,6 +94,8 @@ pub struct Journal {
     sender: Option<Sender<Command>>,
     writer: Option<JoinHandle<()>>,
     path: PathBuf,
+    /// What the journal proves, kept current by the writer (one copy: it can hold many keys).
+    state: Arc<Mutex<State>>,
 }
 
 /// Compact when the file holds this many times the records the live state needs (and at least this many).
@@ -151,19 +154,28 @@ impl Journal {
         };
         let (sender, receiver) = channel();
         let writer_path = path.to_path_buf();
+        let state = Arc::new(Mutex::new(state));
+        let writer_state = Arc::clone(&state);
         let writer = std::thread::Builder::new()
             .name("checkpoint-journal".into())
-            .spawn(move || write_loop(&writer_path, file, state, receiver))
+            .spawn(move || write_loop(&writer_path, file, &writer_state, receiver))
             .map_err(open_error)?;
         Ok(Journal {
             sender: Some(sender),
             writer: Some(writer),
             path: path.to_path_buf(),
+            state,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// What the journal proves now, including the records appended so far (a key's entry in it changes
+    /// only once that key is being replayed, so it tells where a key not yet started resumes).
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("journal state lock")
     }
 
     pub fn append(&self, record: Record) {
@@ -220,13 +232,14 @@ pub fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
-fn write_loop(path: &Path, mut file: File, mut state: State, receiver: Receiver<Command>) {
-    let mut records_in_file = state.records().len();
+fn write_loop(path: &Path, mut file: File, shared: &Mutex<State>, receiver: Receiver<Command>) {
+    let mut records_in_file = shared.lock().expect("journal state lock").record_count();
     let mut buffer = Vec::new();
     let mut failure: Option<String> = None;
     while let Ok(first) = receiver.recv() {
         let mut durable = Vec::new();
         let mut flushes = Vec::new();
+        let mut state = shared.lock().expect("journal state lock");
         let mut take = |command: Command, buffer: &mut Vec<u8>, state: &mut State| match command {
             Command::Append(record) => {
                 encode(&record, buffer);
@@ -249,6 +262,7 @@ fn write_loop(path: &Path, mut file: File, mut state: State, receiver: Receiver<
             }
         }
         records_in_file += batch;
+        drop(state);
         if failure.is_none() {
             let result = file.write_all(&buffer).and_then(|()| {
                 if durable.is_empty() && flushes.is_empty() {
@@ -271,7 +285,8 @@ fn write_loop(path: &Path, mut file: File, mut state: State, receiver: Receiver<
         for done in flushes {
             let _ = done.send(failure.clone().map_or(Ok(()), Err));
         }
-        let live = state.keys.len() + state.failed.len() + state.uploads.len() + 3;
+        let state = shared.lock().expect("journal state lock");
+        let live = state.record_count();
         if failure.is_none() && records_in_file > COMPACT_MIN_RECORDS.max(live * COMPACT_RATIO) {
             match compact(path, &state) {
                 Ok(new_file) => {
@@ -281,6 +296,7 @@ fn write_loop(path: &Path, mut file: File, mut state: State, receiver: Receiver<
                 Err(error) => failure = Some(format!("compaction failed: {error}")),
             }
         }
+        drop(state);
     }
     let _ = file.sync_data();
 }
@@ -288,19 +304,28 @@ fn write_loop(path: &Path, mut file: File, mut state: State, receiver: Receiver<
 /// Writes `state` as a new journal and renames it over `path`; returns the new file, open for appends.
 fn compact(path: &Path, state: &State) -> std::io::Result<File> {
     let staging = path.with_extension("compacting");
-    let mut bytes = Vec::new();
-    for record in state.records() {
-        encode(&record, &mut bytes);
-    }
     {
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .create(true)
             .write(true)
             .truncate(true)
             .mode(0o600)
             .open(&staging)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
+        let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut bytes = Vec::new();
+        let mut result = Ok(());
+        state.each_record(|record| {
+            if result.is_ok() {
+                bytes.clear();
+                encode(&record, &mut bytes);
+                result = writer.write_all(&bytes);
+            }
+        });
+        result?;
+        writer
+            .into_inner()
+            .map_err(|e| e.into_error())?
+            .sync_all()?;
     }
     std::fs::rename(&staging, path)?;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {

@@ -87,11 +87,14 @@ pub enum Record {
         version_id: String,
         previous: Option<String>,
     },
-    /// Entry `index` of `key` was written and created destination version `written`.
+    /// Entry `index` of `key` was written and created destination version `written`; `last` when it was
+    /// the key's last entry (the key is then complete).
     Done {
         key: String,
         index: u32,
         written: Option<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        last: bool,
     },
     /// Every entry of `key` is written.
     KeyDone {

@@ -71,15 +71,20 @@ impl State {
                 key,
                 index,
                 written,
+                last,
             } => {
                 self.done_entries += 1;
-                self.keys.insert(
-                    key.clone(),
+                let state = if *last {
+                    KeyState::Complete
+                } else {
                     KeyState::Written {
                         index: *index,
                         written: written.clone(),
-                    },
-                );
+                    }
+                };
+                if !(*last && self.below_watermark(key)) {
+                    self.keys.insert(key.clone(), state);
+                }
             }
             Record::KeyDone { key } => {
                 if !self.below_watermark(key) {
@@ -129,22 +134,33 @@ impl State {
         self.watermark.as_deref().is_some_and(|w| key <= w)
     }
 
+    /// How many records `each_record` produces.
+    pub fn record_count(&self) -> usize {
+        self.keys.len() + self.failed.len() + self.uploads.len() + 3
+    }
+
     /// A minimal journal that rebuilds this state.
     pub fn records(&self) -> Vec<Record> {
-        let mut records = Vec::with_capacity(self.keys.len() + self.failed.len() + 4);
+        let mut records = Vec::with_capacity(self.record_count());
+        self.each_record(|record| records.push(record));
+        records
+    }
+
+    /// The records of a minimal journal that rebuilds this state, one at a time (it can be large).
+    pub fn each_record(&self, mut emit: impl FnMut(Record)) {
         if let Some(identity) = &self.identity {
-            records.push(Record::Job {
+            emit(Record::Job {
                 identity: identity.clone(),
                 created_unix: self.updated_unix,
             });
         }
         if let Some(key) = &self.watermark {
-            records.push(Record::Watermark { key: key.clone() });
+            emit(Record::Watermark { key: key.clone() });
         }
         let mut keys: Vec<_> = self.keys.iter().collect();
         keys.sort_by(|a, b| a.0.cmp(b.0));
         for (key, state) in keys {
-            records.push(match state {
+            emit(match state {
                 KeyState::Pending {
                     index,
                     version_id,
@@ -159,12 +175,13 @@ impl State {
                     key: key.clone(),
                     index: *index,
                     written: written.clone(),
+                    last: false,
                 },
                 KeyState::Complete => Record::KeyDone { key: key.clone() },
             });
         }
         for (key, failure) in &self.failed {
-            records.push(Record::Failed {
+            emit(Record::Failed {
                 key: key.clone(),
                 index: failure.index,
                 version_id: failure.version_id.clone(),
@@ -174,18 +191,17 @@ impl State {
         let mut uploads: Vec<_> = self.uploads.iter().collect();
         uploads.sort();
         for (upload_id, key) in uploads {
-            records.push(Record::UploadStarted {
+            emit(Record::UploadStarted {
                 key: key.clone(),
                 upload_id: upload_id.clone(),
             });
         }
         // Last, so that it overrides the counts the Done records above add.
-        records.push(Record::Stats {
+        emit(Record::Stats {
             listed_entries: self.listed_entries,
             done_entries: self.done_entries,
             updated_unix: self.updated_unix,
         });
-        records
     }
 }
 
@@ -216,6 +232,7 @@ mod tests {
             key: usize,
             fail: bool,
             lose_done: bool,
+            last: bool,
         },
         Finish {
             key: usize,
@@ -227,8 +244,8 @@ mod tests {
 
     fn step() -> impl Strategy<Value = Step> {
         prop_oneof![
-            6 => (0..6usize, prop::bool::weighted(0.1), prop::bool::weighted(0.2))
-                .prop_map(|(key, fail, lose_done)| Step::Entry { key, fail, lose_done }),
+            6 => (0..6usize, prop::bool::weighted(0.1), prop::bool::weighted(0.2), prop::bool::weighted(0.15))
+                .prop_map(|(key, fail, lose_done, last)| Step::Entry { key, fail, lose_done, last }),
             2 => (0..6usize).prop_map(|key| Step::Finish { key }),
             1 => (0..6usize).prop_map(|key| Step::Watermark { key }),
         ]
@@ -263,6 +280,7 @@ mod tests {
                     key,
                     fail,
                     lose_done,
+                    last,
                 } if !stopped[key] && !finished[key] => {
                     let index = next[key];
                     out.push(Record::Intent {
@@ -284,8 +302,10 @@ mod tests {
                             key: name(key),
                             index,
                             written: Some(format!("d{index}")),
+                            last,
                         });
                         next[key] += 1;
+                        finished[key] = last;
                     } else {
                         // The write happened but its Done never reached the disk: the next intent (if any)
                         // still proves it, as the executor only starts entry i+1 after entry i.
@@ -322,6 +342,9 @@ mod tests {
                 Record::Intent { key, index, .. } => {
                     decisions[slot(key)] = Decision::Reconcile(*index)
                 }
+                Record::Done {
+                    key, last: true, ..
+                } => decisions[slot(key)] = Decision::Skip,
                 Record::Done { key, index, .. } => {
                     decisions[slot(key)] = Decision::StartAt(index + 1)
                 }
