@@ -5,9 +5,9 @@
 //!
 //! Within a key, entries are written one at a time, oldest first. Before writing entry `i` of a key, the
 //! engine appends an *intent* record naming the entry and the destination version our previous write of
-//! that key created, and waits until it is on disk (group commit: one fsync serves every intent waiting
-//! at that moment). After the write it appends *done* with the destination version it created, without
-//! waiting. So after a crash at any moment:
+//! that key created, and waits until it is written to the journal file (where it survives a crash of
+//! the process; fsync follows within 100 ms, see `journal.rs`). After the write it appends *done* with
+//! the destination version it created, without waiting. So after a crash at any moment:
 //!
 //! - an entry with *done* was written;
 //! - an entry with an intent and no *done* may or may not have been written (the server may have applied
