@@ -42,7 +42,10 @@ async fn versioned_bucket(client: &aws_sdk_s3::Client, bucket: &str) {
 }
 
 /// Runs the binary; returns (wall seconds, CPU seconds, peak RSS in KiB) of that run alone.
-#[expect(clippy::zombie_processes, reason = "reaped by wait4, which also gives the child's CPU time")]
+#[expect(
+    clippy::zombie_processes,
+    reason = "reaped by wait4, which also gives the child's CPU time"
+)]
 fn run(server: &SeaweedFs, args: &[&str]) -> (f64, f64, i64) {
     let started = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
