@@ -5,8 +5,7 @@
 //!
 //! Run: cargo bench --bench checkpoint   (figures go to BENCHMARKS.md by hand)
 
-use std::process::Command;
-use std::time::Instant;
+mod support;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
@@ -39,53 +38,6 @@ async fn versioned_bucket(client: &aws_sdk_s3::Client, bucket: &str) {
         .send()
         .await
         .unwrap();
-}
-
-/// Runs the binary; returns (wall seconds, CPU seconds, peak RSS in KiB) of that run alone.
-#[expect(
-    clippy::zombie_processes,
-    reason = "reaped by wait4, which also gives the child's CPU time"
-)]
-fn run(server: &SeaweedFs, args: &[&str]) -> (f64, f64, i64) {
-    let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
-        .args(args)
-        .args(["--endpoint-url", &server.endpoint, "--progress", "never"])
-        .envs(server.env())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id() as libc::pid_t;
-    // VmHWM is the new program's own high-water mark (rusage's maxrss would include the fork of this
-    // large benchmark process before exec).
-    let status_file = format!("/proc/{pid}/status");
-    let mut peak_kib = 0i64;
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&status_file)
-            && let Some(line) = text.lines().find(|l| l.starts_with("VmHWM:"))
-        {
-            let kib = line
-                .split_whitespace()
-                .nth(1)
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0);
-            peak_kib = peak_kib.max(kib);
-        }
-        let done = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
-        if done == pid {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
-    let wall = started.elapsed().as_secs_f64();
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "s3-backfill {args:?} failed: {status}"
-    );
-    let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    (wall, cpu(usage.ru_utime) + cpu(usage.ru_stime), peak_kib)
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -135,7 +87,7 @@ async fn main() {
                 args.push("--no-checkpoint".into());
             }
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let (wall, cpu, _) = run(&server, &args);
+            let (wall, cpu, _) = support::run(&server, &args);
             let rate = OBJECTS as f64 / wall;
             println!(
                 "round {round} {:13} {rate:7.0} objects/s, client CPU {cpu:.2} s",
@@ -182,6 +134,7 @@ async fn main() {
         latest_only: false,
         storage_class: None,
         sse_kms_key_id: None,
+        input: None,
     };
     let realistic = dir.path().join("million-with-watermark.checkpoint");
     {
@@ -207,7 +160,7 @@ async fn main() {
         }
     }
     let size = std::fs::metadata(&realistic).unwrap().len() >> 20;
-    let (wall, cpu, rss) = run(
+    let (wall, cpu, rss) = support::run(
         &server,
         &[
             "copy",
@@ -259,7 +212,7 @@ async fn main() {
         );
     }
     std::fs::write(&journal, &bytes).unwrap();
-    let (wall, cpu, rss) = run(
+    let (wall, cpu, rss) = support::run(
         &server,
         &[
             "copy",

@@ -1,11 +1,19 @@
 //! CPU cost of the stages between the wire and the executor: parsing a ListObjectVersions page (a real
-//! SeaweedFS answer, fixtures/list-versions-seaweedfs.xml), grouping it into per-key histories, planning.
+//! SeaweedFS answer, fixtures/list-versions-seaweedfs.xml), grouping it into per-key histories, planning;
+//! and reading an S3 Inventory report's CSV rows, sorting them by key and planning each key's history.
 //! Run: cargo bench --bench pipeline
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use s3_backfill::history::HistoryBuilder;
+use std::io::Read;
+
+use s3_backfill::history::{HistoryBuilder, KeyHistory};
+use s3_backfill::input::fixture::{ReportOptions, inventory_report};
+use s3_backfill::input::rows::Schema;
+use s3_backfill::input::sort::{DEFAULT_BUDGET, Sorter};
+use s3_backfill::input::{Data, KeyPlan, plan_key, read_csv};
 use s3_backfill::plan::PlanSettings;
 use s3_backfill::s3::parse_list_versions;
+use s3_backfill::s3::{Entry, EntryKind};
 
 const PAGE: &str = include_str!("../fixtures/list-versions-seaweedfs.xml");
 
@@ -35,5 +43,88 @@ fn pipeline(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pipeline);
+/// 25,000 keys x 4 versions as one gzip'd inventory data file, rows shuffled.
+fn inventory_file() -> Vec<u8> {
+    let histories: Vec<KeyHistory> = (0..25_000)
+        .map(|k| {
+            let key = format!("data/2026/{k:07}/object name {k}.json");
+            let entries = (0..4)
+                .map(|v| Entry {
+                    key: key.clone(),
+                    version_id: format!(
+                        "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY+MTRCxf3vjVBH40Nr8X8gdRQBpUMLU{v}"
+                    ),
+                    is_latest: false,
+                    last_modified: format!("2026-11-20T10:00:0{v}.000Z"),
+                    kind: EntryKind::Object {
+                        size: 1024 * k,
+                        etag: "\"0123456789abcdef0123456789abcdef\"".into(),
+                        storage_class: None,
+                    },
+                })
+                .collect();
+            KeyHistory { key, entries }
+        })
+        .collect();
+    let options = ReportOptions {
+        data_files: 1,
+        ..ReportOptions::default()
+    };
+    inventory_report("bench-src", &histories, &options)
+        .0
+        .remove(0)
+        .1
+}
+
+fn parse(bytes: &[u8], schema: &Schema) -> Sorter {
+    let mut sorter = Sorter::new(DEFAULT_BUDGET);
+    let mut reader = Data::new(bytes, "bench").unwrap();
+    read_csv(&mut reader, "bench", &mut sorter, |r| {
+        schema.row(r, "bench-src")
+    })
+    .unwrap();
+    sorter
+}
+
+fn inventory(c: &mut Criterion) {
+    let gzipped = inventory_file();
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(gzipped.as_slice())
+        .read_to_end(&mut plain)
+        .unwrap();
+    let schema = Schema::parse(s3_backfill::input::fixture::SCHEMA).unwrap();
+    let mut group = c.benchmark_group("inventory rows");
+    group.throughput(Throughput::Elements(100_000));
+    group.sample_size(20);
+    group.bench_function("parse CSV", |b| b.iter(|| parse(&plain, &schema)));
+    group.bench_function("gunzip and parse", |b| b.iter(|| parse(&gzipped, &schema)));
+    group.bench_function("gunzip, parse, sort, plan", |b| {
+        b.iter(|| {
+            let mut planned = 0;
+            let mut current: Option<(String, Vec<_>)> = None;
+            for row in parse(&gzipped, &schema).finish().unwrap() {
+                let row = row.unwrap();
+                match &mut current {
+                    Some((key, rows)) if *key == row.key => rows.push(row),
+                    _ => {
+                        if let Some((key, rows)) = current.take() {
+                            planned += usize::from(matches!(
+                                plan_key(key, rows, false),
+                                KeyPlan::Ready(_)
+                            ));
+                        }
+                        current = Some((row.key.clone(), vec![row]));
+                    }
+                }
+            }
+            if let Some((key, rows)) = current {
+                planned += usize::from(matches!(plan_key(key, rows, false), KeyPlan::Ready(_)));
+            }
+            assert_eq!(planned, 25_000);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, pipeline, inventory);
 criterion_main!(benches);

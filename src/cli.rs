@@ -22,6 +22,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(clippy::large_enum_variant, reason = "parsed once per run")]
 pub enum Command {
     /// Copy every version and delete marker (or only current versions) from SRC to DST.
     Copy(CopyArgs),
@@ -76,6 +77,18 @@ pub struct CopyArgs {
     /// Encrypt the copies with this KMS key (default: the destination bucket's default encryption).
     #[arg(long, value_name = "KEY")]
     pub sse_kms_key_id: Option<String>,
+    /// Copy the versions an S3 Inventory report lists instead of listing the source: its manifest.json,
+    /// s3://BUCKET/KEY or a local path (data files are read from the same bucket or directory tree).
+    #[arg(long, value_name = "URI", conflicts_with = "manifest")]
+    pub inventory: Option<String>,
+    /// Copy the versions a CSV manifest names instead of listing the source: bucket,key[,versionId] rows,
+    /// URL-encoded keys, s3://BUCKET/KEY or a local path, optionally gzip'd.
+    #[arg(long, value_name = "URI")]
+    pub manifest: Option<String>,
+    /// With --inventory: check every key against the source first (one listing per key), so versions
+    /// deleted since the report are reported before any copy instead of failing one by one.
+    #[arg(long, requires = "inventory")]
+    pub inventory_check: bool,
     /// List and plan, print what would be copied, write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -98,8 +111,21 @@ pub struct CopyArgs {
     /// Retry the entries the checkpoint records as failed (on by default; --retry-failed=false to skip them).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_value_t = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub retry_failed: bool,
+    /// On resume, wait until the interrupted run has been gone this many seconds before checking the
+    /// writes it left in flight (the server may still apply a request whose sender died).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds)]
+    pub resume_wait: f64,
     #[command(flatten)]
     pub endpoints: EndpointArgs,
+}
+
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && (0.0..=3600.0).contains(&seconds) => Ok(seconds),
+        _ => Err(format!(
+            "{text:?} is not a number of seconds between 0 and 3600"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -11,7 +11,8 @@ use serde::Serialize;
 use crate::checkpoint::{JobIdentity, Journal, Record, State, now_unix, replay};
 use crate::cli::{CopyArgs, EndpointArgs, StatusArgs, VerifyArgs};
 use crate::error::Error;
-use crate::history::{Selection, list_histories};
+use crate::history::{KeyHistory, Selection, list_histories};
+use crate::input::InputSpec;
 use crate::location::KeyMapping;
 use crate::plan::{Action, PlanSettings};
 use crate::preflight::preflight;
@@ -109,7 +110,63 @@ fn identity(args: &CopyArgs) -> JobIdentity {
         latest_only: args.latest_only,
         storage_class: args.storage_class.clone(),
         sse_kms_key_id: args.sse_kms_key_id.clone(),
+        input: input_spec(args).map(|spec| spec.to_string()),
     }
+}
+
+/// The inventory or manifest the copy reads instead of listing, if any.
+fn input_spec(args: &CopyArgs) -> Option<InputSpec> {
+    match (&args.inventory, &args.manifest) {
+        (Some(uri), _) => Some(InputSpec::Inventory {
+            uri: uri.clone(),
+            check: args.inventory_check,
+        }),
+        (None, Some(uri)) => Some(InputSpec::Manifest { uri: uri.clone() }),
+        (None, None) => None,
+    }
+}
+
+/// Reads, checks and sorts the inventory or manifest; a bad one is a usage error (exit 2), found
+/// before any write.
+async fn load_input(
+    args: &CopyArgs,
+    source: &Client,
+) -> Result<Option<(InputSpec, crate::input::Loaded)>, Error> {
+    let Some(spec) = input_spec(args) else {
+        return Ok(None);
+    };
+    let started = Instant::now();
+    let loaded = crate::input::load(&spec, source, &args.source.bucket, args.latest_only)
+        .await
+        .map_err(|e| Error::Usage(format!("{e}; nothing was copied")))?;
+    eprintln!(
+        "read {} rows from {} file{} of {spec} in {:.1} s",
+        loaded.rows,
+        loaded.files,
+        if loaded.files == 1 { "" } else { "s" },
+        started.elapsed().as_secs_f64()
+    );
+    Ok(Some((spec, loaded)))
+}
+
+/// The histories to replay: from the loaded input when there is one (skipping keys `skip` names),
+/// else None and the executor lists the source.
+fn input_histories(
+    input: Option<(InputSpec, crate::input::Loaded)>,
+    source: &Arc<Client>,
+    selection: &Selection,
+    progress: &Arc<Progress>,
+    skip: Box<dyn Fn(&str) -> bool + Send>,
+) -> Option<tokio::sync::mpsc::Receiver<Result<KeyHistory, crate::s3::S3Error>>> {
+    input.map(|(_, loaded)| {
+        crate::input::histories(
+            loaded,
+            Arc::clone(source),
+            selection.clone(),
+            skip,
+            Arc::clone(progress),
+        )
+    })
 }
 
 /// Where the checkpoint of a job lives unless `--checkpoint` says otherwise.
@@ -146,10 +203,21 @@ fn open_checkpoint(args: &CopyArgs) -> Result<Option<Checkpoint>, Error> {
             )));
         }
     }
+    // The last run's requests may land until `--resume-wait` after its last journal write.
+    let settle_until = (!fresh && !resume.ended_cleanly)
+        .then(|| std::fs::metadata(&path).and_then(|m| m.modified()).ok())
+        .flatten()
+        .map(|modified| {
+            let gone_for = modified.elapsed().unwrap_or_default();
+            let wait =
+                std::time::Duration::from_secs_f64(args.resume_wait).saturating_sub(gone_for);
+            tokio::time::Instant::now() + wait
+        });
     let journal = Journal::open(&path, &identity, resume, fresh).map_err(usage)?;
     Ok(Some(Checkpoint {
         journal,
         retry_failed: args.retry_failed,
+        settle_until,
     }))
 }
 
@@ -205,10 +273,29 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         exclude: args.exclude.clone(),
         latest_only: args.latest_only,
     };
+    let input = load_input(args, &source).await?;
     if args.dry_run {
-        return dry_run(args, source, selection, plan, progress, started).await;
+        let histories = input_histories(input, &source, &selection, &progress, Box::new(|_| false));
+        return dry_run(args, source, selection, plan, progress, started, histories).await;
     }
     let checkpoint = open_checkpoint(args)?;
+    // A resumed run over an input skips the keys below the watermark, except failed ones to retry.
+    let skip: Box<dyn Fn(&str) -> bool + Send> = match &checkpoint {
+        Some(c) => {
+            let state = c.journal.state();
+            let watermark = state.watermark.clone();
+            let retry: std::collections::HashSet<String> = if c.retry_failed {
+                state.failed.keys().cloned().collect()
+            } else {
+                Default::default()
+            };
+            Box::new(move |key| {
+                watermark.as_deref().is_some_and(|w| key <= w) && !retry.contains(key)
+            })
+        }
+        None => Box::new(|_| false),
+    };
+    let histories = input_histories(input, &source, &selection, &progress, skip);
     let checkpoint_path = checkpoint.as_ref().map(|c| c.journal.path().to_path_buf());
     // What earlier runs had done, for the totals recorded at the end.
     let (listed_before, done_before) = checkpoint.as_ref().map_or((0, 0), |c| {
@@ -233,7 +320,7 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         checkpoint,
         stop: Arc::clone(&stop),
     });
-    let outcome = Arc::clone(&executor).run().await;
+    let outcome = Arc::clone(&executor).run(histories).await;
     renderer.finish().await;
     if let Some(checkpoint) = &executor.checkpoint {
         use std::sync::atomic::Ordering::Relaxed;
@@ -244,6 +331,7 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
                 + progress.delete_markers.load(Relaxed)
                 + progress.reconciled.load(Relaxed),
             updated_unix: now_unix(),
+            finished: true,
         });
         checkpoint
             .journal
@@ -283,14 +371,18 @@ async fn dry_run(
     plan: PlanSettings,
     progress: Arc<Progress>,
     started: Instant,
+    input: Option<tokio::sync::mpsc::Receiver<Result<KeyHistory, crate::s3::S3Error>>>,
 ) -> Result<Report, Error> {
-    let mut histories = list_histories(
-        source,
-        args.source.bucket.clone(),
-        selection.clone(),
-        Arc::clone(&progress),
-        None,
-    );
+    let mut histories = match input {
+        Some(histories) => histories,
+        None => list_histories(
+            source,
+            args.source.bucket.clone(),
+            selection.clone(),
+            Arc::clone(&progress),
+            None,
+        ),
+    };
     let (mut keys, mut versions, mut bytes, mut multipart, mut markers) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
     while let Some(history) = histories.recv().await {

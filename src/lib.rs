@@ -11,6 +11,7 @@ pub mod commands;
 pub mod demo;
 pub mod error;
 pub mod history;
+pub mod input;
 pub mod local_server;
 pub mod location;
 pub mod multipart;

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use crate::checkpoint::{FailedEntry, Journal, KeyState, Record};
@@ -109,6 +109,10 @@ impl Stop {
 pub struct Checkpoint {
     pub journal: Journal,
     pub retry_failed: bool,
+    /// Reconcile no pending write before this moment: a request the interrupted run sent just before it
+    /// died can still be applied by the server afterwards, and a destination checked too early would not
+    /// show it yet (the write would then be repeated, and the late one would land as a duplicate).
+    pub settle_until: Option<tokio::time::Instant>,
 }
 
 /// Keys in dispatch (listing) order; the front ones that are finished advance the watermark. It is
@@ -185,12 +189,23 @@ impl<C: S3Api> Executor<C> {
 
     /// Lists the source and replays every selected history. Per-entry failures are recorded in the
     /// progress and do not stop the run; a failed listing does.
-    pub async fn run(self: Arc<Self>) -> S3Result<()> {
+    ///
+    /// `input` replaces the listing with histories read from an inventory or manifest (in key order,
+    /// failed keys to retry included).
+    pub async fn run(
+        self: Arc<Self>,
+        input: Option<mpsc::Receiver<S3Result<KeyHistory>>>,
+    ) -> S3Result<()> {
         self.abort_recorded_uploads().await;
         let slots = Arc::new(Semaphore::new(self.job.concurrency.max(1)));
         let mut running = JoinSet::new();
         // Failed keys the watermark has passed are retried first, each listed on its own.
-        for key in self.failed_keys_to_retry() {
+        let retry = if input.is_some() {
+            Vec::new()
+        } else {
+            self.failed_keys_to_retry()
+        };
+        for key in retry {
             if self.stop.is_set() {
                 break;
             }
@@ -206,15 +221,18 @@ impl<C: S3Api> Executor<C> {
             }
         }
         let watermark = Arc::new(Mutex::new(Watermark::default()));
-        let mut histories = list_histories(
-            Arc::clone(&self.source),
-            self.job.selection.mapping.source.bucket.clone(),
-            self.job.selection.clone(),
-            Arc::clone(&self.progress),
-            self.checkpoint
-                .as_ref()
-                .and_then(|c| c.journal.state().watermark.clone()),
-        );
+        let mut histories = match input {
+            Some(histories) => histories,
+            None => list_histories(
+                Arc::clone(&self.source),
+                self.job.selection.mapping.source.bucket.clone(),
+                self.job.selection.clone(),
+                Arc::clone(&self.progress),
+                self.checkpoint
+                    .as_ref()
+                    .and_then(|c| c.journal.state().watermark.clone()),
+            ),
+        };
         while let Some(history) = histories.recv().await {
             if self.stop.is_set() {
                 break;
@@ -439,6 +457,11 @@ impl<C: S3Api> Executor<C> {
                 },
             ));
         };
+        if let Some(until) = checkpoint.settle_until
+            && tokio::time::Instant::now() < until
+        {
+            tokio::time::sleep_until(until).await;
+        }
         self.abort_uploads_of(destination_key).await;
         match self
             .applied(destination_key, Expected::of(entry), &head)

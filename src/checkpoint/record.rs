@@ -14,6 +14,9 @@ pub struct JobIdentity {
     pub latest_only: bool,
     pub storage_class: Option<String>,
     pub sse_kms_key_id: Option<String>,
+    /// `inventory URI` or `manifest URI` when the entries come from a file instead of a listing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
 }
 
 impl JobIdentity {
@@ -55,6 +58,11 @@ impl JobIdentity {
             "--sse-kms-key-id",
             format!("{:?}", self.sse_kms_key_id),
             format!("{:?}", other.sse_kms_key_id),
+        );
+        compare(
+            "input",
+            self.input.clone().unwrap_or_else(|| "a listing".into()),
+            other.input.clone().unwrap_or_else(|| "a listing".into()),
         );
         differences
     }
@@ -119,11 +127,14 @@ pub enum Record {
     Watermark {
         key: String,
     },
-    /// Progress figures for `status`.
+    /// Progress figures for `status`. `finished` when a run wrote it as it ended with no request in
+    /// flight (completed, or stopped by Ctrl-C): a resume then has no late write to wait for.
     Stats {
         listed_entries: u64,
         done_entries: u64,
         updated_unix: u64,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        finished: bool,
     },
 }
 
@@ -201,6 +212,7 @@ mod tests {
             latest_only: false,
             storage_class: None,
             sse_kms_key_id: None,
+            input: None,
         };
         let other = JobIdentity {
             destination: "s3://c/".into(),

@@ -39,10 +39,15 @@ pub struct State {
     pub done_entries: u64,
     pub listed_entries: u64,
     pub updated_unix: u64,
+    /// The last record is a run's final `Stats`: no request of that run can still be in flight.
+    pub ended_cleanly: bool,
 }
 
 impl State {
     pub fn apply(&mut self, record: &Record) {
+        if !matches!(record, Record::Stats { .. }) {
+            self.ended_cleanly = false;
+        }
         match record {
             Record::Job {
                 identity,
@@ -122,7 +127,9 @@ impl State {
                 listed_entries,
                 done_entries,
                 updated_unix,
+                finished,
             } => {
+                self.ended_cleanly = *finished;
                 self.listed_entries = *listed_entries;
                 self.done_entries = *done_entries;
                 self.updated_unix = *updated_unix;
@@ -201,6 +208,7 @@ impl State {
             listed_entries: self.listed_entries,
             done_entries: self.done_entries,
             updated_unix: self.updated_unix,
+            finished: self.ended_cleanly,
         });
     }
 }
@@ -270,6 +278,7 @@ mod tests {
                 latest_only: false,
                 storage_class: None,
                 sse_kms_key_id: None,
+                input: None,
             },
             created_unix: 1,
         }];

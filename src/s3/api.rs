@@ -247,5 +247,13 @@ pub trait S3Api: Send + Sync + 'static {
         key: &str,
     ) -> impl Future<Output = S3Result<Vec<String>>> + Send;
     fn head_bucket(&self, bucket: &str) -> impl Future<Output = S3Result<()>> + Send;
+    /// GetObject of the current version into the file at `to` (created or truncated), streamed; returns
+    /// its size. For reading inputs (inventory reports, manifests), never objects being copied.
+    fn download(
+        &self,
+        bucket: &str,
+        key: &str,
+        to: &std::path::Path,
+    ) -> impl Future<Output = S3Result<u64>> + Send;
     fn bucket_versioning(&self, bucket: &str) -> impl Future<Output = S3Result<Versioning>> + Send;
 }

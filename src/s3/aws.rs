@@ -551,6 +551,42 @@ impl S3Api for AwsS3 {
         }
     }
 
+    async fn download(&self, bucket: &str, key: &str, to: &std::path::Path) -> S3Result<u64> {
+        use tokio::io::AsyncWriteExt;
+        let out = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify(e, bucket))?;
+        let local = |e: std::io::Error| S3Error::Other {
+            code: "LocalFile".into(),
+            message: format!("cannot write {}: {e}", to.display()),
+        };
+        let mut file = tokio::fs::File::create(to).await.map_err(local)?;
+        let mut body = out.body;
+        let mut size = 0;
+        loop {
+            match body.try_next().await {
+                Ok(Some(chunk)) => {
+                    size += chunk.len() as u64;
+                    file.write_all(&chunk).await.map_err(local)?;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(S3Error::Transient {
+                        message: format!("reading s3://{bucket}/{key}: {e}"),
+                        maybe_applied: false,
+                    });
+                }
+            }
+        }
+        file.flush().await.map_err(local)?;
+        Ok(size)
+    }
+
     async fn bucket_versioning(&self, bucket: &str) -> S3Result<Versioning> {
         let out = self
             .client

@@ -192,6 +192,9 @@ impl<C: S3Api> S3Api for Limited<C> {
     async fn head_bucket(&self, bucket: &str) -> S3Result<()> {
         self.run(self.inner.head_bucket(bucket)).await
     }
+    async fn download(&self, bucket: &str, key: &str, to: &std::path::Path) -> S3Result<u64> {
+        self.run(self.inner.download(bucket, key, to)).await
+    }
     async fn bucket_versioning(&self, bucket: &str) -> S3Result<Versioning> {
         self.run(self.inner.bucket_versioning(bucket)).await
     }

@@ -170,6 +170,10 @@ impl<C: S3Api> S3Api for Retrying<C> {
         self.run(Kind::Idempotent, || self.inner.head_bucket(bucket))
             .await
     }
+    async fn download(&self, bucket: &str, key: &str, to: &std::path::Path) -> S3Result<u64> {
+        self.run(Kind::Idempotent, || self.inner.download(bucket, key, to))
+            .await
+    }
     async fn bucket_versioning(&self, bucket: &str) -> S3Result<Versioning> {
         self.run(Kind::Idempotent, || self.inner.bucket_versioning(bucket))
             .await

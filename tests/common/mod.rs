@@ -186,8 +186,25 @@ fn unescape(text: &str) -> String {
 
 /// Every key under `prefix` with its history, oldest first, read in the XML's own order.
 pub async fn histories(bucket: &str, prefix: &str) -> Vec<(String, Vec<Seen>)> {
+    raw_histories(bucket, prefix)
+        .await
+        .into_iter()
+        .map(|(key, entries)| (key, entries.into_iter().map(|e| e.seen).collect()))
+        .collect()
+}
+
+/// One entry with its version id and LastModified, as the XML gives them.
+#[derive(Debug, Clone)]
+pub struct RawEntry {
+    pub version_id: String,
+    pub last_modified: String,
+    pub seen: Seen,
+}
+
+/// `histories` with version ids and times.
+pub async fn raw_histories(bucket: &str, prefix: &str) -> Vec<(String, Vec<RawEntry>)> {
     let client = client();
-    let mut result: Vec<(String, Vec<Seen>)> = Vec::new();
+    let mut result: Vec<(String, Vec<RawEntry>)> = Vec::new();
     let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
     loop {
         let raw = RawBody::default();
@@ -227,6 +244,15 @@ pub async fn histories(bucket: &str, prefix: &str) -> Vec<(String, Vec<Seen>)> {
                         .unwrap(),
                     etag: unescape(between(element, "<ETag>", "</ETag>").unwrap_or_default()),
                 }
+            };
+            let seen = RawEntry {
+                version_id: unescape(
+                    between(element, "<VersionId>", "</VersionId>").unwrap_or("null"),
+                ),
+                last_modified: between(element, "<LastModified>", "</LastModified>")
+                    .unwrap_or_default()
+                    .to_string(),
+                seen,
             };
             match result.last_mut() {
                 Some((last, entries)) if *last == key => entries.push(seen),

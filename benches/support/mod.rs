@@ -1,0 +1,53 @@
+//! Shared by the end-to-end benchmarks: run the release binary against a local server and measure it.
+
+use std::process::Command;
+use std::time::Instant;
+
+use s3_backfill::local_server::SeaweedFs;
+
+/// Runs the binary; returns (wall seconds, CPU seconds, peak RSS in KiB) of that run alone.
+#[expect(
+    clippy::zombie_processes,
+    reason = "reaped by wait4, which also gives the child's CPU time"
+)]
+pub fn run(server: &SeaweedFs, args: &[&str]) -> (f64, f64, i64) {
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+        .args(args)
+        .args(["--endpoint-url", &server.endpoint, "--progress", "never"])
+        .envs(server.env())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    // VmHWM is the new program's own high-water mark (rusage's maxrss would include the fork of this
+    // large benchmark process before exec).
+    let status_file = format!("/proc/{pid}/status");
+    let mut peak_kib = 0i64;
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file)
+            && let Some(line) = text.lines().find(|l| l.starts_with("VmHWM:"))
+        {
+            let kib = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            peak_kib = peak_kib.max(kib);
+        }
+        let done = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if done == pid {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let wall = started.elapsed().as_secs_f64();
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "s3-backfill {args:?} failed: {status}"
+    );
+    let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (wall, cpu(usage.ru_utime) + cpu(usage.ru_stime), peak_kib)
+}
