@@ -40,11 +40,6 @@ async fn versioned_bucket(client: &aws_sdk_s3::Client, bucket: &str) {
         .unwrap();
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 #[tokio::main]
 async fn main() {
     let server = SeaweedFs::start().unwrap();
@@ -106,11 +101,11 @@ async fn main() {
             }
         }
     }
-    let (with, without) = (median(with), median(without));
+    let (with, without) = (support::median(with), support::median(without));
     println!(
         "| 1 KiB objects, {OBJECTS} per run, median of {ROUNDS} | {with:.0} objects/s, {:.2} s CPU | {without:.0} objects/s, {:.2} s CPU | {:+.1}% |",
-        median(cpu_with),
-        median(cpu_without),
+        support::median(cpu_with),
+        support::median(cpu_without),
         (with / without - 1.0) * 100.0
     );
 

@@ -171,6 +171,28 @@ async fn copies_every_version_from_an_inventory_report_on_s3() {
     );
     assert_same_histories(&source, &destination).await;
 
+    // A report without Size and IsLatest: those keys are planned by listing them, and the copy is exact.
+    let (objects, manifest) = inventory_report(
+        &source,
+        &source_histories(&source, true).await,
+        &ReportOptions {
+            prefix: "narrow",
+            schema: "Key, LastModifiedDate, Bucket, IsDeleteMarker, VersionId",
+            ..ReportOptions::default()
+        },
+    );
+    upload(&reports, &objects).await;
+    let narrow = create_bucket("inv-narrow", true).await;
+    let output = cli(&[
+        "copy",
+        &format!("s3://{source}"),
+        &format!("s3://{narrow}"),
+        "--inventory",
+        &format!("s3://{reports}/{manifest}"),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_same_histories(&source, &narrow).await;
+
     // Latest only, through a prefix mapping, from the same report.
     let latest = create_bucket("inv-latest", true).await;
     let output = cli(&[

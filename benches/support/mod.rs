@@ -51,3 +51,9 @@ pub fn run(server: &SeaweedFs, args: &[&str]) -> (f64, f64, i64) {
     let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     (wall, cpu(usage.ru_utime) + cpu(usage.ru_stime), peak_kib)
 }
+
+#[allow(dead_code, reason = "not every benchmark uses every helper")]
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}

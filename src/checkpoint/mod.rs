@@ -17,6 +17,14 @@
 //!   on, so no entry is written twice and none is skipped;
 //! - an intent for entry `i` proves entries before `i` were written (they finish before `i` starts).
 //!
+//! A request can outlive its sender: a CopyObject the killed run sent can still be applied by the server
+//! after the rerun has looked at the destination, which would then write the entry again and end up
+//! with the late copy as a duplicate (the crash test found exactly this against SeaweedFS). So a resume
+//! reconciles nothing until the interrupted run has been gone `--resume-wait` seconds (default 10),
+//! counted from the journal file's last modification. A run that ends with no request in flight (done,
+//! or stopped by Ctrl-C) writes a final `Stats { finished }` record, and a resume after it waits for
+//! nothing.
+//!
 //! Keys finish out of order, but are dispatched in listing order. A *watermark* record says every key up
 //! to and including it is finished; resume lists only after it (ListObjectVersions `key-marker`) and keeps
 //! per-key records only for keys above it, which compaction rewrites into a minimal journal. A crash

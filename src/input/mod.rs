@@ -373,7 +373,8 @@ pub enum KeyPlan {
 
 /// Plans one key from its rows (in any order).
 pub fn plan_key(key: String, mut rows: Vec<Row>, list_every_key: bool) -> KeyPlan {
-    rows.sort_by(|a, b| a.version_id.cmp(&b.version_id));
+    // Oldest first; a row repeated (same version, so same time) lands next to itself and is dropped.
+    rows.sort_by_key(|r| (r.last_modified, r.is_latest.unwrap_or(false)));
     rows.dedup_by(|a, b| a.version_id == b.version_id);
     let complete = rows.iter().all(|r| {
         r.version_id.is_some()
@@ -392,10 +393,6 @@ pub fn plan_key(key: String, mut rows: Vec<Row>, list_every_key: bool) -> KeyPla
     if list_every_key || !complete {
         return list(rows, false);
     }
-    rows.sort_by(|a, b| {
-        (&a.last_modified, a.is_latest.unwrap_or(false))
-            .cmp(&(&b.last_modified, b.is_latest.unwrap_or(false)))
-    });
     let tie = rows.windows(2).any(|w| {
         w[0].last_modified == w[1].last_modified
             && w[0].is_latest.unwrap_or(false) == w[1].is_latest.unwrap_or(false)
@@ -411,13 +408,13 @@ pub fn plan_key(key: String, mut rows: Vec<Row>, list_every_key: bool) -> KeyPla
             key: key.clone(),
             version_id: row.version_id.expect("complete"),
             is_latest: row.is_latest.unwrap_or(false),
-            last_modified: row.last_modified.expect("complete"),
+            last_modified: String::new(),
             kind: if row.is_delete_marker == Some(true) {
                 EntryKind::DeleteMarker
             } else {
                 EntryKind::Object {
                     size: row.size.expect("complete"),
-                    etag: row.etag.unwrap_or_default(),
+                    etag: String::new(),
                     storage_class: row.storage_class,
                 }
             },
@@ -605,8 +602,7 @@ mod tests {
             is_latest: Some(latest),
             is_delete_marker: Some(marker),
             size: (!marker).then_some(3),
-            last_modified: Some(modified.into()),
-            etag: None,
+            last_modified: rows::parse_time(modified.as_bytes()),
             storage_class: None,
         }
     }

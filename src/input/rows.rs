@@ -15,8 +15,10 @@ pub struct Row {
     pub is_latest: Option<bool>,
     pub is_delete_marker: Option<bool>,
     pub size: Option<u64>,
-    pub last_modified: Option<String>,
-    pub etag: Option<String>,
+    /// LastModifiedDate in milliseconds since 1970 (only the order matters).
+    pub last_modified: Option<i64>,
+    /// None for STANDARD, the class a copy gets anyway. (The ETag column is not kept: copies check the
+    /// source's ETag by HeadObject where they need it.)
     pub storage_class: Option<String>,
 }
 
@@ -27,8 +29,6 @@ impl Row {
         std::mem::size_of::<Row>()
             + self.key.capacity()
             + text(&self.version_id)
-            + text(&self.last_modified)
-            + text(&self.etag)
             + text(&self.storage_class)
     }
 }
@@ -98,6 +98,61 @@ fn text(field: &[u8], column: &str) -> Result<String, RowError> {
     String::from_utf8(field.to_vec()).map_err(|_| bad(format!("column {column} is not UTF-8")))
 }
 
+/// Milliseconds since 1970 of an ISO 8601 UTC time as S3 Inventory writes it: `2024-01-02T03:04:05.000Z`
+/// (the fraction is optional and may have any number of digits).
+pub fn parse_time(field: &[u8]) -> Option<i64> {
+    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
+        let part = field.get(range)?;
+        part.iter().try_fold(0i64, |n, &b| {
+            b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0'))
+        })
+    };
+    if field.len() < 20 || field[4] != b'-' || field[7] != b'-' || field[10] != b'T' {
+        return None;
+    }
+    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    if field[13] != b':'
+        || field[16] != b':'
+        || !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+    {
+        return None;
+    }
+    let mut millis = 0;
+    let rest = &field[19..];
+    let rest = match rest.first() {
+        Some(b'.') => {
+            let fraction = rest[1..].iter().take_while(|b| b.is_ascii_digit()).count();
+            if fraction == 0 {
+                return None;
+            }
+            for (n, b) in rest[1..]
+                .iter()
+                .take(3)
+                .enumerate()
+                .filter(|(n, _)| *n < fraction)
+            {
+                millis += i64::from(b - b'0') * [100, 10, 1][n];
+            }
+            &rest[1 + fraction..]
+        }
+        _ => rest,
+    };
+    if rest != b"Z" && rest != b"+00:00" {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis)
+}
+
 fn boolean(field: &[u8], column: &str) -> Result<Option<bool>, RowError> {
     match field {
         b"true" | b"TRUE" | b"True" => Ok(Some(true)),
@@ -121,7 +176,6 @@ pub struct Schema {
     is_delete_marker: Option<usize>,
     size: Option<usize>,
     last_modified: Option<usize>,
-    etag: Option<usize>,
     storage_class: Option<usize>,
 }
 
@@ -145,7 +199,6 @@ impl Schema {
             is_delete_marker: find("IsDeleteMarker"),
             size: find("Size"),
             last_modified: find("LastModifiedDate"),
-            etag: find("ETag"),
             storage_class: find("StorageClass"),
         })
     }
@@ -195,11 +248,17 @@ impl Schema {
                 None => None,
             },
             size,
-            last_modified: optional(self.last_modified)
-                .map(|f| text(f, "LastModifiedDate"))
-                .transpose()?,
-            etag: optional(self.etag).map(|f| text(f, "ETag")).transpose()?,
+            last_modified: match optional(self.last_modified) {
+                Some(f) => Some(parse_time(f).ok_or_else(|| {
+                    bad(format!(
+                        "column LastModifiedDate is {:?}, expected a UTC time like 2024-01-02T03:04:05.000Z",
+                        String::from_utf8_lossy(f)
+                    ))
+                })?),
+                None => None,
+            },
             storage_class: optional(self.storage_class)
+                .filter(|f| *f != b"STANDARD")
                 .map(|f| text(f, "StorageClass"))
                 .transpose()?,
         })
@@ -238,7 +297,6 @@ pub fn manifest_row(record: &csv::ByteRecord, source_bucket: &str) -> Result<Row
         is_delete_marker: None,
         size: None,
         last_modified: None,
-        etag: None,
         storage_class: None,
     })
 }
@@ -268,6 +326,28 @@ mod tests {
         assert!(error.contains("bad URL escape \"%2\""), "{error}");
         assert!(decode_key(b"bad%zz").is_err());
         assert!(decode_key(b"%FF").unwrap_err().0.contains("UTF-8"));
+    }
+
+    #[test]
+    fn parses_inventory_times_into_milliseconds() {
+        assert_eq!(parse_time(b"1970-01-01T00:00:00.000Z"), Some(0));
+        assert_eq!(parse_time(b"1970-01-01T00:00:01Z"), Some(1000));
+        assert_eq!(
+            parse_time(b"2024-02-29T12:34:56.789Z"),
+            Some(1_709_210_096_789)
+        );
+        assert_eq!(
+            parse_time(b"2024-02-29T12:34:56.7Z"),
+            Some(1_709_210_096_700)
+        );
+        assert_eq!(
+            parse_time(b"2024-02-29T12:34:56.789123Z"),
+            Some(1_709_210_096_789)
+        );
+        assert!(parse_time(b"2024-02-29T12:34:56.000Z") < parse_time(b"2024-02-29T12:34:56.001Z"));
+        assert_eq!(parse_time(b"2024-13-01T00:00:00Z"), None);
+        assert_eq!(parse_time(b"yesterday"), None);
+        assert_eq!(parse_time(b"2024-01-01T00:00:00.Z"), None);
     }
 
     #[test]

@@ -52,7 +52,7 @@ impl Sorter {
     }
 
     fn spill(&mut self) -> io::Result<()> {
-        self.buffer.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        sort_by_key_name(&mut self.buffer);
         let mut writer = BufWriter::with_capacity(1 << 20, tempfile::tempfile()?);
         for row in self.buffer.drain(..) {
             write_row(&mut writer, &row)?;
@@ -71,7 +71,7 @@ impl Sorter {
     /// All rows, in key order.
     pub fn finish(mut self) -> io::Result<Sorted> {
         if self.runs.is_empty() {
-            self.buffer.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+            sort_by_key_name(&mut self.buffer);
             return Ok(Sorted(Inner::Memory(self.buffer.into_iter())));
         }
         if !self.buffer.is_empty() {
@@ -90,6 +90,10 @@ impl Sorter {
         }
         Ok(Sorted(Inner::Merge { readers, heap }))
     }
+}
+
+fn sort_by_key_name(rows: &mut [Row]) {
+    rows.sort_unstable_by(|a, b| a.key.cmp(&b.key));
 }
 
 struct Head {
@@ -182,8 +186,13 @@ fn write_row(w: &mut impl Write, row: &Row) -> io::Result<()> {
             w.write_all(&size.to_le_bytes())?;
         }
     }
-    write_opt_str(w, &row.last_modified)?;
-    write_opt_str(w, &row.etag)?;
+    match row.last_modified {
+        None => w.write_all(&[0])?,
+        Some(time) => {
+            w.write_all(&[1])?;
+            w.write_all(&time.to_le_bytes())?;
+        }
+    }
     write_opt_str(w, &row.storage_class)
 }
 
@@ -216,6 +225,17 @@ fn read_opt_bool(r: &mut impl Read) -> io::Result<Option<bool>> {
     })
 }
 
+fn read_opt_u64(r: &mut impl Read) -> io::Result<Option<u64>> {
+    Ok(match read_u8(r)? {
+        0 => None,
+        _ => {
+            let mut bytes = [0; 8];
+            r.read_exact(&mut bytes)?;
+            Some(u64::from_le_bytes(bytes))
+        }
+    })
+}
+
 fn read_row(r: &mut BufReader<File>) -> io::Result<Option<Row>> {
     use std::io::BufRead;
     if r.fill_buf()?.is_empty() {
@@ -225,22 +245,15 @@ fn read_row(r: &mut BufReader<File>) -> io::Result<Option<Row>> {
     let version_id = read_opt_str(r)?;
     let is_latest = read_opt_bool(r)?;
     let is_delete_marker = read_opt_bool(r)?;
-    let size = match read_u8(r)? {
-        0 => None,
-        _ => {
-            let mut bytes = [0; 8];
-            r.read_exact(&mut bytes)?;
-            Some(u64::from_le_bytes(bytes))
-        }
-    };
+    let size = read_opt_u64(r)?;
+    let last_modified = read_opt_u64(r)?.map(|t| t as i64);
     Ok(Some(Row {
         key,
         version_id,
         is_latest,
         is_delete_marker,
         size,
-        last_modified: read_opt_str(r)?,
-        etag: read_opt_str(r)?,
+        last_modified,
         storage_class: read_opt_str(r)?,
     }))
 }
@@ -257,9 +270,8 @@ mod tests {
             is_latest: (!n.is_multiple_of(3)).then_some(n.is_multiple_of(2)),
             is_delete_marker: Some(n.is_multiple_of(5)),
             size: (!n.is_multiple_of(7)).then_some(n * 1000),
-            last_modified: Some(format!("2024-01-01T00:00:{:02}.000Z", n % 60)),
-            etag: n.is_multiple_of(4).then(|| format!("\"{n:x}\"")),
-            storage_class: None,
+            last_modified: (!n.is_multiple_of(4)).then_some(n as i64 * 1000 - 7),
+            storage_class: n.is_multiple_of(3).then(|| "GLACIER".into()),
         }
     }
 
