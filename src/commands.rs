@@ -310,6 +310,7 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
             sse_kms_key_id: args.sse_kms_key_id.clone(),
         },
         concurrency: args.concurrency as usize,
+        tolerate_missing_source: args.inventory.is_some() || args.manifest.is_some(),
     };
     let renderer = Renderer::start(Arc::clone(&progress), args.progress, "copy");
     let executor = Arc::new(Executor {

@@ -30,6 +30,10 @@ pub struct CopyJob {
     pub plan: PlanSettings,
     pub write: WriteSettings,
     pub concurrency: usize,
+    /// The entries come from an inventory or manifest, which can name versions the source has lost
+    /// since: such an entry fails alone and the key goes on (a listing never names one, so there a
+    /// missing version means the source changed under the copy and the key stops).
+    pub tolerate_missing_source: bool,
 }
 
 /// What the destination key held before our next write.
@@ -378,6 +382,32 @@ impl<C: S3Api> Executor<C> {
                     last: index + 1 == history.entries.len(),
                 }),
                 Err(S3Error::Interrupted) => return false,
+                Err(S3Error::NotFound { code })
+                    if self.job.tolerate_missing_source && code != "NoSuchUpload" =>
+                {
+                    // Nothing was written: the destination's head stays where it was.
+                    self.progress.failed(
+                        Failure {
+                            bucket: self.job.selection.mapping.source.bucket.clone(),
+                            key: entry.key.clone(),
+                            version_id: entry.version_id.clone(),
+                            reason: format!(
+                                "not in the source ({code}): deleted since the inventory or manifest was made; \
+                                 the key's other versions were copied"
+                            ),
+                        },
+                        0,
+                    );
+                    // With nothing written yet the next intent's "no previous version" says it all.
+                    if head != DestinationHead::Empty {
+                        self.record(Record::Done {
+                            key: history.key.clone(),
+                            index: index as u32,
+                            written: head.version(),
+                            last: index + 1 == history.entries.len(),
+                        });
+                    }
+                }
                 Err(error) => {
                     fail(index, error);
                     return true;
@@ -435,10 +465,12 @@ impl<C: S3Api> Executor<C> {
             return Ok((0, DestinationHead::Empty));
         };
         let index = index as usize;
+        // No previous version: nothing of this key was written before this entry (on the versioned
+        // destination every multi-entry history needs, each write creates a version id; a latest-only
+        // copy to an unversioned bucket has one entry per key).
         let head = match previous {
             Some(version) => DestinationHead::Version(version),
-            None if index == 0 => DestinationHead::Empty,
-            None => DestinationHead::Unversioned,
+            None => DestinationHead::Empty,
         };
         let Some(entry) = history
             .entries

@@ -259,6 +259,67 @@ async fn an_inventory_with_real_times_and_a_stale_version_copies_the_rest_exactl
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_version_gone_from_the_source_fails_alone_and_its_key_goes_on() {
+    let source = create_bucket("inv-stale", false).await;
+    seed(&source).await;
+    let mut histories = source_histories(&source, true).await;
+    // Between the two versions of "with space", and first in "plus+sign": versions deleted since the report.
+    let gone = |key: &str, id: &str, time: &str| Entry {
+        key: key.into(),
+        version_id: id.into(),
+        is_latest: false,
+        last_modified: time.into(),
+        kind: EntryKind::Object {
+            size: 3,
+            etag: "\"x\"".into(),
+            storage_class: None,
+        },
+    };
+    for history in &mut histories {
+        match history.key.as_str() {
+            "with space" => {
+                let between = gone("with space", "deleted-since", "2026-11-20T10:00:00.500Z");
+                history.entries.insert(1, between);
+            }
+            "plus+sign" => {
+                let first = gone("plus+sign", "deleted-first", "2026-11-20T09:59:59.000Z");
+                history.entries.insert(0, first);
+            }
+            _ => {}
+        }
+    }
+    let (objects, manifest) = inventory_report(&source, &histories, &ReportOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    for (key, bytes) in &objects {
+        let path = dir.path().join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    let destination = create_bucket("inv-stale-dst", true).await;
+    let report = dir.path().join("report.json");
+    let output = cli(&[
+        "copy",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+        "--inventory",
+        dir.path().join(&manifest).to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let mut failed: Vec<_> = json["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["version_id"].as_str().unwrap().to_string())
+        .collect();
+    failed.sort();
+    assert_eq!(failed, ["deleted-first", "deleted-since"], "{json}");
+    assert_same_histories(&source, &destination).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn copies_the_versions_a_manifest_names_in_their_order() {
     let source = create_bucket("man-src", false).await;
     seed(&source).await;
