@@ -22,7 +22,6 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-#[expect(clippy::large_enum_variant, reason = "parsed once per run")]
 pub enum Command {
     /// Copy every version and delete marker (or only current versions) from SRC to DST.
     Copy(CopyArgs),
@@ -32,6 +31,215 @@ pub enum Command {
     Status(StatusArgs),
     /// Start a local S3 server, seed a versioned bucket, back it up, verify, and stop.
     Demo,
+    /// Create a bucket (one that exists already is fine). Alias: s3mb.
+    #[command(alias = "s3mb")]
+    Mb(BucketArgs),
+    /// Show or change a bucket's versioning: enable, suspend or status.
+    Versioning(VersioningArgs),
+    /// Enable versioning on a bucket (= versioning s3://BUCKET enable).
+    S3bu(BucketArgs),
+    /// Replication rules of a source bucket: put, get, delete.
+    #[command(subcommand)]
+    Replication(ReplicationCommand),
+    /// Put a replication rule: s3ptr s3://SRC s3://DST RULE_NAME [rule options] (= replication put).
+    S3ptr(S3ptrArgs),
+    /// Set up replication from scratch: buckets, versioning on both, role, rule; then optionally the backfill.
+    Setup(SetupArgs),
+    /// IAM role documents for replication or Batch Operations.
+    #[command(subcommand)]
+    Role(RoleCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct BucketArgs {
+    /// s3://BUCKET
+    pub bucket: Location,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VersioningAction {
+    Enable,
+    Suspend,
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub struct VersioningArgs {
+    /// s3://BUCKET
+    pub bucket: Location,
+    #[arg(value_enum)]
+    pub action: VersioningAction,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+}
+
+/// Which objects a rule replicates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleScope {
+    All,
+    Prefix(String),
+    Tag(String, String),
+}
+
+fn parse_scope(text: &str) -> Result<RuleScope, String> {
+    if text == "all" {
+        return Ok(RuleScope::All);
+    }
+    if let Some(prefix) = text.strip_prefix("prefix=") {
+        return Ok(RuleScope::Prefix(prefix.to_string()));
+    }
+    if let Some((key, value)) = text.strip_prefix("tag=").and_then(|t| t.split_once('='))
+        && !key.is_empty()
+    {
+        return Ok(RuleScope::Tag(key.to_string(), value.to_string()));
+    }
+    Err(format!(
+        "{text:?} is not a rule scope: use all, prefix=PREFIX or tag=KEY=VALUE"
+    ))
+}
+
+fn parse_on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("{text:?}: use on or off")),
+    }
+}
+
+/// The options of a replication rule.
+#[derive(Debug, Args, Clone)]
+pub struct RuleArgs {
+    /// Which objects: all, prefix=PREFIX or tag=KEY=VALUE.
+    #[arg(long, default_value = "all", value_parser = parse_scope)]
+    pub rule_scope: RuleScope,
+    /// The destination bucket's region (checked against the bucket's real region).
+    #[arg(long, value_name = "REGION")]
+    pub destination_region: Option<String>,
+    /// The destination bucket's account, when it is another one (the replicas are then owned by it).
+    #[arg(long, value_name = "ID")]
+    pub dest_account: Option<String>,
+    /// Storage class of the replicas (default: the source object's).
+    #[arg(long, value_name = "CLASS")]
+    pub storage_class: Option<String>,
+    /// Replicate delete markers too (off by default, as in the console and the API).
+    #[arg(long, value_name = "on|off", default_value = "off", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    pub delete_marker_replication: bool,
+    /// Rule priority (default: the rule's current one, else one above the bucket's highest).
+    #[arg(long, value_name = "N")]
+    pub priority: Option<i32>,
+    /// IAM role S3 replicates with (trusted by s3.amazonaws.com).
+    #[arg(long, value_name = "ARN", conflicts_with = "create_role")]
+    pub role_arn: Option<String>,
+    /// Create (or reuse) this IAM role with least-privilege permissions for the rule.
+    #[arg(long, value_name = "NAME")]
+    pub create_role: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+#[expect(clippy::large_enum_variant, reason = "parsed once per run")]
+pub enum ReplicationCommand {
+    /// Add or update a rule (other rules are kept; the same rule name updates that rule).
+    Put(ReplicationPutArgs),
+    /// Print the source's replication configuration.
+    Get(ReplicationGetArgs),
+    /// Delete one rule, or the whole configuration.
+    Delete(ReplicationDeleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplicationPutArgs {
+    pub source: Location,
+    pub destination: Location,
+    #[arg(long, value_name = "NAME")]
+    pub rule_name: String,
+    #[command(flatten)]
+    pub rule: RuleArgs,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplicationGetArgs {
+    pub source: Location,
+    /// JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplicationDeleteArgs {
+    pub source: Location,
+    /// Delete only this rule (default: the whole configuration).
+    #[arg(long, value_name = "NAME")]
+    pub rule_name: Option<String>,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct S3ptrArgs {
+    pub source: Location,
+    pub destination: Location,
+    pub rule_name: String,
+    #[command(flatten)]
+    pub rule: RuleArgs,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Existing {
+    /// Leave existing objects alone (print the command that copies them).
+    None,
+    /// Copy them now with this engine.
+    Copy,
+    /// Submit an S3 Batch Operations replication job for them.
+    Batch,
+}
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    pub source: Location,
+    pub destination: Location,
+    #[arg(long, value_name = "NAME")]
+    pub rule_name: String,
+    #[command(flatten)]
+    pub rule: RuleArgs,
+    /// What to do with the objects that exist before the rule.
+    #[arg(long, value_enum, default_value_t = Existing::None)]
+    pub existing: Existing,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Print the trust policy and the least-privilege permissions policy of the role.
+    Policy(RolePolicyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RolePolicyArgs {
+    #[arg(long, value_name = "s3://SRC")]
+    pub source: Location,
+    #[arg(long, value_name = "s3://DST")]
+    pub dest: Location,
+    /// Who assumes the role.
+    #[arg(long = "for", value_enum, default_value_t = crate::setup::policy::RoleFor::Replication)]
+    pub role_for: crate::setup::policy::RoleFor,
+    /// KMS key that encrypts the source objects (adds kms:Decrypt).
+    #[arg(long, value_name = "ARN")]
+    pub source_kms_key: Option<String>,
+    /// KMS key for the destination copies (adds kms:Encrypt).
+    #[arg(long, value_name = "ARN")]
+    pub dest_kms_key: Option<String>,
+    /// Bucket of Batch Operations manifests and reports (default: the source bucket).
+    #[arg(long, value_name = "BUCKET")]
+    pub report_bucket: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -168,6 +376,30 @@ pub struct EndpointArgs {
 }
 
 impl EndpointArgs {
+    /// These options as command-line arguments (to run another command with the same endpoints).
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        for (flag, value) in [
+            ("--endpoint-url", &self.endpoint_url),
+            ("--source-endpoint-url", &self.source_endpoint_url),
+            ("--dest-endpoint-url", &self.dest_endpoint_url),
+            ("--region", &self.region),
+            ("--source-region", &self.source_region),
+            ("--dest-region", &self.dest_region),
+            ("--profile", &self.profile),
+            ("--source-profile", &self.source_profile),
+            ("--dest-profile", &self.dest_profile),
+        ] {
+            if let Some(value) = value {
+                args.extend([flag.to_string(), value.clone()]);
+            }
+        }
+        if let Some(path_style) = self.path_style {
+            args.push(format!("--path-style={path_style}"));
+        }
+        args
+    }
+
     fn connection(
         &self,
         endpoint: &Option<String>,

@@ -606,3 +606,57 @@ pub async fn verify(args: &VerifyArgs) -> Result<(), Error> {
         outcome.difference_count
     )))
 }
+
+/// Runs `setup`: buckets, versioning, role and rule, then what `--existing` asks for the objects
+/// replication will never copy. Returns the exit code.
+pub async fn setup(args: &crate::cli::SetupArgs, stop: Arc<Stop>) -> Result<i32, Error> {
+    use crate::cli::Existing;
+    if args.existing == Existing::Batch {
+        return Err(Error::Usage(
+            "--existing batch submits an S3 Batch Operations job, which this version cannot do yet: use \
+             --existing copy to copy the existing objects with this engine, or --existing none"
+                .into(),
+        ));
+    }
+    let clients = crate::setup::Clients::connect(&args.endpoints).await;
+    crate::setup::setup(
+        &clients,
+        &args.source,
+        &args.destination,
+        &args.rule_name,
+        &args.rule,
+        &args.endpoints,
+    )
+    .await?;
+    let mut argv = vec![
+        "s3-backfill".to_string(),
+        "copy".to_string(),
+        args.source.to_string(),
+        args.destination.to_string(),
+    ];
+    argv.extend(args.endpoints.to_args());
+    match args.existing {
+        Existing::Copy => {
+            println!("4. existing objects: copying every version with this engine");
+            let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(&argv)
+                .map_err(|e| Error::Usage(format!("building the copy command: {e}")))?;
+            let crate::cli::Command::Copy(copy_args) = cli.command else {
+                unreachable!("parsed a copy command")
+            };
+            let report = copy(&copy_args, stop).await?;
+            Ok(if report.failed > 0 {
+                crate::error::exit::FAILURES
+            } else {
+                crate::error::exit::SUCCESS
+            })
+        }
+        _ => {
+            println!(
+                "4. existing objects: not copied (replication never copies objects older than the rule); copy \
+                 them with:\n  {}",
+                argv[..4].join(" ")
+            );
+            Ok(crate::error::exit::SUCCESS)
+        }
+    }
+}

@@ -46,9 +46,26 @@ impl HistoryBuilder {
 
     pub fn finish(&mut self) -> Option<KeyHistory> {
         self.current.take().map(|mut history| {
+            put_in_listing_order(&mut history.entries);
             history.entries.reverse();
             history
         })
+    }
+}
+
+/// S3 lists a key's entries newest first, versions and delete markers interleaved, and that order is
+/// the truth (times tie). Some S3-compatible servers list a key's versions, then its delete markers:
+/// when the listing contradicts itself (an entry newer than the one before it, or the current entry
+/// not first), the entries are put back in order by IsLatest, then LastModified, keeping the listed
+/// order among ties.
+fn put_in_listing_order(newest_first: &mut [Entry]) {
+    let contradicted = newest_first.iter().skip(1).any(|e| e.is_latest)
+        || newest_first
+            .windows(2)
+            .any(|w| w[0].last_modified < w[1].last_modified);
+    if contradicted {
+        newest_first
+            .sort_by(|a, b| (b.is_latest, &b.last_modified).cmp(&(a.is_latest, &a.last_modified)));
     }
 }
 
@@ -242,6 +259,37 @@ mod tests {
         assert_eq!(ids(&histories[1]), ["b1", "b2", "b3"]);
         assert_eq!(ids(&histories[2]), ["null"]);
         assert!(builder.finish().is_none());
+    }
+
+    #[test]
+    fn a_listing_of_versions_then_delete_markers_is_put_back_in_order() {
+        // As moto lists it: the versions, then the delete marker that is the current entry.
+        let mut builder = HistoryBuilder::default();
+        let mut second = entry("k", "second", false);
+        second.last_modified = "2026-11-26T13:43:01.000Z".into();
+        let mut first = entry("k", "first", false);
+        first.last_modified = "2026-11-26T13:43:01.000Z".into();
+        let mut marker = entry("k", "marker", true);
+        marker.last_modified = "2026-11-26T13:43:01.000Z".into();
+        marker.is_latest = true;
+        for e in [second, first, marker] {
+            assert!(builder.push(e).is_none());
+        }
+        assert_eq!(
+            ids(&builder.finish().unwrap()),
+            ["first", "second", "marker"]
+        );
+        // Newer times listed after older ones are reordered too; a consistent listing is left alone.
+        let mut builder = HistoryBuilder::default();
+        for (id, time) in [
+            ("old", "2026-01-01T00:00:01Z"),
+            ("new", "2026-01-01T00:00:02Z"),
+        ] {
+            let mut e = entry("k", id, false);
+            e.last_modified = time.into();
+            builder.push(e);
+        }
+        assert_eq!(ids(&builder.finish().unwrap()), ["old", "new"]);
     }
 
     fn selection(include: &[&str], exclude: &[&str], latest_only: bool) -> Selection {

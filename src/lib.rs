@@ -20,6 +20,7 @@ pub mod preflight;
 pub mod progress;
 pub mod replay;
 pub mod s3;
+pub mod setup;
 pub mod size;
 pub mod verify;
 

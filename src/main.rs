@@ -1,10 +1,13 @@
 use std::sync::Arc;
 
 use clap::Parser;
-use s3_backfill::cli::{Cli, Command};
+use s3_backfill::cli::{Cli, Command, ReplicationCommand, RoleCommand, VersioningAction};
 use s3_backfill::commands;
 use s3_backfill::error::{Error, exit};
+use s3_backfill::preflight::Side;
 use s3_backfill::replay::Stop;
+use s3_backfill::s3::AwsS3;
+use s3_backfill::setup;
 
 async fn run(cli: Cli, stop: Arc<Stop>) -> Result<i32, Error> {
     match cli.command {
@@ -19,6 +22,90 @@ async fn run(cli: Cli, stop: Arc<Stop>) -> Result<i32, Error> {
         Command::Verify(args) => commands::verify(&args).await.map(|()| exit::SUCCESS),
         Command::Status(args) => commands::status(&args).map(|()| exit::SUCCESS),
         Command::Demo => s3_backfill::demo::demo().await.map(|()| exit::SUCCESS),
+        Command::Mb(args) => {
+            let client = AwsS3::connect(&args.endpoints.source()).await;
+            let region = args.endpoints.source().region;
+            setup::make_bucket(
+                &client,
+                Side::Source,
+                &args.bucket.bucket,
+                region.as_deref(),
+            )
+            .await
+            .map(|_| exit::SUCCESS)
+        }
+        Command::Versioning(args) => {
+            let client = AwsS3::connect(&args.endpoints.source()).await;
+            let bucket = &args.bucket.bucket;
+            match args.action {
+                VersioningAction::Status => {
+                    setup::show_versioning(&client, Side::Source, bucket).await
+                }
+                action => {
+                    let enable = action == VersioningAction::Enable;
+                    setup::set_versioning(&client, Side::Source, bucket, enable)
+                        .await
+                        .map(|_| ())
+                }
+            }
+            .map(|()| exit::SUCCESS)
+        }
+        Command::S3bu(args) => {
+            let client = AwsS3::connect(&args.endpoints.source()).await;
+            setup::set_versioning(&client, Side::Source, &args.bucket.bucket, true)
+                .await
+                .map(|_| exit::SUCCESS)
+        }
+        Command::Replication(ReplicationCommand::Put(args)) => {
+            let clients = setup::Clients::connect(&args.endpoints).await;
+            setup::put_rule(
+                &clients,
+                &args.source,
+                &args.destination,
+                &args.rule_name,
+                &args.rule,
+                "replication put",
+            )
+            .await
+            .map(|_| exit::SUCCESS)
+        }
+        Command::S3ptr(args) => {
+            let clients = setup::Clients::connect(&args.endpoints).await;
+            setup::put_rule(
+                &clients,
+                &args.source,
+                &args.destination,
+                &args.rule_name,
+                &args.rule,
+                "s3ptr",
+            )
+            .await
+            .map(|_| exit::SUCCESS)
+        }
+        Command::Replication(ReplicationCommand::Get(args)) => {
+            let clients = setup::Clients::connect(&args.endpoints).await;
+            setup::show_replication(&clients, &args.source, args.json)
+                .await
+                .map(|()| exit::SUCCESS)
+        }
+        Command::Replication(ReplicationCommand::Delete(args)) => {
+            let clients = setup::Clients::connect(&args.endpoints).await;
+            setup::delete_replication(&clients, &args.source, args.rule_name.as_deref())
+                .await
+                .map(|_| exit::SUCCESS)
+        }
+        Command::Setup(args) => commands::setup(&args, stop).await,
+        Command::Role(RoleCommand::Policy(args)) => {
+            let scope = setup::policy::Scope {
+                source_bucket: args.source.bucket.clone(),
+                destination_bucket: args.dest.bucket.clone(),
+                source_kms_key: args.source_kms_key.clone(),
+                destination_kms_key: args.dest_kms_key.clone(),
+                report_bucket: args.report_bucket.clone(),
+            };
+            setup::print_policies(args.role_for, &scope);
+            Ok(exit::SUCCESS)
+        }
     }
 }
 
@@ -52,7 +139,7 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("start the async runtime");
     let code = runtime.block_on(async {
         let stop = Arc::new(Stop::default());
-        let graceful = matches!(cli.command, Command::Copy(_));
+        let graceful = matches!(cli.command, Command::Copy(_) | Command::Setup(_));
         tokio::spawn(watch_signals(Arc::clone(&stop), graceful));
         run(cli, stop).await.unwrap_or_else(|error| {
             eprintln!("error: {error}");

@@ -13,7 +13,7 @@ pub enum Side {
 }
 
 impl Side {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Side::Source => "source",
             Side::Destination => "destination",
@@ -92,22 +92,36 @@ pub async fn preflight<C: S3Api>(
     check_bucket(source, Side::Source, &from.bucket).await?;
     check_bucket(destination, Side::Destination, &to.bucket).await?;
     if needs_versioning {
-        let status = destination
-            .bucket_versioning(&to.bucket)
-            .await
-            .map_err(|e| bucket_error(Side::Destination, &to.bucket, e))?;
-        if status != Versioning::Enabled {
-            let state = match status {
-                Versioning::Suspended => "suspended",
-                _ => "not enabled",
-            };
-            return Err(Error::Usage(format!(
-                "destination bucket {bucket} has versioning {state}: copying every version needs it enabled. \
-                 Enable it (aws s3api put-bucket-versioning --bucket {bucket} --versioning-configuration \
-                 Status=Enabled) or copy only current versions with --latest-only",
-                bucket = to.bucket
-            )));
-        }
+        let fix = format!(
+            "enable it (`s3-backfill s3bu s3://{}`) or copy only current versions with --latest-only",
+            to.bucket
+        );
+        require_versioning(destination, Side::Destination, &to.bucket, &fix).await?;
     }
     Ok(())
+}
+
+/// Fails unless `bucket` has versioning Enabled; the message ends with `fix`. One check for every
+/// command that needs a versioned bucket (copy, replication, setup).
+pub async fn require_versioning<C: S3Api>(
+    client: &C,
+    side: Side,
+    bucket: &str,
+    fix: &str,
+) -> Result<(), Error> {
+    let status = client
+        .bucket_versioning(bucket)
+        .await
+        .map_err(|e| bucket_error(side, bucket, e))?;
+    if status == Versioning::Enabled {
+        return Ok(());
+    }
+    let state = match status {
+        Versioning::Suspended => "suspended",
+        _ => "not enabled",
+    };
+    Err(Error::Usage(format!(
+        "{} bucket {bucket} has versioning {state}, and this needs it enabled: {fix}",
+        side.name()
+    )))
 }

@@ -38,20 +38,32 @@ pub struct AwsS3 {
     client: aws_sdk_s3::Client,
 }
 
+/// The shared AWS configuration of one side: profile, region, endpoint, the credentials chain.
+pub async fn load_config(connection: &Connection) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(profile) = &connection.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(region) = &connection.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(url) = &connection.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    let mut shared = loader.load().await;
+    if shared.region().is_none() {
+        shared = shared
+            .into_builder()
+            .region(Region::new("us-east-1"))
+            .build();
+    }
+    shared
+}
+
 impl AwsS3 {
     pub async fn connect(connection: &Connection) -> Self {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        if let Some(profile) = &connection.profile {
-            loader = loader.profile_name(profile);
-        }
-        if let Some(region) = &connection.region {
-            loader = loader.region(Region::new(region.clone()));
-        }
-        if let Some(url) = &connection.endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
-        let shared = loader.load().await;
-        let mut builder = aws_sdk_s3::config::Builder::from(&shared)
+        let shared = load_config(connection).await;
+        let builder = aws_sdk_s3::config::Builder::from(&shared)
             // Our own retry layer decides what to retry: the SDK's blind retries of a write whose answer
             // was lost add duplicate versions on a versioned destination.
             .retry_config(RetryConfig::disabled())
@@ -63,9 +75,6 @@ impl AwsS3 {
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
             .force_path_style(connection.path_style);
-        if shared.region().is_none() {
-            builder = builder.region(Region::new("us-east-1"));
-        }
         AwsS3 {
             client: aws_sdk_s3::Client::from_conf(builder.build()),
         }

@@ -7,5 +7,5 @@ mod list_xml;
 pub mod retry;
 
 pub use api::*;
-pub use aws::{AwsS3, Connection, copy_source, manifest_key};
+pub use aws::{AwsS3, Connection, classify, copy_source, load_config, manifest_key};
 pub use list_xml::{parse_list_versions, url_decode};
