@@ -48,6 +48,176 @@ pub enum Command {
     /// IAM role documents for replication or Batch Operations.
     #[command(subcommand)]
     Role(RoleCommand),
+    /// S3 Batch Operations: submit a replication (or copy) job for the existing objects and follow it.
+    #[command(subcommand)]
+    Batch(BatchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+#[expect(clippy::large_enum_variant, reason = "parsed once per run")]
+pub enum BatchCommand {
+    /// Build the manifest, submit the job, print its id (and follow it with --wait).
+    Submit(BatchSubmitArgs),
+    /// A job's status and progress.
+    Status(BatchJobArgs),
+    /// Follow a job to its end with a progress bar; ends with the completion report's location.
+    Wait(BatchJobArgs),
+    /// The account's jobs.
+    List(BatchListArgs),
+    /// Cancel a job.
+    Cancel(BatchJobArgs),
+}
+
+/// Where the job's list of objects comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchFrom {
+    Listing,
+    Inventory(String),
+    Manifest(String),
+    Generator,
+}
+
+fn parse_from(text: &str) -> Result<BatchFrom, String> {
+    match text {
+        "listing" => Ok(BatchFrom::Listing),
+        "generator" => Ok(BatchFrom::Generator),
+        _ => match text.split_once('=') {
+            Some(("inventory", uri)) if !uri.is_empty() => {
+                Ok(BatchFrom::Inventory(uri.to_string()))
+            }
+            Some(("manifest", uri)) if !uri.is_empty() => Ok(BatchFrom::Manifest(uri.to_string())),
+            _ => Err(format!(
+                "{text:?}: use listing, inventory=URI, manifest=URI or generator"
+            )),
+        },
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Operation {
+    /// S3ReplicateObject: keeps version ids and creation times; needs a replication configuration.
+    Replicate,
+    /// S3PutObjectCopy to --dest: objects up to 5 GB, order not kept.
+    Copy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportScope {
+    All,
+    Failed,
+}
+
+/// Which objects the manifest generator takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchFilter {
+    Eligible,
+    Statuses(Vec<String>),
+}
+
+fn parse_filter(text: &str) -> Result<BatchFilter, String> {
+    if text == "eligible" {
+        return Ok(BatchFilter::Eligible);
+    }
+    let statuses = text.strip_prefix("statuses=").ok_or_else(|| {
+        format!("{text:?}: use eligible or statuses=NONE,FAILED,COMPLETED,REPLICA")
+    })?;
+    let statuses: Vec<String> = statuses.split(',').map(str::to_string).collect();
+    match statuses
+        .iter()
+        .find(|s| !["NONE", "FAILED", "COMPLETED", "REPLICA"].contains(&s.as_str()))
+    {
+        Some(bad) => Err(format!(
+            "{bad:?} is not a replication status: NONE, FAILED, COMPLETED or REPLICA"
+        )),
+        None => Ok(BatchFilter::Statuses(statuses)),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct BatchSubmitArgs {
+    /// Source: s3://BUCKET[/PREFIX]
+    pub source: Location,
+    /// IAM role Batch Operations runs as (trusted by batchoperations.s3.amazonaws.com; see `role policy --for batch`).
+    #[arg(long, value_name = "ARN")]
+    pub role_arn: String,
+    /// Where the completion report goes: s3://BUCKET/PREFIX.
+    #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+    pub report: Location,
+    /// Where the manifest is written (default: under the report prefix).
+    #[arg(long, value_name = "s3://BUCKET/KEY_PREFIX")]
+    pub manifest_location: Option<Location>,
+    /// listing | inventory=URI | manifest=URI | generator (AWS builds the list itself).
+    #[arg(long, value_name = "FROM", default_value = "listing", value_parser = parse_from)]
+    pub from: BatchFrom,
+    #[arg(long, value_enum, default_value_t = Operation::Replicate)]
+    pub operation: Operation,
+    /// Destination of --operation copy: s3://DST[/PREFIX].
+    #[arg(long, value_name = "s3://DST[/PREFIX]")]
+    pub dest: Option<Location>,
+    /// The account of the job (default: the caller's, from STS).
+    #[arg(long, value_name = "ID")]
+    pub account_id: Option<String>,
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub priority: i32,
+    /// Report every task, or only failed ones.
+    #[arg(long, value_enum, default_value_t = ReportScope::All)]
+    pub report_scope: ReportScope,
+    /// With --from generator: eligible (for replication) or statuses=NONE,FAILED.
+    #[arg(long, value_name = "FILTER", value_parser = parse_filter)]
+    pub filter: Option<BatchFilter>,
+    /// With --from generator: only objects created after this time (2024-01-31T00:00:00Z).
+    #[arg(long, value_name = "T")]
+    pub created_after: Option<String>,
+    /// With --from generator: only objects created before this time.
+    #[arg(long, value_name = "T")]
+    pub created_before: Option<String>,
+    /// Run the job without confirmation in the console.
+    #[arg(long)]
+    pub no_confirmation: bool,
+    /// S3 Control endpoint (requests go to this host exactly).
+    #[arg(long, value_name = "URL")]
+    pub control_endpoint_url: Option<String>,
+    /// Follow the job to its end.
+    #[arg(long)]
+    pub wait: bool,
+    /// Print the job id as JSON too.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds between DescribeJob calls while waiting.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds)]
+    pub poll_seconds: f64,
+    /// Batch copy's size limit (tests lower it to exercise the over-limit path).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, hide = true)]
+    pub batch_copy_limit: Option<u64>,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BatchJobArgs {
+    pub job_id: String,
+    #[arg(long, value_name = "ID")]
+    pub account_id: Option<String>,
+    #[arg(long, value_name = "URL")]
+    pub control_endpoint_url: Option<String>,
+    /// Seconds between DescribeJob calls (wait).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds)]
+    pub poll_seconds: f64,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BatchListArgs {
+    /// Only jobs in this status (Active, Complete, Failed, Cancelled, Suspended, ...).
+    #[arg(long, value_name = "S")]
+    pub status: Option<String>,
+    #[arg(long, value_name = "ID")]
+    pub account_id: Option<String>,
+    #[arg(long, value_name = "URL")]
+    pub control_endpoint_url: Option<String>,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
 }
 
 #[derive(Debug, Args)]
@@ -212,6 +382,18 @@ pub struct SetupArgs {
     /// What to do with the objects that exist before the rule.
     #[arg(long, value_enum, default_value_t = Existing::None)]
     pub existing: Existing,
+    /// With --existing batch: the role the job runs as (trusted by batchoperations.s3.amazonaws.com).
+    #[arg(long, value_name = "ARN")]
+    pub batch_role_arn: Option<String>,
+    /// With --existing batch: where the completion report goes, s3://BUCKET/PREFIX.
+    #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+    pub report: Option<Location>,
+    /// With --existing batch: the job's account (default: the caller's).
+    #[arg(long, value_name = "ID")]
+    pub account_id: Option<String>,
+    /// With --existing batch: the S3 Control endpoint.
+    #[arg(long, value_name = "URL")]
+    pub control_endpoint_url: Option<String>,
     #[command(flatten)]
     pub endpoints: EndpointArgs,
 }

@@ -611,13 +611,40 @@ pub async fn verify(args: &VerifyArgs) -> Result<(), Error> {
 /// replication will never copy. Returns the exit code.
 pub async fn setup(args: &crate::cli::SetupArgs, stop: Arc<Stop>) -> Result<i32, Error> {
     use crate::cli::Existing;
-    if args.existing == Existing::Batch {
-        return Err(Error::Usage(
-            "--existing batch submits an S3 Batch Operations job, which this version cannot do yet: use \
-             --existing copy to copy the existing objects with this engine, or --existing none"
-                .into(),
-        ));
-    }
+    let batch = match (&args.existing, &args.batch_role_arn, &args.report) {
+        (Existing::Batch, Some(role), Some(report)) => {
+            let mut argv = vec![
+                "s3-backfill".to_string(),
+                "batch".into(),
+                "submit".into(),
+                args.source.to_string(),
+                "--role-arn".into(),
+                role.clone(),
+                "--report".into(),
+                report.to_string(),
+                "--no-confirmation".into(),
+            ];
+            for (flag, value) in [
+                ("--account-id", &args.account_id),
+                ("--control-endpoint-url", &args.control_endpoint_url),
+            ] {
+                if let Some(value) = value {
+                    argv.extend([flag.to_string(), value.clone()]);
+                }
+            }
+            argv.extend(args.endpoints.to_args());
+            Some(argv)
+        }
+        (Existing::Batch, _, _) => {
+            return Err(Error::Usage(
+                "--existing batch submits an S3 Batch Operations replication job: it needs --batch-role-arn ARN \
+                 (a role trusted by batchoperations.s3.amazonaws.com; `s3-backfill role policy --for batch` prints \
+                 its policies) and --report s3://BUCKET/PREFIX for the completion report"
+                    .into(),
+            ));
+        }
+        _ => None,
+    };
     let clients = crate::setup::Clients::connect(&args.endpoints).await;
     crate::setup::setup(
         &clients,
@@ -635,6 +662,16 @@ pub async fn setup(args: &crate::cli::SetupArgs, stop: Arc<Stop>) -> Result<i32,
         args.destination.to_string(),
     ];
     argv.extend(args.endpoints.to_args());
+    if let Some(argv) = batch {
+        println!("4. existing objects: an S3 Batch Operations replication job");
+        let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(&argv)
+            .map_err(|e| Error::Usage(format!("building the batch command: {e}")))?;
+        let crate::cli::Command::Batch(crate::cli::BatchCommand::Submit(submit)) = cli.command
+        else {
+            unreachable!("parsed a batch submit command")
+        };
+        return crate::batch::submit(&submit).await;
+    }
     match args.existing {
         Existing::Copy => {
             println!("4. existing objects: copying every version with this engine");

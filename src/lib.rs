@@ -5,6 +5,7 @@
 //! bounded executor (`replay`, `multipart`) -> progress and report (`progress`, `commands`). All S3 access
 //! goes through the `s3` seam.
 
+pub mod batch;
 pub mod checkpoint;
 pub mod cli;
 pub mod commands;

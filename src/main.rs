@@ -1,7 +1,10 @@
 use std::sync::Arc;
 
 use clap::Parser;
-use s3_backfill::cli::{Cli, Command, ReplicationCommand, RoleCommand, VersioningAction};
+use s3_backfill::batch;
+use s3_backfill::cli::{
+    BatchCommand, Cli, Command, ReplicationCommand, RoleCommand, VersioningAction,
+};
 use s3_backfill::commands;
 use s3_backfill::error::{Error, exit};
 use s3_backfill::preflight::Side;
@@ -95,6 +98,34 @@ async fn run(cli: Cli, stop: Arc<Stop>) -> Result<i32, Error> {
                 .map(|_| exit::SUCCESS)
         }
         Command::Setup(args) => commands::setup(&args, stop).await,
+        Command::Batch(BatchCommand::Submit(args)) => batch::submit(&args).await,
+        Command::Batch(BatchCommand::List(args)) => {
+            let account = batch::account_id(args.account_id.as_deref(), &args.endpoints).await?;
+            let control =
+                batch::control_client(&args.endpoints, args.control_endpoint_url.as_deref()).await;
+            batch::list(&control, &account, args.status.as_deref()).await
+        }
+        Command::Batch(
+            command @ (BatchCommand::Status(_) | BatchCommand::Wait(_) | BatchCommand::Cancel(_)),
+        ) => {
+            let (BatchCommand::Status(args)
+            | BatchCommand::Wait(args)
+            | BatchCommand::Cancel(args)) = &command
+            else {
+                unreachable!()
+            };
+            let account = batch::account_id(args.account_id.as_deref(), &args.endpoints).await?;
+            let control =
+                batch::control_client(&args.endpoints, args.control_endpoint_url.as_deref()).await;
+            match command {
+                BatchCommand::Status(_) => batch::status(&control, &account, &args.job_id).await,
+                BatchCommand::Wait(_) => {
+                    let interval = std::time::Duration::from_secs_f64(args.poll_seconds);
+                    batch::wait(&control, &account, &args.job_id, interval).await
+                }
+                _ => batch::cancel(&control, &account, &args.job_id).await,
+            }
+        }
         Command::Role(RoleCommand::Policy(args)) => {
             let scope = setup::policy::Scope {
                 source_bucket: args.source.bucket.clone(),

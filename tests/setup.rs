@@ -528,6 +528,10 @@ async fn setup_with_existing_copy_backfills_what_replication_skips() {
             "--existing",
             "batch",
         ],
-        &["--existing batch", "--existing copy"],
+        &[
+            "--existing batch",
+            "--batch-role-arn ARN",
+            "--report s3://BUCKET/PREFIX",
+        ],
     );
 }

@@ -1,0 +1,887 @@
+//! S3 Batch Operations mode: builds the job's manifest (from a listing, an inventory or a manifest),
+//! uploads it, submits the job through S3 Control (or lets AWS's manifest generator build the list), and
+//! follows it to the end.
+//!
+//! S3 Control's endpoint rules put the account id in the host (`{AccountId}.s3-control...`), also for a
+//! custom endpoint, where `123456789012.127.0.0.1:PORT` does not resolve: with `--control-endpoint-url`
+//! an interceptor sends the request to the given host exactly (before signing, so the signature matches).
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_s3control::config::interceptors::BeforeTransmitInterceptorContextMut;
+use aws_sdk_s3control::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_s3control::types::{
+    GeneratedManifestFormat, JobManifest, JobManifestFieldName, JobManifestFormat,
+    JobManifestGenerator, JobManifestGeneratorFilter, JobManifestLocation, JobManifestSpec,
+    JobOperation, JobReport, JobReportFormat, JobReportScope, JobStatus, ReplicationStatus,
+    S3CopyObjectOperation, S3JobManifestGenerator, S3ManifestOutputLocation,
+    S3ReplicateObjectOperation,
+};
+
+use crate::cli::{BatchFrom, BatchSubmitArgs, EndpointArgs, Operation, ReportScope};
+use crate::error::Error;
+use crate::history::{KeyHistory, Selection, list_histories};
+use crate::location::{KeyMapping, Location};
+use crate::preflight::{Side, bucket_error, check_bucket, require_versioning};
+use crate::progress::Progress;
+use crate::s3::{AwsS3, S3Error, classify, manifest_key};
+
+/// The largest object S3PutObjectCopy takes.
+pub const BATCH_COPY_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
+
+/// Sends every request to the endpoint the user gave, undoing the account-id host prefix.
+#[derive(Debug)]
+struct ExactHost {
+    authority: String,
+}
+
+impl Intercept for ExactHost {
+    fn name(&self) -> &'static str {
+        "S3ControlExactHost"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let request = context.request_mut();
+        let uri = request.uri().to_string();
+        let (scheme, rest) = uri
+            .split_once("://")
+            .ok_or("request URI without a scheme")?;
+        let path = rest.find('/').map_or("", |i| &rest[i..]);
+        request.set_uri(format!("{scheme}://{}{path}", self.authority))?;
+        Ok(())
+    }
+}
+
+/// An S3 Control client for `endpoints` (source side), sent to `control_endpoint` exactly when given.
+pub async fn control_client(
+    endpoints: &EndpointArgs,
+    control_endpoint: Option<&str>,
+) -> aws_sdk_s3control::Client {
+    let shared = crate::s3::load_config(&endpoints.source()).await;
+    let mut builder = aws_sdk_s3control::config::Builder::from(&shared);
+    if let Some(url) = control_endpoint {
+        let authority = url
+            .split_once("://")
+            .map_or(url, |(_, rest)| rest)
+            .trim_end_matches('/')
+            .to_string();
+        builder = builder
+            .endpoint_url(url)
+            .interceptor(ExactHost { authority });
+    }
+    aws_sdk_s3control::Client::from_conf(builder.build())
+}
+
+fn control_error<E>(
+    what: &str,
+    error: aws_sdk_s3control::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> Error
+where
+    E: aws_sdk_s3control::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let status = error.raw_response().map(|r| r.status().as_u16());
+    match error.as_service_error() {
+        Some(service) => Error::Failed(format!(
+            "S3 Control {what} failed: {} ({}){}",
+            service.code().unwrap_or("no error code"),
+            service.message().unwrap_or("no message"),
+            status.map_or(String::new(), |s| format!(", HTTP {s}"))
+        )),
+        None => Error::Failed(format!(
+            "S3 Control {what} failed: {}",
+            aws_smithy_types::error::display::DisplayErrorContext(&error)
+        )),
+    }
+}
+
+/// The account of the jobs: `--account-id`, else the caller's (STS GetCallerIdentity).
+pub async fn account_id(given: Option<&str>, endpoints: &EndpointArgs) -> Result<String, Error> {
+    if let Some(id) = given {
+        return Ok(id.to_string());
+    }
+    let shared = crate::s3::load_config(&endpoints.source()).await;
+    let sts = aws_sdk_sts::Client::new(&shared);
+    let out = sts.get_caller_identity().send().await.map_err(|e| {
+        Error::Usage(format!(
+            "cannot find the account id (STS GetCallerIdentity: {}); pass --account-id",
+            aws_smithy_types::error::display::DisplayErrorContext(&e)
+        ))
+    })?;
+    out.account()
+        .map(str::to_string)
+        .ok_or_else(|| Error::Usage("STS gave no account id; pass --account-id".into()))
+}
+
+/// One manifest file being written: rows, count, and a hash that names it (and the job's token).
+struct ManifestFile {
+    file: std::io::BufWriter<std::fs::File>,
+    path: std::path::PathBuf,
+    rows: u64,
+    md5: md5::Md5,
+}
+
+impl ManifestFile {
+    fn create(dir: &Path, name: &str) -> std::io::Result<ManifestFile> {
+        use md5::Digest;
+        let path = dir.join(name);
+        Ok(ManifestFile {
+            file: std::io::BufWriter::new(std::fs::File::create(&path)?),
+            path,
+            rows: 0,
+            md5: md5::Md5::new(),
+        })
+    }
+
+    fn row(&mut self, bucket: &str, key: &str, version_id: &str) -> std::io::Result<()> {
+        use md5::Digest;
+        let line = format!("{bucket},{},{version_id}\n", manifest_key(key));
+        self.md5.update(line.as_bytes());
+        self.rows += 1;
+        self.file.write_all(line.as_bytes())
+    }
+
+    fn finish(mut self) -> std::io::Result<(std::path::PathBuf, u64, String)> {
+        use md5::Digest;
+        self.file.flush()?;
+        let hash = self
+            .md5
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok((self.path, self.rows, hash))
+    }
+}
+
+/// Uploads a manifest file (multipart above 16 MiB, so size is no limit); returns its ETag.
+async fn upload(client: &AwsS3, bucket: &str, key: &str, path: &Path) -> Result<String, Error> {
+    use aws_sdk_s3::primitives::ByteStream;
+    const PART: usize = 16 << 20;
+    let s3 = client.client();
+    let fail = |e: S3Error| bucket_error(Side::Destination, bucket, e);
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if size <= PART as u64 {
+        let out = s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type("text/csv")
+            .body(
+                ByteStream::from_path(path)
+                    .await
+                    .map_err(|e| Error::Failed(e.to_string()))?,
+            )
+            .send()
+            .await
+            .map_err(|e| fail(classify(e, bucket)))?;
+        return Ok(out.e_tag().unwrap_or_default().to_string());
+    }
+    let upload = s3
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .content_type("text/csv")
+        .send()
+        .await
+        .map_err(|e| fail(classify(e, bucket)))?;
+    let upload_id = upload.upload_id().unwrap_or_default().to_string();
+    let mut parts = Vec::new();
+    let mut file = std::fs::File::open(path).map_err(|e| Error::Failed(e.to_string()))?;
+    let mut number = 1;
+    loop {
+        let mut chunk = vec![0; PART];
+        let mut filled = 0;
+        while filled < PART {
+            let n = std::io::Read::read(&mut file, &mut chunk[filled..])
+                .map_err(|e| Error::Failed(e.to_string()))?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        if filled == 0 {
+            break;
+        }
+        chunk.truncate(filled);
+        let part = s3
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(&upload_id)
+            .part_number(number)
+            .body(ByteStream::from(chunk))
+            .send()
+            .await
+            .map_err(|e| fail(classify(e, bucket)))?;
+        parts.push(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(number)
+                .e_tag(part.e_tag().unwrap_or_default())
+                .build(),
+        );
+        number += 1;
+    }
+    let out = s3
+        .complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(&upload_id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| fail(classify(e, bucket)))?;
+    Ok(out.e_tag().unwrap_or_default().to_string())
+}
+
+/// The manifests of one submission: for replication one file; for copy the noncurrent versions, then
+/// the current ones (Batch copy does not keep order), and the entries too large for Batch copy.
+struct Manifests {
+    jobs: Vec<(String, std::path::PathBuf, u64, String)>,
+    too_large: Vec<(String, String, u64)>,
+}
+
+async fn build_manifests(
+    args: &BatchSubmitArgs,
+    source: Arc<crate::commands::Client>,
+    scratch: &Path,
+    copy_limit: u64,
+) -> Result<Manifests, Error> {
+    let bucket = args.source.bucket.clone();
+    let selection = Selection {
+        mapping: KeyMapping {
+            source: args.source.clone(),
+            destination: args.dest.clone().unwrap_or_else(|| args.source.clone()),
+        },
+        include: Vec::new(),
+        exclude: Vec::new(),
+        latest_only: false,
+    };
+    let progress = Arc::new(Progress::default());
+    let mut histories: tokio::sync::mpsc::Receiver<Result<KeyHistory, S3Error>> = match &args.from {
+        BatchFrom::Listing => list_histories(
+            Arc::clone(&source),
+            bucket.clone(),
+            selection,
+            progress,
+            None,
+        ),
+        BatchFrom::Inventory(uri) | BatchFrom::Manifest(uri) => {
+            let spec = match &args.from {
+                BatchFrom::Inventory(_) => crate::input::InputSpec::Inventory {
+                    uri: uri.clone(),
+                    check: false,
+                },
+                _ => crate::input::InputSpec::Manifest { uri: uri.clone() },
+            };
+            let loaded = crate::input::load(&spec, &*source, &bucket, false)
+                .await
+                .map_err(|e| Error::Usage(format!("{e}; nothing was submitted")))?;
+            crate::input::histories(
+                loaded,
+                Arc::clone(&source),
+                selection,
+                Box::new(|_| false),
+                progress,
+            )
+        }
+        BatchFrom::Generator => unreachable!("the generator needs no manifest"),
+    };
+    let io = |e: std::io::Error| {
+        Error::Failed(format!(
+            "writing the manifest in {}: {e}",
+            scratch.display()
+        ))
+    };
+    let copy = args.operation == Operation::Copy;
+    let mut first = ManifestFile::create(scratch, "first.csv").map_err(io)?;
+    let mut current = ManifestFile::create(scratch, "current.csv").map_err(io)?;
+    let mut too_large = Vec::new();
+    while let Some(history) = histories.recv().await {
+        let history = history.map_err(|source| Error::Listing {
+            bucket: bucket.clone(),
+            prefix: args.source.prefix.clone(),
+            source,
+        })?;
+        let newest = history.entries.len() - 1;
+        for (index, entry) in history.entries.iter().enumerate() {
+            if entry.is_delete_marker() {
+                continue;
+            }
+            if copy && entry.size() > copy_limit {
+                too_large.push((entry.key.clone(), entry.version_id.clone(), entry.size()));
+                continue;
+            }
+            let target = if copy && index == newest {
+                &mut current
+            } else {
+                &mut first
+            };
+            target
+                .row(&bucket, &entry.key, &entry.version_id)
+                .map_err(io)?;
+        }
+    }
+    let mut jobs = Vec::new();
+    let label = if copy {
+        "noncurrent versions"
+    } else {
+        "versions"
+    };
+    let (path, rows, hash) = first.finish().map_err(io)?;
+    jobs.push((label.to_string(), path, rows, hash));
+    let (path, rows, hash) = current.finish().map_err(io)?;
+    if copy {
+        jobs.push(("current versions".to_string(), path, rows, hash));
+    }
+    Ok(Manifests { jobs, too_large })
+}
+
+/// Where manifests go: `--manifest-location`, else under the report prefix.
+fn manifest_prefix(args: &BatchSubmitArgs) -> Location {
+    args.manifest_location.clone().unwrap_or_else(|| Location {
+        bucket: args.report.bucket.clone(),
+        prefix: format!("{}s3-backfill-manifests/", with_slash(&args.report.prefix)),
+    })
+}
+
+fn with_slash(prefix: &str) -> String {
+    if prefix.is_empty() || prefix.ends_with('/') {
+        prefix.to_string()
+    } else {
+        format!("{prefix}/")
+    }
+}
+
+/// A token that is the same for the same job: re-submitting does not create a second one.
+fn request_token(parts: &[&str]) -> String {
+    use md5::Digest;
+    let digest = md5::Md5::digest(parts.join("\n").as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("s3-backfill-{hex}")
+}
+
+/// `batch submit`; returns the exit code.
+pub async fn submit(args: &BatchSubmitArgs) -> Result<i32, Error> {
+    let copy = args.operation == Operation::Copy;
+    if copy && args.dest.is_none() {
+        return Err(Error::Usage(
+            "--operation copy needs --dest s3://DST[/PREFIX]".into(),
+        ));
+    }
+    if copy && !args.wait {
+        return Err(Error::Usage(
+            "--operation copy submits two jobs, noncurrent versions first and current versions after the first \
+             completes (Batch copy does not keep order): add --wait so this command can follow the first job"
+                .into(),
+        ));
+    }
+    if copy && args.from == BatchFrom::Generator {
+        return Err(Error::Usage(
+            "--from generator works with --operation replicate only: a copy needs the manifest split in two".into(),
+        ));
+    }
+    let progress = Arc::new(Progress::default());
+    let limits = crate::s3::limit::Limits::new(64, None, Arc::clone(&progress));
+    let (source, _) = crate::commands::clients(&args.endpoints, &limits, &progress).await;
+    let plain = AwsS3::connect(&args.endpoints.source()).await;
+    check_bucket(&plain, Side::Source, &args.source.bucket).await?;
+    check_bucket(&plain, Side::Destination, &args.report.bucket).await?;
+    if copy {
+        let dest = args.dest.as_ref().expect("checked");
+        check_bucket(&plain, Side::Destination, &dest.bucket).await?;
+        if !args.source.prefix.is_empty() && dest.prefix != args.source.prefix {
+            return Err(Error::Usage(format!(
+                "Batch copy keeps each key and can only add a prefix in front of it: {} -> {dest} would need the \
+                 source prefix replaced; copy the whole bucket, use the same prefix, or use `s3-backfill copy`",
+                args.source
+            )));
+        }
+    } else {
+        replication_ready(&plain, &args.source).await?;
+    }
+    let account = account_id(args.account_id.as_deref(), &args.endpoints).await?;
+    let control = control_client(&args.endpoints, args.control_endpoint_url.as_deref()).await;
+    if args.from == BatchFrom::Generator {
+        let id = create_job(
+            args,
+            &control,
+            &account,
+            None,
+            "all versions (manifest generator)",
+        )
+        .await?;
+        return follow(args, &control, &account, &id).await;
+    }
+    let scratch = tempfile::tempdir().map_err(|e| Error::Failed(e.to_string()))?;
+    let copy_limit = args.batch_copy_limit.unwrap_or(BATCH_COPY_LIMIT);
+    let manifests = build_manifests(args, source, scratch.path(), copy_limit).await?;
+    if !manifests.too_large.is_empty() {
+        let path = std::env::current_dir()
+            .unwrap_or_default()
+            .join("s3-backfill-too-large-for-batch.csv");
+        let mut csv = String::new();
+        for (key, version, _) in &manifests.too_large {
+            csv.push_str(&format!(
+                "{},{},{version}\n",
+                args.source.bucket,
+                manifest_key(key)
+            ));
+        }
+        std::fs::write(&path, csv).map_err(|e| Error::File {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+        println!(
+            "{} versions are over Batch copy's {} limit and are left out of the jobs:",
+            manifests.too_large.len(),
+            crate::size::human_bytes(copy_limit)
+        );
+        for (key, version, size) in manifests.too_large.iter().take(10) {
+            println!(
+                "  {key:?} version {version} ({})",
+                crate::size::human_bytes(*size)
+            );
+        }
+        println!(
+            "copy them with this engine (multipart, in order):\n  s3-backfill copy {} {} --manifest {}",
+            args.source,
+            args.dest.as_ref().expect("copy"),
+            path.display()
+        );
+    }
+    if copy {
+        println!(
+            "Batch copy does not keep the order of a key's versions: the noncurrent versions go in a first job, \
+             the current versions in a second one submitted when the first completes"
+        );
+    }
+    let location = manifest_prefix(args);
+    let mut exit = crate::error::exit::SUCCESS;
+    for (label, path, rows, hash) in manifests.jobs {
+        if rows == 0 {
+            println!("{label}: no entries, no job");
+            continue;
+        }
+        let key = format!("{}{hash}.csv", with_slash(&location.prefix));
+        let etag = upload(&plain, &location.bucket, &key, &path).await?;
+        println!(
+            "{label}: manifest of {rows} entries written to s3://{}/{key} (ETag {etag})",
+            location.bucket
+        );
+        let manifest = (format!("arn:aws:s3:::{}/{key}", location.bucket), etag);
+        let id = create_job(args, &control, &account, Some(&manifest), &label).await?;
+        exit = exit.max(follow(args, &control, &account, &id).await?);
+    }
+    Ok(exit)
+}
+
+/// The source needs a replication configuration and both ends versioning, or S3ReplicateObject fails.
+async fn replication_ready(client: &AwsS3, source: &Location) -> Result<(), Error> {
+    let fix = format!("enable it with `s3-backfill s3bu s3://{}`", source.bucket);
+    require_versioning(client, Side::Source, &source.bucket, &fix).await?;
+    let Some(configuration) = crate::setup::get_replication(client, &source.bucket).await? else {
+        return Err(Error::Usage(format!(
+            "bucket {} has no replication configuration, which a replication job needs: create one with \
+             `s3-backfill setup s3://{} s3://DST --rule-name NAME --create-role ROLE` (or `s3-backfill s3ptr`), \
+             or copy with --operation copy --dest s3://DST",
+            source.bucket, source.bucket
+        )));
+    };
+    for rule in configuration.rules() {
+        if let Some(bucket) = rule.destination().map(|d| d.bucket()) {
+            let name = bucket.trim_start_matches("arn:aws:s3:::");
+            let destination = AwsS3::from_client(client.client().clone());
+            let fix = format!("enable it with `s3-backfill s3bu s3://{name}`");
+            if check_bucket(&destination, Side::Destination, name)
+                .await
+                .is_ok()
+            {
+                require_versioning(&destination, Side::Destination, name, &fix).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn create_job(
+    args: &BatchSubmitArgs,
+    control: &aws_sdk_s3control::Client,
+    account: &str,
+    manifest: Option<&(String, String)>,
+    label: &str,
+) -> Result<String, Error> {
+    let build = |what: &str, e: &dyn std::fmt::Display| {
+        Error::Failed(format!("building the job's {what}: {e}"))
+    };
+    let operation = match (&args.operation, &args.dest) {
+        (Operation::Copy, Some(dest)) => {
+            let mut copy = S3CopyObjectOperation::builder()
+                .target_resource(format!("arn:aws:s3:::{}", dest.bucket));
+            if args.source.prefix.is_empty() && !dest.prefix.is_empty() {
+                copy = copy.target_key_prefix(&dest.prefix);
+            }
+            JobOperation::builder()
+                .s3_put_object_copy(copy.build())
+                .build()
+        }
+        _ => JobOperation::builder()
+            .s3_replicate_object(S3ReplicateObjectOperation::builder().build())
+            .build(),
+    };
+    let report = JobReport::builder()
+        .bucket(format!("arn:aws:s3:::{}", args.report.bucket))
+        .prefix(args.report.prefix.trim_end_matches('/'))
+        .format(JobReportFormat::ReportCsv20180820)
+        .enabled(true)
+        .report_scope(match args.report_scope {
+            ReportScope::All => JobReportScope::AllTasks,
+            ReportScope::Failed => JobReportScope::FailedTasksOnly,
+        })
+        .build();
+    let token_parts = [
+        account.to_string(),
+        format!("{:?}", args.operation),
+        args.source.to_string(),
+        format!("{:?}", args.dest),
+        args.role_arn.clone(),
+        args.report.to_string(),
+        manifest.map_or("generator".to_string(), |(arn, etag)| {
+            format!("{arn} {etag}")
+        }),
+        format!(
+            "{:?} {:?} {:?}",
+            args.filter, args.created_after, args.created_before
+        ),
+    ];
+    let token_parts: Vec<&str> = token_parts.iter().map(String::as_str).collect();
+    let mut request = control
+        .create_job()
+        .account_id(account)
+        .operation(operation)
+        .report(report)
+        .client_request_token(request_token(&token_parts))
+        .priority(args.priority)
+        .role_arn(&args.role_arn)
+        .confirmation_required(!args.no_confirmation)
+        .description(format!("s3-backfill: {label} of {}", args.source));
+    match manifest {
+        Some((arn, etag)) => {
+            request = request.manifest(
+                JobManifest::builder()
+                    .spec(
+                        JobManifestSpec::builder()
+                            .format(JobManifestFormat::S3BatchOperationsCsv20180820)
+                            .fields(JobManifestFieldName::Bucket)
+                            .fields(JobManifestFieldName::Key)
+                            .fields(JobManifestFieldName::VersionId)
+                            .build()
+                            .map_err(|e| build("manifest spec", &e))?,
+                    )
+                    .location(
+                        JobManifestLocation::builder()
+                            .object_arn(arn)
+                            .e_tag(etag)
+                            .build()
+                            .map_err(|e| build("manifest location", &e))?,
+                    )
+                    .build(),
+            );
+        }
+        None => {
+            let output = manifest_prefix(args);
+            let mut filter = JobManifestGeneratorFilter::builder();
+            match &args.filter {
+                Some(crate::cli::BatchFilter::Eligible) | None => {
+                    filter = filter.eligible_for_replication(true);
+                }
+                Some(crate::cli::BatchFilter::Statuses(statuses)) => {
+                    for status in statuses {
+                        filter = filter
+                            .object_replication_statuses(ReplicationStatus::from(status.as_str()));
+                    }
+                }
+            }
+            if let Some(after) = &args.created_after {
+                filter = filter.created_after(parse_time(after)?);
+            }
+            if let Some(before) = &args.created_before {
+                filter = filter.created_before(parse_time(before)?);
+            }
+            if !args.source.prefix.is_empty() {
+                filter = filter.key_name_constraint(
+                    aws_sdk_s3control::types::KeyNameConstraint::builder()
+                        .match_any_prefix(&args.source.prefix)
+                        .build(),
+                );
+            }
+            let generator = S3JobManifestGenerator::builder()
+                .source_bucket(format!("arn:aws:s3:::{}", args.source.bucket))
+                .enable_manifest_output(true)
+                .manifest_output_location(
+                    S3ManifestOutputLocation::builder()
+                        .bucket(format!("arn:aws:s3:::{}", output.bucket))
+                        .manifest_prefix(output.prefix.trim_end_matches('/'))
+                        .manifest_format(GeneratedManifestFormat::S3InventoryReportCsv20211130)
+                        .build()
+                        .map_err(|e| build("manifest output", &e))?,
+                )
+                .filter(filter.build())
+                .build()
+                .map_err(|e| build("manifest generator", &e))?;
+            request =
+                request.manifest_generator(JobManifestGenerator::S3JobManifestGenerator(generator));
+        }
+    }
+    let out = request
+        .send()
+        .await
+        .map_err(|e| control_error("CreateJob", e))?;
+    let id = out.job_id().unwrap_or_default().to_string();
+    println!(
+        "{label}: job {id} submitted in account {account} ({}, priority {}, report to s3://{}/{}){}",
+        match args.operation {
+            Operation::Copy => "S3PutObjectCopy",
+            Operation::Replicate => "S3ReplicateObject",
+        },
+        args.priority,
+        args.report.bucket,
+        args.report.prefix,
+        if args.no_confirmation {
+            ""
+        } else {
+            "; it waits for confirmation in the console"
+        }
+    );
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "job_id": id, "account_id": account, "label": label })
+        );
+    }
+    Ok(id)
+}
+
+fn parse_time(text: &str) -> Result<aws_smithy_types::DateTime, Error> {
+    aws_smithy_types::DateTime::from_str(text, aws_smithy_types::date_time::Format::DateTime)
+        .map_err(|_| Error::Usage(format!("{text:?} is not a time: use 2024-01-31T00:00:00Z")))
+}
+
+async fn follow(
+    args: &BatchSubmitArgs,
+    control: &aws_sdk_s3control::Client,
+    account: &str,
+    id: &str,
+) -> Result<i32, Error> {
+    if args.wait {
+        wait(
+            control,
+            account,
+            id,
+            Duration::from_secs_f64(args.poll_seconds),
+        )
+        .await
+    } else {
+        println!("follow it with: s3-backfill batch wait {id} --account-id {account}");
+        Ok(crate::error::exit::SUCCESS)
+    }
+}
+
+/// Prints a job's state in one line.
+fn describe(job: &aws_sdk_s3control::types::JobDescriptor) -> String {
+    let summary = job.progress_summary();
+    let total = summary.and_then(|s| s.total_number_of_tasks()).unwrap_or(0);
+    let succeeded = summary
+        .and_then(|s| s.number_of_tasks_succeeded())
+        .unwrap_or(0);
+    let failed = summary
+        .and_then(|s| s.number_of_tasks_failed())
+        .unwrap_or(0);
+    format!(
+        "job {}: {} — {succeeded} of {total} tasks succeeded, {failed} failed",
+        job.job_id().unwrap_or("?"),
+        job.status().map_or("?", |s| s.as_str()),
+    )
+}
+
+pub async fn status(
+    control: &aws_sdk_s3control::Client,
+    account: &str,
+    id: &str,
+) -> Result<i32, Error> {
+    let out = control
+        .describe_job()
+        .account_id(account)
+        .job_id(id)
+        .send()
+        .await
+        .map_err(|e| control_error("DescribeJob", e))?;
+    let job = out
+        .job()
+        .ok_or_else(|| Error::Failed(format!("DescribeJob gave no job {id}")))?;
+    println!("{}", describe(job));
+    if let Some(reasons) = job.failure_reasons().first() {
+        println!(
+            "  failure: {} {}",
+            reasons.failure_code().unwrap_or(""),
+            reasons.failure_reason().unwrap_or("")
+        );
+    }
+    Ok(crate::error::exit::SUCCESS)
+}
+
+/// Follows a job to its end with a progress bar; exit 1 when it failed or had failed tasks.
+pub async fn wait(
+    control: &aws_sdk_s3control::Client,
+    account: &str,
+    id: &str,
+    interval: Duration,
+) -> Result<i32, Error> {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} tasks, ETA {eta}")
+            .expect("template"),
+    );
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    loop {
+        let out = control
+            .describe_job()
+            .account_id(account)
+            .job_id(id)
+            .send()
+            .await
+            .map_err(|e| control_error("DescribeJob", e))?;
+        let job = out
+            .job()
+            .ok_or_else(|| Error::Failed(format!("DescribeJob gave no job {id}")))?;
+        let summary = job.progress_summary();
+        let total = summary.and_then(|s| s.total_number_of_tasks()).unwrap_or(0);
+        let done = summary
+            .map(|s| {
+                s.number_of_tasks_succeeded().unwrap_or(0) + s.number_of_tasks_failed().unwrap_or(0)
+            })
+            .unwrap_or(0);
+        bar.set_length(total.max(0) as u64);
+        bar.set_position(done.max(0) as u64);
+        let status = job.status().cloned();
+        bar.set_message(status.as_ref().map_or("?", |s| s.as_str()).to_string());
+        if bar.is_hidden() {
+            eprintln!("{}", describe(job));
+        }
+        let finished = matches!(
+            status,
+            Some(JobStatus::Complete | JobStatus::Failed | JobStatus::Cancelled)
+        );
+        if finished {
+            bar.finish_and_clear();
+            println!("{}", describe(job));
+            if let Some(report) = job.report() {
+                println!(
+                    "completion report: {}/{}/job-{id}/",
+                    report
+                        .bucket()
+                        .unwrap_or("")
+                        .replace("arn:aws:s3:::", "s3://"),
+                    report.prefix().unwrap_or("")
+                );
+            }
+            let failed = summary
+                .and_then(|s| s.number_of_tasks_failed())
+                .unwrap_or(0);
+            return Ok(if status == Some(JobStatus::Complete) && failed == 0 {
+                crate::error::exit::SUCCESS
+            } else {
+                crate::error::exit::FAILURES
+            });
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+pub async fn list(
+    control: &aws_sdk_s3control::Client,
+    account: &str,
+    status: Option<&str>,
+) -> Result<i32, Error> {
+    let mut request = control.list_jobs().account_id(account);
+    if let Some(status) = status {
+        request = request.job_statuses(JobStatus::from(status));
+    }
+    let out = request
+        .send()
+        .await
+        .map_err(|e| control_error("ListJobs", e))?;
+    if out.jobs().is_empty() {
+        println!("no jobs");
+    }
+    for job in out.jobs() {
+        let summary = job.progress_summary();
+        println!(
+            "{}  {:10}  {:>8}/{:<8} failed {:<6} {}",
+            job.job_id().unwrap_or("?"),
+            job.status().map_or("?", |s| s.as_str()),
+            summary
+                .and_then(|s| s.number_of_tasks_succeeded())
+                .unwrap_or(0),
+            summary.and_then(|s| s.total_number_of_tasks()).unwrap_or(0),
+            summary
+                .and_then(|s| s.number_of_tasks_failed())
+                .unwrap_or(0),
+            job.description().unwrap_or("")
+        );
+    }
+    Ok(crate::error::exit::SUCCESS)
+}
+
+pub async fn cancel(
+    control: &aws_sdk_s3control::Client,
+    account: &str,
+    id: &str,
+) -> Result<i32, Error> {
+    let out = control
+        .update_job_status()
+        .account_id(account)
+        .job_id(id)
+        .requested_job_status(aws_sdk_s3control::types::RequestedJobStatus::Cancelled)
+        .status_update_reason("cancelled with s3-backfill batch cancel")
+        .send()
+        .await
+        .map_err(|e| control_error("UpdateJobStatus", e))?;
+    println!(
+        "job {id}: {}",
+        out.status()
+            .map_or("cancel requested".to_string(), |s| format!(
+                "now {}",
+                s.as_str()
+            ))
+    );
+    Ok(crate::error::exit::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_is_stable_and_changes_with_the_job() {
+        assert_eq!(request_token(&["a", "b"]), request_token(&["a", "b"]));
+        assert_ne!(request_token(&["a", "b"]), request_token(&["a", "c"]));
+        assert!(
+            request_token(&["a"]).len() <= 64,
+            "CreateJob takes tokens of up to 64 characters"
+        );
+    }
+}
