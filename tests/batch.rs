@@ -713,3 +713,80 @@ async fn setup_with_existing_batch_submits_the_replication_job() {
         creates[0].body
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_manifest_generator_carries_the_filters_and_the_account_comes_from_sts() {
+    let stub = ControlStub::start();
+    let source = format!("gen-src-{:08x}", fastrand::u32(..));
+    let reports = format!("gen-rep-{:08x}", fastrand::u32(..));
+    let output = on_moto(&[
+        "setup",
+        &format!("s3://{source}/logs/"),
+        &format!("s3://gen-dst-{:08x}", fastrand::u32(..)),
+        "--rule-name",
+        "r",
+        "--role-arn",
+        "arn:aws:iam::123456789012:role/r",
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        on_moto(&["mb", &format!("s3://{reports}")])
+            .status
+            .success()
+    );
+    // No --account-id: moto's STS answers GetCallerIdentity with its account, 123456789012.
+    let output = on_moto(&[
+        "batch",
+        "submit",
+        &format!("s3://{source}/logs/"),
+        "--from",
+        "generator",
+        "--filter",
+        "statuses=NONE,FAILED",
+        "--created-after",
+        "2024-01-01T00:00:00Z",
+        "--role-arn",
+        ROLE,
+        "--report",
+        &format!("s3://{reports}/gen"),
+        "--control-endpoint-url",
+        &stub.endpoint,
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let json_line = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .map(str::to_string)
+        .expect("a JSON line");
+    let json: serde_json::Value = serde_json::from_str(&json_line).unwrap();
+    assert_eq!(json["job_id"], "job-1");
+    assert_eq!(json["account_id"], "123456789012");
+    let create = &stub.creates()[0];
+    assert_eq!(
+        create.headers.get("x-amz-account-id").map(String::as_str),
+        Some("123456789012")
+    );
+    let body = &create.body;
+    assert!(!body.contains("<Manifest>"), "{body}");
+    assert!(body.contains("<S3JobManifestGenerator>"), "{body}");
+    assert!(
+        body.contains(&format!(
+            "<SourceBucket>arn:aws:s3:::{source}</SourceBucket>"
+        )),
+        "{body}"
+    );
+    assert!(
+        body.contains("<EnableManifestOutput>true</EnableManifestOutput>"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<member>NONE</member>") && body.contains("<member>FAILED</member>"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<CreatedAfter>2024-01-01T00:00:00Z</CreatedAfter>"),
+        "{body}"
+    );
+    assert!(body.contains("logs/"), "{body}");
+}
