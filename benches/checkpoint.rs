@@ -130,6 +130,7 @@ async fn main() {
         storage_class: None,
         sse_kms_key_id: None,
         input: None,
+        shard: None,
     };
     let realistic = dir.path().join("million-with-watermark.checkpoint");
     {

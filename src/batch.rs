@@ -267,6 +267,7 @@ async fn build_manifests(
         include: Vec::new(),
         exclude: Vec::new(),
         latest_only: false,
+        shard: None,
     };
     let progress = Arc::new(Progress::default());
     let mut histories: tokio::sync::mpsc::Receiver<Result<KeyHistory, S3Error>> = match &args.from {

@@ -479,6 +479,10 @@ pub struct CopyArgs {
     /// deleted since the report are reported before any copy instead of failing one by one.
     #[arg(long, requires = "inventory")]
     pub inventory_check: bool,
+    /// Copy only shard K of N of the keys (by a hash of the key; a key's versions never split), with its own
+    /// checkpoint: K/N, or auto in a Kubernetes Indexed Job or an AWS Batch array job (see README).
+    #[arg(long, value_name = "K/N|auto")]
+    pub shard: Option<String>,
     /// List and plan, print what would be copied, write nothing.
     #[arg(long)]
     pub dry_run: bool,

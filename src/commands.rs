@@ -111,7 +111,50 @@ fn identity(args: &CopyArgs) -> JobIdentity {
         storage_class: args.storage_class.clone(),
         sse_kms_key_id: args.sse_kms_key_id.clone(),
         input: input_spec(args).map(|spec| spec.to_string()),
+        shard: shard(args).ok().flatten().map(|s| s.to_string()),
     }
+}
+
+/// `--shard K/N`, or `--shard auto[/N]` from a Kubernetes Indexed Job (JOB_COMPLETION_INDEX, the count
+/// from /N or S3_BACKFILL_SHARDS) or an AWS Batch array job (AWS_BATCH_JOB_ARRAY_INDEX and _SIZE).
+pub fn shard(args: &CopyArgs) -> Result<Option<crate::history::Shard>, Error> {
+    let Some(text) = &args.shard else {
+        return Ok(None);
+    };
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let (index, count) = match text.split_once('/') {
+        Some(("auto", count)) => (
+            env("JOB_COMPLETION_INDEX").or_else(|| env("AWS_BATCH_JOB_ARRAY_INDEX")),
+            Some(count.to_string()),
+        ),
+        None if text == "auto" => (
+            env("JOB_COMPLETION_INDEX").or_else(|| env("AWS_BATCH_JOB_ARRAY_INDEX")),
+            env("AWS_BATCH_JOB_ARRAY_SIZE").or_else(|| env("S3_BACKFILL_SHARDS")),
+        ),
+        Some((index, count)) => (Some(index.to_string()), Some(count.to_string())),
+        None => (None, None),
+    };
+    let usage = |why: &str| {
+        Error::Usage(format!(
+            "--shard {text}: {why}; write --shard K/N (shard K of N, 0 <= K < N), or --shard auto in a \
+             Kubernetes Indexed Job (JOB_COMPLETION_INDEX, with --shard auto/N or S3_BACKFILL_SHARDS) or an AWS \
+             Batch array job (AWS_BATCH_JOB_ARRAY_INDEX and AWS_BATCH_JOB_ARRAY_SIZE)"
+        ))
+    };
+    let index: u64 = index
+        .ok_or_else(|| {
+            usage("no shard index (JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX is not set)")
+        })?
+        .parse()
+        .map_err(|_| usage("the shard index is not a number"))?;
+    let count: u64 = count
+        .ok_or_else(|| usage("no shard count"))?
+        .parse()
+        .map_err(|_| usage("the shard count is not a number"))?;
+    if count == 0 || index >= count {
+        return Err(usage("the index must be below the count"));
+    }
+    Ok(Some(crate::history::Shard { index, count }))
 }
 
 /// The inventory or manifest the copy reads instead of listing, if any.
@@ -272,7 +315,11 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         include: args.include.clone(),
         exclude: args.exclude.clone(),
         latest_only: args.latest_only,
+        shard: shard(args)?,
     };
+    if let Some(shard) = selection.shard {
+        eprintln!("shard {shard}: copying the keys whose hash falls in shard {shard}");
+    }
     let input = load_input(args, &source).await?;
     if args.dry_run {
         let histories = input_histories(input, &source, &selection, &progress, Box::new(|_| false));

@@ -69,6 +69,32 @@ fn put_in_listing_order(newest_first: &mut [Entry]) {
     }
 }
 
+/// This process's part of the keys: shard `index` of `count` (0-based), by a stable hash of the source
+/// key, so a key's versions never split and N processes together cover every key once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl Shard {
+    pub fn owns(&self, source_key: &str) -> bool {
+        // FNV-1a: stable across runs, machines and versions of this tool.
+        let hash = source_key
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+            });
+        hash % self.count == self.index
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
 /// Which keys and entries a run copies.
 #[derive(Debug, Clone)]
 pub struct Selection {
@@ -77,10 +103,14 @@ pub struct Selection {
     pub include: Vec<String>,
     pub exclude: Vec<String>,
     pub latest_only: bool,
+    pub shard: Option<Shard>,
 }
 
 impl Selection {
     pub fn selects_key(&self, source_key: &str) -> bool {
+        if self.shard.is_some_and(|shard| !shard.owns(source_key)) {
+            return false;
+        }
         let relative = self.mapping.relative(source_key);
         (self.include.is_empty()
             || self
@@ -301,6 +331,7 @@ mod tests {
             include: include.iter().map(|s| s.to_string()).collect(),
             exclude: exclude.iter().map(|s| s.to_string()).collect(),
             latest_only,
+            shard: None,
         }
     }
 
@@ -312,6 +343,25 @@ mod tests {
         assert!(!s.selects_key("data/logs/tmp/1"));
         assert!(!s.selects_key("data/other"));
         assert!(selection(&[], &[], false).selects_key("data/anything"));
+    }
+
+    #[test]
+    fn shards_split_the_keys_without_overlap() {
+        let keys: Vec<String> = (0..3000).map(|i| format!("data/{i}")).collect();
+        let count = 4;
+        let mut owners = vec![0; keys.len()];
+        for index in 0..count {
+            let shard = Shard { index, count };
+            let owned = keys.iter().filter(|k| shard.owns(k)).count();
+            assert!(
+                (600..900).contains(&owned),
+                "shard {shard}: {owned} of 3000"
+            );
+            for (n, key) in keys.iter().enumerate() {
+                owners[n] += usize::from(shard.owns(key));
+            }
+        }
+        assert!(owners.iter().all(|&o| o == 1));
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub async fn verify<C: S3Api>(
         include: Vec::new(),
         exclude: Vec::new(),
         latest_only,
+        shard: None,
     };
     let reverse = KeyMapping {
         source: mapping.destination.clone(),

@@ -505,3 +505,83 @@ async fn a_permanent_failure_fails_that_key_only_and_is_reported() {
         .tag_set(Tag::builder().key("k").value("v").build().unwrap())
         .build();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shards_together_copy_the_whole_bucket_exactly_once() {
+    let source = create_bucket("shard-src", true).await;
+    let destination = create_bucket("shard-dst", true).await;
+    for index in 0..60 {
+        let key = format!("k/{index:03}");
+        put(&source, &key, format!("{index} first")).await;
+        if index % 2 == 0 {
+            put(&source, &key, format!("{index} second")).await;
+        }
+        if index % 5 == 0 {
+            delete(&source, &key).await;
+        }
+    }
+    // Three processes at once, one a Kubernetes-style `auto`, one an AWS Batch array-job `auto`.
+    let shard_args = |shard: &str| {
+        let mut command = command(&[
+            "copy",
+            &format!("s3://{source}"),
+            &format!("s3://{destination}"),
+            "--shard",
+            shard,
+            "--progress",
+            "never",
+        ]);
+        command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        command
+    };
+    let mut first = shard_args("0/3");
+    let mut second = shard_args("auto/3");
+    second.env("JOB_COMPLETION_INDEX", "1");
+    let mut third = shard_args("auto");
+    third
+        .env("AWS_BATCH_JOB_ARRAY_INDEX", "2")
+        .env("AWS_BATCH_JOB_ARRAY_SIZE", "3");
+    let children: Vec<_> = [first.spawn(), second.spawn(), third.spawn()]
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let mut copied = 0;
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        let shown = text(&output);
+        let line = shown
+            .lines()
+            .find(|l| l.starts_with("copied "))
+            .expect("summary");
+        let versions: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(versions > 0, "every shard has work: {line}");
+        copied += versions;
+    }
+    let expected = histories(&source, "").await;
+    let arrived = histories(&destination, "").await;
+    assert_eq!(
+        copied, 90,
+        "60 first versions and 30 second ones, each copied once"
+    );
+    assert_eq!(expected.len(), arrived.len());
+    for ((key, want), (_, got)) in expected.iter().zip(&arrived) {
+        assert!(same_history(want, got), "{key}: {want:?} vs {got:?}");
+    }
+    // A shard outside the count is refused before anything is written.
+    let output = cli(&[
+        "copy",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+        "--shard",
+        "3/3",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("the index must be below the count"),
+        "{}",
+        text(&output)
+    );
+}

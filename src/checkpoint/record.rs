@@ -17,6 +17,9 @@ pub struct JobIdentity {
     /// `inventory URI` or `manifest URI` when the entries come from a file instead of a listing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,
+    /// `K/N` when this process copies one shard of the keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
 }
 
 impl JobIdentity {
@@ -58,6 +61,11 @@ impl JobIdentity {
             "--sse-kms-key-id",
             format!("{:?}", self.sse_kms_key_id),
             format!("{:?}", other.sse_kms_key_id),
+        );
+        compare(
+            "--shard",
+            format!("{:?}", self.shard),
+            format!("{:?}", other.shard),
         );
         compare(
             "input",
@@ -213,6 +221,7 @@ mod tests {
             storage_class: None,
             sse_kms_key_id: None,
             input: None,
+            shard: None,
         };
         let other = JobIdentity {
             destination: "s3://c/".into(),

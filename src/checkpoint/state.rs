@@ -279,6 +279,7 @@ mod tests {
                 storage_class: None,
                 sse_kms_key_id: None,
                 input: None,
+                shard: None,
             },
             created_unix: 1,
         }];
