@@ -51,6 +51,37 @@ pub enum Command {
     /// S3 Batch Operations: submit a replication (or copy) job for the existing objects and follow it.
     #[command(subcommand)]
     Batch(BatchCommand),
+    /// Measure copy throughput against any endpoint: seed, copy at each concurrency, report, clean up.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Where to work: s3://BUCKET[/PREFIX] (everything goes under PREFIX/s3-backfill-bench/).
+    pub bucket: Location,
+    /// Objects to seed.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub objects: u64,
+    /// Size of each object.
+    #[arg(long, value_name = "SIZE", default_value = "1KiB", value_parser = parse_size)]
+    pub size: u64,
+    /// Versions of each object (more than 1 needs a versioned bucket).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub versions: u32,
+    /// Concurrency levels to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "16,64,256", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub concurrency: Vec<u32>,
+    /// Passed to each copy.
+    #[arg(long, value_name = "SIZE")]
+    pub multipart_threshold: Option<String>,
+    /// Leave the seeded objects and the copies in place.
+    #[arg(long)]
+    pub keep: bool,
+    /// Also write the table as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
 }
 
 #[derive(Debug, Subcommand)]

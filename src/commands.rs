@@ -65,6 +65,11 @@ pub struct Report {
     pub duration_seconds: f64,
     pub entries_per_second: f64,
     pub bytes_per_second: f64,
+    /// S3 request latency percentiles (milliseconds, within 10%).
+    pub latency_ms_p50: f64,
+    pub latency_ms_p95: f64,
+    pub latency_ms_p99: f64,
+    pub requests: u64,
     pub failures: Vec<Failure>,
 }
 
@@ -97,6 +102,10 @@ fn report(
         duration_seconds: duration,
         entries_per_second: copied as f64 / duration.max(1e-9),
         bytes_per_second: bytes as f64 / duration.max(1e-9),
+        latency_ms_p50: progress.latency.percentile_ms(0.50),
+        latency_ms_p95: progress.latency.percentile_ms(0.95),
+        latency_ms_p99: progress.latency.percentile_ms(0.99),
+        requests: progress.latency.count(),
         failures: progress.failures(),
     }
 }

@@ -6,6 +6,7 @@
 //! goes through the `s3` seam.
 
 pub mod batch;
+pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod commands;

@@ -99,6 +99,7 @@ async fn run(cli: Cli, stop: Arc<Stop>) -> Result<i32, Error> {
         }
         Command::Setup(args) => commands::setup(&args, stop).await,
         Command::Batch(BatchCommand::Submit(args)) => batch::submit(&args).await,
+        Command::Bench(args) => s3_backfill::bench::bench(&args, stop).await,
         Command::Batch(BatchCommand::List(args)) => {
             let account = batch::account_id(args.account_id.as_deref(), &args.endpoints).await?;
             let control =
@@ -170,7 +171,10 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("start the async runtime");
     let code = runtime.block_on(async {
         let stop = Arc::new(Stop::default());
-        let graceful = matches!(cli.command, Command::Copy(_) | Command::Setup(_));
+        let graceful = matches!(
+            cli.command,
+            Command::Copy(_) | Command::Setup(_) | Command::Bench(_)
+        );
         tokio::spawn(watch_signals(Arc::clone(&stop), graceful));
         run(cli, stop).await.unwrap_or_else(|error| {
             eprintln!("error: {error}");

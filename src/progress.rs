@@ -35,7 +35,60 @@ pub struct Progress {
     pub retries: AtomicU64,
     pub throttles: AtomicU64,
     pub window: AtomicUsize,
+    /// How long each S3 request took (its answer, not its wait for a slot).
+    pub latency: Latencies,
     failures: Mutex<Vec<Failure>>,
+}
+
+/// Request latencies in buckets growing by 10% from 100 µs (to ~4 h): percentiles within 10%.
+#[derive(Debug)]
+pub struct Latencies {
+    buckets: Vec<AtomicU64>,
+}
+
+const LATENCY_BUCKETS: usize = 200;
+const LATENCY_BASE_MICROS: f64 = 100.0;
+const LATENCY_GROWTH: f64 = 1.1;
+
+impl Default for Latencies {
+    fn default() -> Self {
+        Latencies {
+            buckets: (0..LATENCY_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+impl Latencies {
+    pub fn record(&self, took: std::time::Duration) {
+        let micros = took.as_secs_f64() * 1e6;
+        let bucket = if micros <= LATENCY_BASE_MICROS {
+            0
+        } else {
+            ((micros / LATENCY_BASE_MICROS).ln() / LATENCY_GROWTH.ln()).ceil() as usize
+        };
+        self.buckets[bucket.min(LATENCY_BUCKETS - 1)].fetch_add(1, Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(|b| b.load(Relaxed)).sum()
+    }
+
+    /// The latency at or below which `fraction` of the requests answered (a bucket's upper bound), in ms.
+    pub fn percentile_ms(&self, fraction: f64) -> f64 {
+        let total = self.count();
+        if total == 0 {
+            return 0.0;
+        }
+        let wanted = (fraction * total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (index, bucket) in self.buckets.iter().enumerate() {
+            seen += bucket.load(Relaxed);
+            if seen >= wanted {
+                return LATENCY_BASE_MICROS * LATENCY_GROWTH.powi(index as i32) / 1000.0;
+            }
+        }
+        LATENCY_BASE_MICROS * LATENCY_GROWTH.powi(LATENCY_BUCKETS as i32) / 1000.0
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -217,4 +270,27 @@ async fn draw_bar(
     bar.set_length(progress.listed_entries.load(Relaxed));
     bar.set_position(progress.done_entries());
     bar.finish_with_message(progress.line(started));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn latency_percentiles_are_within_ten_percent() {
+        let latencies = Latencies::default();
+        for ms in 1..=100u64 {
+            latencies.record(Duration::from_millis(ms));
+        }
+        assert_eq!(latencies.count(), 100);
+        for (fraction, exact) in [(0.5, 50.0), (0.95, 95.0), (0.99, 99.0)] {
+            let got = latencies.percentile_ms(fraction);
+            assert!(
+                got >= exact && got <= exact * 1.1,
+                "p{fraction}: {got} for {exact}"
+            );
+        }
+        assert_eq!(Latencies::default().percentile_ms(0.5), 0.0);
+    }
 }

@@ -585,3 +585,69 @@ async fn shards_together_copy_the_whole_bucket_exactly_once() {
         text(&output)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bench_measures_each_concurrency_and_cleans_up() {
+    let bucket = create_bucket("bench", true).await;
+    put(&bucket, "unrelated", "stays").await;
+    let json = work_dir().join(format!("{bucket}.json"));
+    let output = cli(&[
+        "bench",
+        &format!("s3://{bucket}/scratch/"),
+        "--objects",
+        "40",
+        "--versions",
+        "2",
+        "--concurrency",
+        "4,16",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("| concurrency | versions | objects/s"),
+        "{}",
+        text(&output)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for (row, concurrency) in rows.iter().zip([4, 16]) {
+        assert_eq!(row["concurrency"], concurrency);
+        assert_eq!(row["versions"], 80, "{row}");
+        assert!(row["objects_per_second"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["latency_ms_p50"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["latency_ms_p99"].as_f64().unwrap() >= row["latency_ms_p50"].as_f64().unwrap());
+    }
+    // Everything bench wrote is gone; what was there before stays.
+    let left = histories(&bucket, "").await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].0, "unrelated");
+
+    // With --keep the scratch prefix stays, and a second bench refuses to work over it.
+    let keep = cli(&[
+        "bench",
+        &format!("s3://{bucket}"),
+        "--objects",
+        "3",
+        "--concurrency",
+        "2",
+        "--keep",
+    ]);
+    assert!(keep.status.success(), "{}", text(&keep));
+    assert!(!histories(&bucket, "s3-backfill-bench/").await.is_empty());
+    let again = cli(&[
+        "bench",
+        &format!("s3://{bucket}"),
+        "--objects",
+        "3",
+        "--concurrency",
+        "2",
+    ]);
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    assert!(
+        text(&again).contains("already holds objects"),
+        "{}",
+        text(&again)
+    );
+}

@@ -144,7 +144,9 @@ impl<C: S3Api> Limited<C> {
 
     async fn run<T>(&self, request: impl Future<Output = S3Result<T>>) -> S3Result<T> {
         let _slot = self.limits.acquire().await;
+        let started = Instant::now();
         let result = request.await;
+        self.limits.progress.latency.record(started.elapsed());
         self.limits.observe(&result);
         result
     }
