@@ -6,17 +6,28 @@ use std::time::Instant;
 use s3_backfill::local_server::SeaweedFs;
 
 /// Runs the binary; returns (wall seconds, CPU seconds, peak RSS in KiB) of that run alone.
+#[allow(dead_code, reason = "not every benchmark uses every helper")]
+pub fn run(server: &SeaweedFs, args: &[&str]) -> (f64, f64, i64) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
+    command
+        .args(args)
+        .args(["--endpoint-url", &server.endpoint, "--progress", "never"])
+        .envs(server.env());
+    measure(command)
+}
+
+/// Runs any program to its end; returns (wall seconds, CPU seconds, peak RSS in KiB) of it alone
+/// (its CPU includes the children it waited for). Panics when it fails.
 #[expect(
     clippy::zombie_processes,
     reason = "reaped by wait4, which also gives the child's CPU time"
 )]
-pub fn run(server: &SeaweedFs, args: &[&str]) -> (f64, f64, i64) {
+pub fn measure(mut command: Command) -> (f64, f64, i64) {
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
-        .args(args)
-        .args(["--endpoint-url", &server.endpoint, "--progress", "never"])
-        .envs(server.env())
+    let shown = format!("{command:?}");
+    let child = command
         .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let pid = child.id() as libc::pid_t;
@@ -46,7 +57,7 @@ pub fn run(server: &SeaweedFs, args: &[&str]) -> (f64, f64, i64) {
     let wall = started.elapsed().as_secs_f64();
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "s3-backfill {args:?} failed: {status}"
+        "{shown} failed: {status}"
     );
     let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     (wall, cpu(usage.ru_utime) + cpu(usage.ru_stime), peak_kib)

