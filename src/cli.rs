@@ -510,6 +510,10 @@ pub struct CopyArgs {
     /// deleted since the report are reported before any copy instead of failing one by one.
     #[arg(long, requires = "inventory")]
     pub inventory_check: bool,
+    /// Sub-prefixes of the source listed at once (the range is split at its first '/' level); 1 lists
+    /// it with one paginator.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub listers: u32,
     /// Copy only shard K of N of the keys (by a hash of the key; a key's versions never split), with its own
     /// checkpoint: K/N, or auto in a Kubernetes Indexed Job or an AWS Batch array job (see README).
     #[arg(long, value_name = "K/N|auto")]

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::checkpoint::{JobIdentity, Journal, Record, State, now_unix, replay};
 use crate::cli::{CopyArgs, EndpointArgs, StatusArgs, VerifyArgs};
 use crate::error::Error;
-use crate::history::{KeyHistory, Selection, list_histories};
+use crate::history::{KeyHistory, Selection};
 use crate::input::InputSpec;
 use crate::location::KeyMapping;
 use crate::plan::{Action, PlanSettings};
@@ -367,6 +367,7 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         },
         concurrency: args.concurrency as usize,
         tolerate_missing_source: args.inventory.is_some() || args.manifest.is_some(),
+        listers: args.listers as usize,
     };
     let renderer = Renderer::start(Arc::clone(&progress), args.progress, "copy");
     let executor = Arc::new(Executor {
@@ -432,12 +433,13 @@ async fn dry_run(
 ) -> Result<Report, Error> {
     let mut histories = match input {
         Some(histories) => histories,
-        None => list_histories(
+        None => crate::history::list_histories_with(
             source,
             args.source.bucket.clone(),
             selection.clone(),
             Arc::clone(&progress),
             None,
+            args.listers as usize,
         ),
     };
     let (mut keys, mut versions, mut bytes, mut multipart, mut markers) =

@@ -140,67 +140,281 @@ impl Selection {
     }
 }
 
-/// How many histories may wait between the lister and the executor.
+/// How many histories may wait between the lister and the executor (and in each prefix's lister).
 const QUEUE: usize = 1024;
+const PREFIX_QUEUE: usize = 256;
+/// Prefixes listed ahead of the one being consumed.
+pub const LISTERS: usize = 16;
 
-/// Lists `bucket/prefix` into selected histories, in key order, on a background task; with `start_after`,
+type Histories = mpsc::Receiver<Result<KeyHistory, S3Error>>;
+
+/// Lists `bucket/prefix` into selected histories, in key order, on background tasks; with `start_after`,
 /// only keys after that one.
+///
+/// The range is split at its first `/` level: one ListObjectVersions with a delimiter names the
+/// sub-prefixes, and up to `LISTERS` of them are listed at once, each by its own paginator, while
+/// their results are handed on strictly in key order (a prefix's keys all sort between the names
+/// around it). A range without sub-prefixes is listed by one paginator, as before.
 pub fn list_histories<C: S3Api>(
     client: Arc<C>,
     bucket: String,
     selection: Selection,
     progress: Arc<Progress>,
     start_after: Option<String>,
-) -> mpsc::Receiver<Result<KeyHistory, S3Error>> {
+) -> Histories {
+    list_histories_with(client, bucket, selection, progress, start_after, LISTERS)
+}
+
+/// `list_histories` with `listers` prefixes listed at once; 1 lists the range with one paginator.
+pub fn list_histories_with<C: S3Api>(
+    client: Arc<C>,
+    bucket: String,
+    selection: Selection,
+    progress: Arc<Progress>,
+    start_after: Option<String>,
+    listers: usize,
+) -> Histories {
     let (sender, receiver) = mpsc::channel(QUEUE);
+    let (segments_tx, mut segments_rx) = mpsc::channel::<Segment>(listers.max(1));
+    let done = Arc::clone(&progress);
+    // The emitter: segments in order, each one drained before the next. Keys must come out strictly
+    // increasing (the checkpoint's watermark depends on it): a listing that breaks that is an error.
     tokio::spawn(async move {
-        let prefix = selection.mapping.source.prefix.clone();
-        let mut builder = HistoryBuilder::default();
-        let mut request = ListRequest {
-            bucket,
-            prefix,
-            key_marker: start_after,
-            ..ListRequest::default()
-        };
-        let emit = |history: KeyHistory| {
-            let selected = selection.select(history)?;
-            progress.listed(
-                selected.entries.len() as u64,
-                selected.entries.iter().map(Entry::size).sum(),
-            );
-            Some(selected)
-        };
-        loop {
-            let page = match client.list_versions(request.clone()).await {
-                Ok(page) => page,
-                Err(error) => {
-                    let _ = sender.send(Err(error)).await;
-                    return;
-                }
+        let mut last: Option<String> = None;
+        while let Some(segment) = segments_rx.recv().await {
+            let mut results = match segment {
+                Segment::Ready(result) => SegmentResults::One(Some(result)),
+                Segment::Prefix(histories) => SegmentResults::Many(histories),
             };
-            for entry in page.entries {
-                if let Some(history) = builder.push(entry).and_then(emit)
-                    && sender.send(Ok(history)).await.is_err()
-                {
+            while let Some(result) = results.next().await {
+                let result = match result {
+                    Ok(history) if last.as_ref().is_some_and(|last| history.key <= *last) => {
+                        Err(S3Error::Other {
+                            code: "ListingOutOfOrder".into(),
+                            message: format!(
+                                "the listing returned {:?} after {:?}: keys must come in order",
+                                history.key,
+                                last.clone().unwrap_or_default()
+                            ),
+                        })
+                    }
+                    other => other,
+                };
+                if let Ok(history) = &result {
+                    last = Some(history.key.clone());
+                }
+                let failed = result.is_err();
+                if sender.send(result).await.is_err() || failed {
                     return;
                 }
             }
-            match page.next {
-                Some((key, version)) => {
-                    request.key_marker = Some(key);
-                    request.version_id_marker = Some(version).filter(|v| !v.is_empty());
-                }
-                None => break,
-            }
         }
-        if let Some(history) = builder.finish().and_then(emit) {
-            let _ = sender.send(Ok(history)).await;
-        }
-        progress
-            .listing_done
+        done.listing_done
             .store(true, std::sync::atomic::Ordering::Relaxed);
     });
+    tokio::spawn(async move {
+        if listers <= 1 {
+            let (sender, receiver) = mpsc::channel(PREFIX_QUEUE);
+            let prefix = selection.mapping.source.prefix.clone();
+            if segments_tx.send(Segment::Prefix(receiver)).await.is_ok() {
+                list_range(
+                    &*client,
+                    bucket,
+                    prefix,
+                    start_after,
+                    &selection,
+                    &progress,
+                    &sender,
+                )
+                .await;
+            }
+        } else if let Err(error) = split_range(
+            &client,
+            &bucket,
+            &selection,
+            &progress,
+            start_after,
+            &segments_tx,
+        )
+        .await
+        {
+            let _ = segments_tx.send(Segment::Ready(Err(error))).await;
+        }
+    });
     receiver
+}
+
+/// The results of one segment, one at a time.
+enum SegmentResults {
+    One(Option<Result<KeyHistory, S3Error>>),
+    Many(Histories),
+}
+
+impl SegmentResults {
+    async fn next(&mut self) -> Option<Result<KeyHistory, S3Error>> {
+        match self {
+            SegmentResults::One(result) => result.take(),
+            SegmentResults::Many(histories) => histories.recv().await,
+        }
+    }
+}
+
+/// A piece of the ordered output: a history found by the delimiter listing itself, or a sub-prefix
+/// being listed by its own task.
+enum Segment {
+    Ready(Result<KeyHistory, S3Error>),
+    Prefix(Histories),
+}
+
+/// Walks the delimiter listing of the range, sending its keys and sub-prefixes as segments in order.
+async fn split_range<C: S3Api>(
+    client: &Arc<C>,
+    bucket: &str,
+    selection: &Selection,
+    progress: &Arc<Progress>,
+    start_after: Option<String>,
+    segments: &mpsc::Sender<Segment>,
+) -> Result<(), S3Error> {
+    let emit = |history: KeyHistory| {
+        let selected = selection.select(history)?;
+        progress.listed(
+            selected.entries.len() as u64,
+            selected.entries.iter().map(Entry::size).sum(),
+        );
+        Some(selected)
+    };
+    let after = |key: &str| start_after.as_deref().is_none_or(|marker| key > marker);
+    let mut builder = HistoryBuilder::default();
+    let range = selection.mapping.source.prefix.clone();
+    // A resume after a key at the top level can start the delimiter listing there; one inside a prefix
+    // cannot (that prefix sorts before it and would be left out), and walks the top level again.
+    let top_level_marker = start_after
+        .clone()
+        .filter(|marker| !marker[range.len().min(marker.len())..].contains('/'));
+    let mut request = ListRequest {
+        bucket: bucket.to_string(),
+        prefix: range,
+        key_marker: top_level_marker,
+        delimiter: Some("/".to_string()),
+        ..ListRequest::default()
+    };
+    loop {
+        let page = client.list_versions(request.clone()).await?;
+        // The page's keys and prefixes, merged in order (each list is sorted; none is a prefix of a key).
+        let mut entries = page.entries.into_iter().peekable();
+        let mut prefixes = page.common_prefixes.into_iter().peekable();
+        loop {
+            let take_prefix = match (entries.peek(), prefixes.peek()) {
+                (None, None) => break,
+                (Some(_), None) => false,
+                (None, Some(_)) => true,
+                (Some(entry), Some(prefix)) => prefix.as_str() < entry.key.as_str(),
+            };
+            if take_prefix {
+                let prefix = prefixes.next().expect("peeked");
+                if let Some(history) = builder.finish().and_then(emit)
+                    && segments.send(Segment::Ready(Ok(history))).await.is_err()
+                {
+                    return Ok(());
+                }
+                // Everything under this prefix sorts below the marker unless the marker is inside it.
+                let marker = start_after.clone().filter(|m| m.starts_with(&prefix));
+                if marker.is_none() && !after(&prefix) {
+                    continue;
+                }
+                let (sender, receiver) = mpsc::channel(PREFIX_QUEUE);
+                let (client, bucket, selection, progress) = (
+                    Arc::clone(client),
+                    bucket.to_string(),
+                    selection.clone(),
+                    Arc::clone(progress),
+                );
+                tokio::spawn(async move {
+                    list_range(
+                        &*client, bucket, prefix, marker, &selection, &progress, &sender,
+                    )
+                    .await;
+                });
+                if segments.send(Segment::Prefix(receiver)).await.is_err() {
+                    return Ok(());
+                }
+            } else {
+                let entry = entries.next().expect("peeked");
+                if !after(&entry.key) {
+                    continue;
+                }
+                if let Some(history) = builder.push(entry).and_then(emit)
+                    && segments.send(Segment::Ready(Ok(history))).await.is_err()
+                {
+                    return Ok(());
+                }
+            }
+        }
+        match page.next {
+            Some((key, version)) => {
+                request.key_marker = Some(key);
+                request.version_id_marker = Some(version).filter(|v| !v.is_empty());
+            }
+            None => break,
+        }
+    }
+    if let Some(history) = builder.finish().and_then(emit) {
+        let _ = segments.send(Segment::Ready(Ok(history))).await;
+    }
+    Ok(())
+}
+
+/// Lists every key under `prefix` (after `key_marker`) with one paginator into `sender`.
+async fn list_range<C: S3Api>(
+    client: &C,
+    bucket: String,
+    prefix: String,
+    key_marker: Option<String>,
+    selection: &Selection,
+    progress: &Progress,
+    sender: &mpsc::Sender<Result<KeyHistory, S3Error>>,
+) {
+    let mut builder = HistoryBuilder::default();
+    let mut request = ListRequest {
+        bucket,
+        prefix,
+        key_marker,
+        ..ListRequest::default()
+    };
+    let emit = |history: KeyHistory| {
+        let selected = selection.select(history)?;
+        progress.listed(
+            selected.entries.len() as u64,
+            selected.entries.iter().map(Entry::size).sum(),
+        );
+        Some(selected)
+    };
+    loop {
+        let page = match client.list_versions(request.clone()).await {
+            Ok(page) => page,
+            Err(error) => {
+                let _ = sender.send(Err(error)).await;
+                return;
+            }
+        };
+        for entry in page.entries {
+            if let Some(history) = builder.push(entry).and_then(emit)
+                && sender.send(Ok(history)).await.is_err()
+            {
+                return;
+            }
+        }
+        match page.next {
+            Some((key, version)) => {
+                request.key_marker = Some(key);
+                request.version_id_marker = Some(version).filter(|v| !v.is_empty());
+            }
+            None => break,
+        }
+    }
+    if let Some(history) = builder.finish().and_then(emit) {
+        let _ = sender.send(Ok(history)).await;
+    }
 }
 
 /// The selected history of exactly `key` (for retrying a key the main listing has passed).

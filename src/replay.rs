@@ -14,7 +14,7 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use crate::checkpoint::{FailedEntry, Journal, KeyState, Record};
-use crate::history::{KeyHistory, Selection, list_histories, list_key};
+use crate::history::{KeyHistory, Selection, list_histories_with, list_key};
 use crate::multipart::copy_multipart;
 use crate::plan::{Action, PlanSettings};
 use crate::progress::{Copied, Failure, Progress};
@@ -34,6 +34,8 @@ pub struct CopyJob {
     /// since: such an entry fails alone and the key goes on (a listing never names one, so there a
     /// missing version means the source changed under the copy and the key stops).
     pub tolerate_missing_source: bool,
+    /// Sub-prefixes listed at once (see `history::list_histories_with`).
+    pub listers: usize,
 }
 
 /// What the destination key held before our next write.
@@ -227,7 +229,7 @@ impl<C: S3Api> Executor<C> {
         let watermark = Arc::new(Mutex::new(Watermark::default()));
         let mut histories = match input {
             Some(histories) => histories,
-            None => list_histories(
+            None => list_histories_with(
                 Arc::clone(&self.source),
                 self.job.selection.mapping.source.bucket.clone(),
                 self.job.selection.clone(),
@@ -235,6 +237,7 @@ impl<C: S3Api> Executor<C> {
                 self.checkpoint
                     .as_ref()
                     .and_then(|c| c.journal.state().watermark.clone()),
+                self.job.listers,
             ),
         };
         while let Some(history) = histories.recv().await {

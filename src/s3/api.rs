@@ -43,6 +43,8 @@ impl Entry {
 #[derive(Debug, Clone, Default)]
 pub struct ListPage {
     pub entries: Vec<Entry>,
+    /// With a delimiter: the prefixes rolled up on this page, in order.
+    pub common_prefixes: Vec<String>,
     /// `(key marker, version id marker)` to continue with, when the listing is truncated.
     pub next: Option<(String, String)>,
 }
@@ -54,6 +56,7 @@ pub struct ListRequest {
     pub key_marker: Option<String>,
     pub version_id_marker: Option<String>,
     pub max_keys: Option<i32>,
+    pub delimiter: Option<String>,
 }
 
 /// A specific version of an object.

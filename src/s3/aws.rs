@@ -261,6 +261,7 @@ impl S3Api for AwsS3 {
             .set_key_marker(request.key_marker)
             .set_version_id_marker(request.version_id_marker)
             .set_max_keys(request.max_keys)
+            .set_delimiter(request.delimiter)
             .customize()
             .interceptor(capture.clone())
             .send()

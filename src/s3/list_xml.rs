@@ -20,6 +20,7 @@ fn fail(message: impl std::fmt::Display) -> ListXmlError {
 pub fn parse_list_versions(body: &str) -> Result<ListPage, ListXmlError> {
     let mut reader = Reader::from_str(body);
     let mut entries = Vec::new();
+    let mut common_prefixes = Vec::new();
     let mut truncated = false;
     let mut next_key = None;
     let mut next_version = None;
@@ -33,6 +34,21 @@ pub fn parse_list_versions(body: &str) -> Result<ListPage, ListXmlError> {
                     "Version" | "DeleteMarker" => {
                         let delete_marker = name.as_ref() == "DeleteMarker";
                         entries.push(parse_entry(&mut reader, delete_marker)?);
+                    }
+                    "CommonPrefixes" => {
+                        // <CommonPrefixes><Prefix>p/</Prefix></CommonPrefixes>
+                        loop {
+                            match reader.read_event().map_err(fail)? {
+                                Event::Start(inner) if inner.name().as_ref() == "Prefix" => {
+                                    common_prefixes.push(read_leaf(&mut reader, inner.name())?);
+                                }
+                                Event::End(end) if end.name().as_ref() == "CommonPrefixes" => break,
+                                Event::Eof => {
+                                    return Err(fail("the document ends inside CommonPrefixes"));
+                                }
+                                _ => {}
+                            }
+                        }
                     }
                     "IsTruncated" => truncated = read_leaf(&mut reader, name)? == "true",
                     "NextKeyMarker" => next_key = Some(read_leaf(&mut reader, name)?),
@@ -54,13 +70,20 @@ pub fn parse_list_versions(body: &str) -> Result<ListPage, ListXmlError> {
         if let Some(key) = next_key.as_mut() {
             *key = url_decode(key)?;
         }
+        for prefix in &mut common_prefixes {
+            *prefix = url_decode(prefix)?;
+        }
     }
     let next = match (truncated, next_key) {
         (false, _) => None,
         (true, Some(key)) => Some((key, next_version.unwrap_or_default())),
         (true, None) => return Err(fail("IsTruncated is true but NextKeyMarker is missing")),
     };
-    Ok(ListPage { entries, next })
+    Ok(ListPage {
+        entries,
+        common_prefixes,
+        next,
+    })
 }
 
 fn read_leaf(

@@ -1,0 +1,102 @@
+//! Listing a bucket of 100,000 versions spread over 16 prefixes, with one paginator (--listers 1) and
+//! with the range split into its prefixes, listed 16 at once (the default), alternating, 3 rounds, as
+//! `copy --dry-run` (which lists and plans everything and writes nothing), against SeaweedFS.
+//!
+//! Run: cargo bench --bench listing   (figures go to BENCHMARKS.md by hand)
+
+mod support;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+use futures::StreamExt;
+use s3_backfill::local_server::SeaweedFs;
+
+const PREFIXES: usize = 16;
+const KEYS: usize = 50_000;
+const VERSIONS: usize = 2;
+const ROUNDS: usize = 3;
+
+#[tokio::main]
+async fn main() {
+    let server = SeaweedFs::start().unwrap();
+    let client = server.client();
+    client
+        .create_bucket()
+        .bucket("listing")
+        .send()
+        .await
+        .unwrap();
+    client
+        .put_bucket_versioning()
+        .bucket("listing")
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    futures::stream::iter(0..KEYS)
+        .for_each_concurrent(64, |index| {
+            let client = client.clone();
+            async move {
+                for version in 0..VERSIONS {
+                    client
+                        .put_object()
+                        .bucket("listing")
+                        .key(format!("p{:02}/{index:07}", index % PREFIXES))
+                        .body(ByteStream::from(format!("{version}").into_bytes()))
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            }
+        })
+        .await;
+    client
+        .create_bucket()
+        .bucket("listing-dst")
+        .send()
+        .await
+        .unwrap();
+    println!(
+        "seeded {} versions in {PREFIXES} prefixes in {:.0} s",
+        KEYS * VERSIONS,
+        started.elapsed().as_secs_f64()
+    );
+    let mut one = Vec::new();
+    let mut split = Vec::new();
+    for round in 0..ROUNDS {
+        for listers in ["1", "16"] {
+            let (wall, cpu, peak) = support::run(
+                &server,
+                &[
+                    "copy",
+                    "s3://listing",
+                    "s3://listing-dst",
+                    "--dry-run",
+                    "--listers",
+                    listers,
+                ],
+            );
+            println!(
+                "round {round} --listers {listers:2}: {wall:.2} s ({:.0} versions/s), CPU {cpu:.2} s, peak RSS {} MiB",
+                (KEYS * VERSIONS) as f64 / wall,
+                peak / 1024
+            );
+            if listers == "1" {
+                one.push(wall)
+            } else {
+                split.push(wall)
+            }
+        }
+    }
+    let (one, split) = (support::median(one), support::median(split));
+    println!(
+        "| {} versions, {PREFIXES} prefixes | one paginator {one:.2} s | 16 listers {split:.2} s | {:.1}x |",
+        KEYS * VERSIONS,
+        one / split
+    );
+}
