@@ -66,37 +66,45 @@ async fn main() {
         KEYS * VERSIONS,
         started.elapsed().as_secs_f64()
     );
-    let mut one = Vec::new();
-    let mut split = Vec::new();
-    for round in 0..ROUNDS {
-        for listers in ["1", "16"] {
-            let (wall, cpu, peak) = support::run(
-                &server,
-                &[
-                    "copy",
-                    "s3://listing",
-                    "s3://listing-dst",
-                    "--dry-run",
-                    "--listers",
-                    listers,
-                ],
-            );
-            println!(
-                "round {round} --listers {listers:2}: {wall:.2} s ({:.0} versions/s), CPU {cpu:.2} s, peak RSS {} MiB",
-                (KEYS * VERSIONS) as f64 / wall,
-                peak / 1024
-            );
-            if listers == "1" {
-                one.push(wall)
-            } else {
-                split.push(wall)
+    let proxy = support::latency_proxy(server.port, std::time::Duration::from_millis(20)).await;
+    for (label, endpoint) in [
+        ("direct", server.endpoint.clone()),
+        ("+20 ms per request", format!("http://127.0.0.1:{proxy}")),
+    ] {
+        let mut one = Vec::new();
+        let mut split = Vec::new();
+        for round in 0..ROUNDS {
+            for listers in ["1", "16"] {
+                let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
+                command
+                    .args([
+                        "copy",
+                        "s3://listing",
+                        "s3://listing-dst",
+                        "--dry-run",
+                        "--listers",
+                        listers,
+                    ])
+                    .args(["--endpoint-url", &endpoint, "--progress", "never"])
+                    .envs(server.env());
+                let (wall, cpu, peak) = support::measure(command);
+                println!(
+                    "{label} round {round} --listers {listers:2}: {wall:.2} s ({:.0} versions/s), CPU {cpu:.2} s, peak RSS {} MiB",
+                    (KEYS * VERSIONS) as f64 / wall,
+                    peak / 1024
+                );
+                if listers == "1" {
+                    one.push(wall)
+                } else {
+                    split.push(wall)
+                }
             }
         }
+        let (one, split) = (support::median(one), support::median(split));
+        println!(
+            "| {} versions, {PREFIXES} prefixes, {label} | one paginator {one:.2} s | 16 listers {split:.2} s | {:.1}x |",
+            KEYS * VERSIONS,
+            one / split
+        );
     }
-    let (one, split) = (support::median(one), support::median(split));
-    println!(
-        "| {} versions, {PREFIXES} prefixes | one paginator {one:.2} s | 16 listers {split:.2} s | {:.1}x |",
-        KEYS * VERSIONS,
-        one / split
-    );
 }
