@@ -13,6 +13,9 @@ pub const SEAWEEDFS_VERSION: &str = "4.48";
 pub const MOTO_VERSION: &str = "5.1.22";
 pub const ACCESS_KEY: &str = "test";
 pub const SECRET_KEY: &str = "test";
+/// A second identity that may only read and list (for proving the source is never written to).
+pub const READER_ACCESS_KEY: &str = "reader";
+pub const READER_SECRET_KEY: &str = "reader-secret-9f3c1d";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalServerError {
@@ -114,7 +117,7 @@ impl SeaweedFs {
         std::fs::write(
             &config,
             format!(
-                r#"{{"identities":[{{"name":"admin","credentials":[{{"accessKey":"{ACCESS_KEY}","secretKey":"{SECRET_KEY}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#
+                r#"{{"identities":[{{"name":"admin","credentials":[{{"accessKey":"{ACCESS_KEY}","secretKey":"{SECRET_KEY}"}}],"actions":["Admin","Read","Write","List","Tagging"]}},{{"name":"reader","credentials":[{{"accessKey":"{READER_ACCESS_KEY}","secretKey":"{READER_SECRET_KEY}"}}],"actions":["Read","List"]}}]}}"#
             ),
         )
         .map_err(|e| fail(e.to_string()))?;

@@ -199,6 +199,14 @@ pub fn classify_code(status: u16, code: String, message: String, bucket: &str) -
             message: format!("{status} {code}: {message}"),
             maybe_applied: true,
         },
+        // A success status the SDK could not read as S3's answer: not an S3 endpoint.
+        (200..=299, "") => S3Error::Other {
+            code: "NotS3".into(),
+            message: format!(
+                "the endpoint answered HTTP {status} with something that is not an S3 response; check that \
+                 the endpoint URL points at an S3 API (not a web page or a proxy)"
+            ),
+        },
         _ => S3Error::Other {
             code: if code.is_empty() {
                 status.to_string()

@@ -1,0 +1,211 @@
+//! Bad input and safety: every row of README's "Bad input" table that the local server can produce,
+//! read-only source credentials (the source is never written to), and secrets kept out of every output.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+
+use common::*;
+use s3_backfill::local_server::{READER_ACCESS_KEY, READER_SECRET_KEY};
+
+fn run_with(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+        .current_dir(work_dir())
+        .args(args)
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_and_non_s3_endpoints_and_unknown_flags_exit_2() {
+    let source = create_bucket("safe-src", true).await;
+    let destination = create_bucket("safe-dst", true).await;
+    let (src, dst) = (format!("s3://{source}"), format!("s3://{destination}"));
+    let creds = [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+
+    // Nothing listens on the port.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let output = run_with(
+        &[
+            "copy",
+            &src,
+            &dst,
+            "--endpoint-url",
+            &format!("http://127.0.0.1:{port}"),
+        ],
+        &creds,
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("cannot reach the source endpoint"),
+        "{}",
+        text(&output)
+    );
+
+    // A web server that is not S3: answers every request with an HTML page.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let web = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buffer = [0u8; 4096];
+            let _ = stream.read(&mut buffer);
+            let body = "<html><body>Welcome to nginx!</body></html>";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let output = run_with(
+        &[
+            "copy",
+            &src,
+            &dst,
+            "--endpoint-url",
+            &web,
+            "--progress",
+            "never",
+        ],
+        &creds,
+    );
+    assert_ne!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("not an S3 response"),
+        "{}",
+        text(&output)
+    );
+    assert!(histories(&destination, "").await.is_empty());
+
+    let output = cli(&["copy", &src, &dst, "--no-such-flag"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("--no-such-flag"),
+        "{}",
+        text(&output)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_with_read_only_source_credentials_succeeds_and_keeps_secrets_out_of_every_output() {
+    let source = create_bucket("ro-src", true).await;
+    let destination = create_bucket("ro-dst", true).await;
+    for version in 0..3 {
+        put(&source, "doc", format!("v{version}")).await;
+    }
+    delete(&source, "doc").await;
+    put(&source, "big", vec![1u8; 7 << 20]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = dir.path().join("credentials");
+    std::fs::write(
+        &credentials,
+        format!(
+            "[reader]\naws_access_key_id = {READER_ACCESS_KEY}\naws_secret_access_key = {READER_SECRET_KEY}\n\
+             [writer]\naws_access_key_id = test\naws_secret_access_key = test\n"
+        ),
+    )
+    .unwrap();
+    let config = dir.path().join("config");
+    std::fs::write(
+        &config,
+        "[profile reader]\nregion = us-east-1\n[profile writer]\nregion = us-east-1\n",
+    )
+    .unwrap();
+    let report = dir.path().join("report.json");
+    let checkpoint = dir.path().join("job.checkpoint");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+        .current_dir(work_dir())
+        .args([
+            "copy",
+            &format!("s3://{source}"),
+            &format!("s3://{destination}"),
+            "--endpoint-url",
+            &server().endpoint,
+            "--source-profile",
+            "reader",
+            "--dest-profile",
+            "writer",
+            "--multipart-threshold",
+            "6MiB",
+            "--report",
+            report.to_str().unwrap(),
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+            "--progress",
+            "always",
+        ])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+        .env("AWS_CONFIG_FILE", &config)
+        .env("RUST_LOG", "trace")
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let (want, got) = (
+        histories(&source, "").await,
+        histories(&destination, "").await,
+    );
+    assert_eq!(want.len(), got.len());
+    for ((key, a), (_, b)) in want.iter().zip(&got) {
+        assert!(same_history(a, b), "{key}");
+    }
+    // The source credentials could not have written anything; prove they are really read-only.
+    let reader_write = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+        .current_dir(work_dir())
+        .args([
+            "copy",
+            &format!("s3://{destination}"),
+            &format!("s3://{source}/copied-back/"),
+        ])
+        .args([
+            "--endpoint-url",
+            &server().endpoint,
+            "--profile",
+            "reader",
+            "--no-checkpoint",
+        ])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+        .env("AWS_CONFIG_FILE", &config)
+        .output()
+        .unwrap();
+    assert_ne!(
+        reader_write.status.code(),
+        Some(0),
+        "{}",
+        text(&reader_write)
+    );
+    assert!(histories(&source, "copied-back/").await.is_empty());
+    // No secret in stdout, stderr, the report or the checkpoint.
+    let everything = [
+        text(&output),
+        std::fs::read_to_string(&report).unwrap(),
+        std::fs::read_to_string(&checkpoint).unwrap(),
+    ]
+    .join("\n");
+    for secret in [READER_SECRET_KEY, "aws_secret_access_key"] {
+        assert!(!everything.contains(secret), "{secret} leaked");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    for file in [&report, &checkpoint] {
+        let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+    }
+}
