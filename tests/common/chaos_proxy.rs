@@ -1,0 +1,177 @@
+//! A seeded, fault-injecting HTTP proxy for the chaos test and the soak run: some requests are answered
+//! with 503 SlowDown or 500 InternalError, some CopyObjects with a 200 whose body is an error (none of
+//! these reach the server), and some are forwarded and applied but their answer is lost (the connection
+//! is cut) or cut short. One request per connection, so every answer ends the connection.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+/// Per mille of requests that get each fault.
+#[derive(Clone, Copy)]
+pub struct Faults {
+    pub slow_down: u32,
+    pub internal_error: u32,
+    /// Forwarded and applied by the server, then the connection is cut: the answer is lost.
+    pub reset_after_applied: u32,
+    /// Forwarded and applied, then only half of the answer arrives.
+    pub truncated: u32,
+    /// CopyObject only: 200 OK whose body is an error (not forwarded).
+    pub error_in_200: u32,
+}
+
+#[derive(Default)]
+pub struct Counts {
+    pub requests: AtomicU64,
+    pub slow_down: AtomicU64,
+    pub internal_error: AtomicU64,
+    pub reset_after_applied: AtomicU64,
+    pub truncated: AtomicU64,
+    pub error_in_200: AtomicU64,
+}
+
+pub struct ChaosProxy {
+    pub endpoint: String,
+    pub counts: Arc<Counts>,
+}
+
+/// Reads one HTTP/1.1 request (head and Content-Length body); None at the end of the connection.
+fn read_request(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut data = Vec::new();
+    let mut byte = [0u8; 1];
+    while !data.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => data.push(byte[0]),
+            _ => return None,
+        }
+    }
+    let head = String::from_utf8_lossy(&data).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body).ok()?;
+    data.extend(body);
+    Some(data)
+}
+
+/// The request with `Connection: close`, so the server's answer ends at EOF.
+fn closing(request: &[u8]) -> Vec<u8> {
+    let split = request
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head")
+        + 2;
+    let head = String::from_utf8_lossy(&request[..split]);
+    let mut out: String = head
+        .split("\r\n")
+        .filter(|l| !l.is_empty() && !l.to_ascii_lowercase().starts_with("connection:"))
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    out.push_str("Connection: close\r\n");
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(&request[split..]);
+    bytes
+}
+
+fn error_response(status: &str, code: &str) -> Vec<u8> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected by the chaos proxy</Message><RequestId>chaos</RequestId></Error>"
+    );
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+impl ChaosProxy {
+    pub fn start(upstream: u16, faults: Faults, seed: u64) -> ChaosProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let counts = Arc::new(Counts::default());
+        let rng = Arc::new(Mutex::new(fastrand::Rng::with_seed(seed)));
+        let shared = Arc::clone(&counts);
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let (counts, rng) = (Arc::clone(&shared), Arc::clone(&rng));
+                std::thread::spawn(move || serve(client, upstream, faults, &counts, &rng));
+            }
+        });
+        ChaosProxy { endpoint, counts }
+    }
+}
+
+fn serve(
+    mut client: TcpStream,
+    upstream: u16,
+    faults: Faults,
+    counts: &Counts,
+    rng: &Mutex<fastrand::Rng>,
+) {
+    // One request per connection: every answer is followed by a close, so the engine reconnects.
+    let Some(request) = read_request(&mut client) else {
+        return;
+    };
+    counts.requests.fetch_add(1, Relaxed);
+    let head = String::from_utf8_lossy(&request[..request.len().min(2048)]).to_ascii_lowercase();
+    let is_copy = head.contains("x-amz-copy-source:") && !head.contains("partnumber=");
+    let roll = rng.lock().unwrap().u32(0..1000);
+    let mut threshold = 0;
+    let mut hit = |per_mille: u32| {
+        threshold += per_mille;
+        roll < threshold
+    };
+    if hit(faults.slow_down) {
+        counts.slow_down.fetch_add(1, Relaxed);
+        let _ = client.write_all(&error_response("503 Slow Down", "SlowDown"));
+        return;
+    }
+    if hit(faults.internal_error) {
+        counts.internal_error.fetch_add(1, Relaxed);
+        let _ = client.write_all(&error_response(
+            "500 Internal Server Error",
+            "InternalError",
+        ));
+        return;
+    }
+    if is_copy && hit(faults.error_in_200) {
+        counts.error_in_200.fetch_add(1, Relaxed);
+        let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InternalError</Code><Message>injected: a 200 whose body is an error</Message></Error>";
+        let _ = client.write_all(
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        return;
+    }
+    let reset = hit(faults.reset_after_applied);
+    let truncate = !reset && hit(faults.truncated);
+    let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+        return;
+    };
+    if server.write_all(&closing(&request)).is_err() {
+        return;
+    }
+    let mut answer = Vec::new();
+    let _ = server.read_to_end(&mut answer);
+    if reset {
+        counts.reset_after_applied.fetch_add(1, Relaxed);
+        let _ = client.shutdown(Shutdown::Both);
+        return;
+    }
+    if truncate && answer.len() > 1 {
+        counts.truncated.fetch_add(1, Relaxed);
+        let _ = client.write_all(&answer[..answer.len() / 2]);
+        let _ = client.shutdown(Shutdown::Both);
+        return;
+    }
+    let _ = client.write_all(&answer);
+}
