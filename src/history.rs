@@ -140,6 +140,18 @@ impl Selection {
     }
 }
 
+impl Selection {
+    /// The part of `history` to replay, counted as listed in `progress`; None when nothing is selected.
+    pub fn select_counted(&self, history: KeyHistory, progress: &Progress) -> Option<KeyHistory> {
+        let selected = self.select(history)?;
+        progress.listed(
+            selected.entries.len() as u64,
+            selected.entries.iter().map(Entry::size).sum(),
+        );
+        Some(selected)
+    }
+}
+
 /// How many histories may wait between the lister and the executor (and in each prefix's lister).
 const QUEUE: usize = 1024;
 const PREFIX_QUEUE: usize = 256;
@@ -275,14 +287,7 @@ async fn split_range<C: S3Api>(
     start_after: Option<String>,
     segments: &mpsc::Sender<Segment>,
 ) -> Result<(), S3Error> {
-    let emit = |history: KeyHistory| {
-        let selected = selection.select(history)?;
-        progress.listed(
-            selected.entries.len() as u64,
-            selected.entries.iter().map(Entry::size).sum(),
-        );
-        Some(selected)
-    };
+    let emit = |history: KeyHistory| selection.select_counted(history, progress);
     let after = |key: &str| start_after.as_deref().is_none_or(|marker| key > marker);
     let mut builder = HistoryBuilder::default();
     let range = selection.mapping.source.prefix.clone();
@@ -381,14 +386,7 @@ async fn list_range<C: S3Api>(
         key_marker,
         ..ListRequest::default()
     };
-    let emit = |history: KeyHistory| {
-        let selected = selection.select(history)?;
-        progress.listed(
-            selected.entries.len() as u64,
-            selected.entries.iter().map(Entry::size).sum(),
-        );
-        Some(selected)
-    };
+    let emit = |history: KeyHistory| selection.select_counted(history, progress);
     loop {
         let page = match client.list_versions(request.clone()).await {
             Ok(page) => page,

