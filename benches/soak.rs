@@ -116,6 +116,7 @@ async fn main() {
             reset_after_applied: 5,
             truncated: 5,
             error_in_200: 10,
+            ..Faults::default()
         },
         20261126,
     );

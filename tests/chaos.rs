@@ -51,6 +51,7 @@ async fn faults_of_every_kind_leave_the_destination_exact() {
             reset_after_applied: 10,
             truncated: 10,
             error_in_200: 20,
+            ..Faults::default()
         },
         20261126,
     );
@@ -118,4 +119,66 @@ async fn faults_of_every_kind_leave_the_destination_exact() {
         );
     }
     assert!(same_bytes(&source, &destination, "z-big").await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn access_denied_midway_fails_those_keys_and_the_rerun_completes_them() {
+    let source = create_bucket("deny-src", true).await;
+    let destination = create_bucket("deny-dst", true).await;
+    for index in 0..120 {
+        let key = format!("d/{index:03}");
+        put(&source, &key, "one").await;
+        put(&source, &key, "two!").await;
+    }
+    // The destination stops accepting copies after the first 100 requests.
+    let proxy = ChaosProxy::start(
+        server().port,
+        Faults {
+            deny_copies_after: 100,
+            ..Faults::default()
+        },
+        7,
+    );
+    let checkpoint = work_dir().join(format!("{destination}.checkpoint"));
+    let copy = |endpoint: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+            .current_dir(work_dir())
+            .args([
+                "copy",
+                &format!("s3://{source}"),
+                &format!("s3://{destination}"),
+            ])
+            .args([
+                "--endpoint-url",
+                endpoint,
+                "--checkpoint",
+                checkpoint.to_str().unwrap(),
+            ])
+            .args(["--concurrency", "8", "--progress", "never"])
+            .envs(server().env())
+            .output()
+            .unwrap()
+    };
+    let output = copy(&proxy.endpoint);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(text(&output).contains("access denied"), "{}", text(&output));
+    assert!(proxy.counts.denied.load(Relaxed) > 0);
+    // Some keys got in, the others are recorded as failed: nothing half-copied out of order.
+    let partial = histories(&destination, "").await;
+    assert!(
+        !partial.is_empty() && partial.len() < 120,
+        "{}",
+        partial.len()
+    );
+    // Access restored: the rerun retries the failed keys and the destination is exact.
+    let output = copy(&server().endpoint);
+    assert!(output.status.success(), "{}", text(&output));
+    let (want, got) = (
+        histories(&source, "").await,
+        histories(&destination, "").await,
+    );
+    assert_eq!(want.len(), got.len());
+    for ((key, a), (_, b)) in want.iter().zip(&got) {
+        assert!(same_history(a, b), "{key}: {a:?} vs {b:?}");
+    }
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 /// Per mille of requests that get each fault.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 pub struct Faults {
     pub slow_down: u32,
     pub internal_error: u32,
@@ -21,6 +21,9 @@ pub struct Faults {
     pub truncated: u32,
     /// CopyObject only: 200 OK whose body is an error (not forwarded).
     pub error_in_200: u32,
+    /// After this many requests (0: never), every CopyObject is answered 403 AccessDenied, as when the
+    /// destination's permissions change in the middle of a run.
+    pub deny_copies_after: u64,
 }
 
 #[derive(Default)]
@@ -31,6 +34,7 @@ pub struct Counts {
     pub reset_after_applied: AtomicU64,
     pub truncated: AtomicU64,
     pub error_in_200: AtomicU64,
+    pub denied: AtomicU64,
 }
 
 pub struct ChaosProxy {
@@ -118,9 +122,14 @@ fn serve(
     let Some(request) = read_request(&mut client) else {
         return;
     };
-    counts.requests.fetch_add(1, Relaxed);
+    let number = counts.requests.fetch_add(1, Relaxed) + 1;
     let head = String::from_utf8_lossy(&request[..request.len().min(2048)]).to_ascii_lowercase();
     let is_copy = head.contains("x-amz-copy-source:") && !head.contains("partnumber=");
+    if is_copy && faults.deny_copies_after > 0 && number > faults.deny_copies_after {
+        counts.denied.fetch_add(1, Relaxed);
+        let _ = client.write_all(&error_response("403 Forbidden", "AccessDenied"));
+        return;
+    }
     let roll = rng.lock().unwrap().u32(0..1000);
     let mut threshold = 0;
     let mut hit = |per_mille: u32| {
