@@ -209,3 +209,60 @@ async fn a_copy_with_read_only_source_credentials_succeeds_and_keeps_secrets_out
         assert_eq!(mode, 0o600, "{}", file.display());
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_version_deleted_midway_fails_that_key_only() {
+    let source = create_bucket("midway-src", true).await;
+    let destination = create_bucket("midway-dst", true).await;
+    for index in 0..20 {
+        put(&source, &format!("a/{index:02}"), "x").await;
+    }
+    for version in 0..3 {
+        put(&source, "z/last", format!("version {version}")).await;
+    }
+    let ids = version_ids(&source, "z/last").await;
+    // Slow enough (5 requests a second) that the deletion lands while the run is going: the listing
+    // saw z/last's three versions, its middle one is gone by the time it is copied.
+    let child = command(&[
+        "copy",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+        "--rate-limit",
+        "5",
+        "--concurrency",
+        "1",
+        "--no-checkpoint",
+        "--progress",
+        "never",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    // The first copy arriving proves the listing is done; z/last comes some seconds later.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while histories(&destination, "").await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "nothing arrived");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    client()
+        .delete_object()
+        .bucket(&source)
+        .key("z/last")
+        .version_id(&ids[1])
+        .send()
+        .await
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let shown = text(&output);
+    assert!(
+        shown.contains(&format!("failed: s3://{source}/z/last version {}", ids[1])),
+        "{shown}"
+    );
+    // The other keys are complete; z/last stopped after its first version (nothing out of order).
+    let arrived = histories(&destination, "").await;
+    assert_eq!(arrived.len(), 21, "{arrived:?}");
+    let last = arrived.iter().find(|(k, _)| k == "z/last").unwrap();
+    assert_eq!(last.1.len(), 1, "{last:?}");
+}
