@@ -151,12 +151,7 @@ impl ManifestFile {
     fn finish(mut self) -> std::io::Result<(std::path::PathBuf, u64, String)> {
         use md5::Digest;
         self.file.flush()?;
-        let hash = self
-            .md5
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hash = crate::digest::hex(&self.md5.finalize());
         Ok((self.path, self.rows, hash))
     }
 }
@@ -353,24 +348,19 @@ async fn build_manifests(
 fn manifest_prefix(args: &BatchSubmitArgs) -> Location {
     args.manifest_location.clone().unwrap_or_else(|| Location {
         bucket: args.report.bucket.clone(),
-        prefix: format!("{}s3-backfill-manifests/", with_slash(&args.report.prefix)),
+        prefix: format!(
+            "{}s3-backfill-manifests/",
+            crate::location::as_directory(&args.report.prefix)
+        ),
     })
-}
-
-fn with_slash(prefix: &str) -> String {
-    if prefix.is_empty() || prefix.ends_with('/') {
-        prefix.to_string()
-    } else {
-        format!("{prefix}/")
-    }
 }
 
 /// A token that is the same for the same job: re-submitting does not create a second one.
 fn request_token(parts: &[&str]) -> String {
-    use md5::Digest;
-    let digest = md5::Md5::digest(parts.join("\n").as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("s3-backfill-{hex}")
+    format!(
+        "s3-backfill-{}",
+        crate::digest::md5_hex(parts.join("\n").as_bytes())
+    )
 }
 
 /// `batch submit`; returns the exit code.
@@ -475,7 +465,10 @@ pub async fn submit(args: &BatchSubmitArgs) -> Result<i32, Error> {
             println!("{label}: no entries, no job");
             continue;
         }
-        let key = format!("{}{hash}.csv", with_slash(&location.prefix));
+        let key = format!(
+            "{}{hash}.csv",
+            crate::location::as_directory(&location.prefix)
+        );
         let etag = upload(&plain, &location.bucket, &key, &path).await?;
         println!(
             "{label}: manifest of {rows} entries written to s3://{}/{key} (ETag {etag})",

@@ -70,7 +70,10 @@ pub async fn bench(args: &BenchArgs, stop: Arc<Stop>) -> Result<i32, Error> {
             format!("enable it with `s3-backfill s3bu s3://{bucket}`, or bench with --versions 1");
         require_versioning(&client, Side::Source, &bucket, &fix).await?;
     }
-    let base = format!("{}s3-backfill-bench/", with_slash(&args.bucket.prefix));
+    let base = format!(
+        "{}s3-backfill-bench/",
+        crate::location::as_directory(&args.bucket.prefix)
+    );
     let existing = client
         .client()
         .list_object_versions()
@@ -176,14 +179,6 @@ pub async fn bench(args: &BenchArgs, stop: Arc<Stop>) -> Result<i32, Error> {
         println!("removed the {removed} versions bench wrote under s3://{bucket}/{base}");
     }
     outcome.map(|()| crate::error::exit::SUCCESS)
-}
-
-fn with_slash(prefix: &str) -> String {
-    if prefix.is_empty() || prefix.ends_with('/') {
-        prefix.to_string()
-    } else {
-        format!("{prefix}/")
-    }
 }
 
 async fn seed(client: &AwsS3, bucket: &str, prefix: &str, args: &BenchArgs) -> Result<(), Error> {

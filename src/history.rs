@@ -79,13 +79,7 @@ pub struct Shard {
 
 impl Shard {
     pub fn owns(&self, source_key: &str) -> bool {
-        // FNV-1a: stable across runs, machines and versions of this tool.
-        let hash = source_key
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
-                (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-            });
-        hash % self.count == self.index
+        crate::digest::fnv1a(source_key.as_bytes()) % self.count == self.index
     }
 }
 

@@ -85,6 +85,15 @@ pub fn validate_bucket_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// `prefix` ending in `/` (unless empty), to put names under it.
+pub fn as_directory(prefix: &str) -> String {
+    if prefix.is_empty() || prefix.ends_with('/') {
+        prefix.to_string()
+    } else {
+        format!("{prefix}/")
+    }
+}
+
 impl Location {
     /// True when one range contains the other, so copying between them would read what it writes.
     pub fn overlaps(&self, other: &Location) -> bool {

@@ -78,10 +78,7 @@ impl JobIdentity {
     /// A stable 64-bit FNV-1a hash of the identity, naming the default checkpoint file.
     pub fn fingerprint(&self) -> String {
         let text = serde_json::to_string(self).expect("identity serializes");
-        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
-        format!("{hash:016x}")
+        format!("{:016x}", crate::digest::fnv1a(text.as_bytes()))
     }
 }
 

@@ -131,13 +131,7 @@ pub fn inventory_report(
     (objects, manifest_key)
 }
 
-pub fn md5_hex(bytes: &[u8]) -> String {
-    use md5::Digest;
-    md5::Md5::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use crate::digest::md5_hex;
 
 #[cfg(test)]
 mod tests {

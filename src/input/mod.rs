@@ -248,10 +248,7 @@ impl<R> Checked<R> {
     pub fn finish(self) -> (u64, String) {
         use md5::Digest;
         let digest = self.md5.finalize();
-        (
-            self.bytes,
-            digest.iter().map(|b| format!("{b:02x}")).collect(),
-        )
+        (self.bytes, crate::digest::hex(&digest))
     }
 }
 
