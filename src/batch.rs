@@ -692,16 +692,38 @@ async fn follow(
     }
 }
 
+/// A job's (total, succeeded, failed) tasks, 0 where S3 Control gives no figure.
+fn tasks(summary: Option<&aws_sdk_s3control::types::JobProgressSummary>) -> (i64, i64, i64) {
+    summary.map_or((0, 0, 0), |s| {
+        (
+            s.total_number_of_tasks().unwrap_or(0),
+            s.number_of_tasks_succeeded().unwrap_or(0),
+            s.number_of_tasks_failed().unwrap_or(0),
+        )
+    })
+}
+
+/// DescribeJob of `id`.
+async fn describe_job(
+    control: &aws_sdk_s3control::Client,
+    account: &str,
+    id: &str,
+) -> Result<aws_sdk_s3control::types::JobDescriptor, Error> {
+    let out = control
+        .describe_job()
+        .account_id(account)
+        .job_id(id)
+        .send()
+        .await
+        .map_err(|e| control_error("DescribeJob", e))?;
+    out.job()
+        .cloned()
+        .ok_or_else(|| Error::Failed(format!("DescribeJob gave no job {id}")))
+}
+
 /// Prints a job's state in one line.
 fn describe(job: &aws_sdk_s3control::types::JobDescriptor) -> String {
-    let summary = job.progress_summary();
-    let total = summary.and_then(|s| s.total_number_of_tasks()).unwrap_or(0);
-    let succeeded = summary
-        .and_then(|s| s.number_of_tasks_succeeded())
-        .unwrap_or(0);
-    let failed = summary
-        .and_then(|s| s.number_of_tasks_failed())
-        .unwrap_or(0);
+    let (total, succeeded, failed) = tasks(job.progress_summary());
     format!(
         "job {}: {} — {succeeded} of {total} tasks succeeded, {failed} failed",
         job.job_id().unwrap_or("?"),
@@ -714,17 +736,8 @@ pub async fn status(
     account: &str,
     id: &str,
 ) -> Result<i32, Error> {
-    let out = control
-        .describe_job()
-        .account_id(account)
-        .job_id(id)
-        .send()
-        .await
-        .map_err(|e| control_error("DescribeJob", e))?;
-    let job = out
-        .job()
-        .ok_or_else(|| Error::Failed(format!("DescribeJob gave no job {id}")))?;
-    println!("{}", describe(job));
+    let job = describe_job(control, account, id).await?;
+    println!("{}", describe(&job));
     if let Some(reasons) = job.failure_reasons().first() {
         println!(
             "  failure: {} {}",
@@ -751,29 +764,14 @@ pub async fn wait(
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     loop {
-        let out = control
-            .describe_job()
-            .account_id(account)
-            .job_id(id)
-            .send()
-            .await
-            .map_err(|e| control_error("DescribeJob", e))?;
-        let job = out
-            .job()
-            .ok_or_else(|| Error::Failed(format!("DescribeJob gave no job {id}")))?;
-        let summary = job.progress_summary();
-        let total = summary.and_then(|s| s.total_number_of_tasks()).unwrap_or(0);
-        let done = summary
-            .map(|s| {
-                s.number_of_tasks_succeeded().unwrap_or(0) + s.number_of_tasks_failed().unwrap_or(0)
-            })
-            .unwrap_or(0);
+        let job = describe_job(control, account, id).await?;
+        let (total, succeeded, failed) = tasks(job.progress_summary());
         bar.set_length(total.max(0) as u64);
-        bar.set_position(done.max(0) as u64);
+        bar.set_position((succeeded + failed).max(0) as u64);
         let status = job.status().cloned();
         bar.set_message(status.as_ref().map_or("?", |s| s.as_str()).to_string());
         if bar.is_hidden() {
-            eprintln!("{}", describe(job));
+            eprintln!("{}", describe(&job));
         }
         let finished = matches!(
             status,
@@ -781,7 +779,7 @@ pub async fn wait(
         );
         if finished {
             bar.finish_and_clear();
-            println!("{}", describe(job));
+            println!("{}", describe(&job));
             if let Some(report) = job.report() {
                 println!(
                     "completion report: {}/{}/job-{id}/",
@@ -792,9 +790,6 @@ pub async fn wait(
                     report.prefix().unwrap_or("")
                 );
             }
-            let failed = summary
-                .and_then(|s| s.number_of_tasks_failed())
-                .unwrap_or(0);
             return Ok(if status == Some(JobStatus::Complete) && failed == 0 {
                 crate::error::exit::SUCCESS
             } else {
@@ -822,18 +817,11 @@ pub async fn list(
         println!("no jobs");
     }
     for job in out.jobs() {
-        let summary = job.progress_summary();
+        let (total, succeeded, failed) = tasks(job.progress_summary());
         println!(
-            "{}  {:10}  {:>8}/{:<8} failed {:<6} {}",
+            "{}  {:10}  {succeeded:>8}/{total:<8} failed {failed:<6} {}",
             job.job_id().unwrap_or("?"),
             job.status().map_or("?", |s| s.as_str()),
-            summary
-                .and_then(|s| s.number_of_tasks_succeeded())
-                .unwrap_or(0),
-            summary.and_then(|s| s.total_number_of_tasks()).unwrap_or(0),
-            summary
-                .and_then(|s| s.number_of_tasks_failed())
-                .unwrap_or(0),
             job.description().unwrap_or("")
         );
     }
