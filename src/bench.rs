@@ -125,11 +125,7 @@ pub async fn bench(args: &BenchArgs, stop: Arc<Stop>) -> Result<i32, Error> {
             argv.extend(["--multipart-threshold".into(), threshold.clone()]);
         }
         argv.extend(args.endpoints.to_args());
-        let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(&argv)
-            .map_err(|e| Error::Usage(format!("building the copy command: {e}")))?;
-        let crate::cli::Command::Copy(copy_args) = cli.command else {
-            unreachable!("parsed a copy command")
-        };
+        let copy_args = crate::commands::copy_args_from(&argv)?;
         let cpu_before = cpu_seconds();
         let report = match crate::commands::copy(&copy_args, Arc::clone(&stop)).await {
             Ok(report) => report,

@@ -392,6 +392,18 @@ pub struct S3ptrArgs {
     pub endpoints: EndpointArgs,
 }
 
+impl From<S3ptrArgs> for ReplicationPutArgs {
+    fn from(args: S3ptrArgs) -> Self {
+        ReplicationPutArgs {
+            source: args.source,
+            destination: args.destination,
+            rule_name: args.rule_name,
+            rule: args.rule,
+            endpoints: args.endpoints,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Existing {
     /// Leave existing objects alone (print the command that copies them).

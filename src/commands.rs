@@ -722,9 +722,8 @@ pub async fn setup(args: &crate::cli::SetupArgs, stop: Arc<Stop>) -> Result<i32,
     argv.extend(args.endpoints.to_args());
     if let Some(argv) = batch {
         println!("4. existing objects: an S3 Batch Operations replication job");
-        let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(&argv)
-            .map_err(|e| Error::Usage(format!("building the batch command: {e}")))?;
-        let crate::cli::Command::Batch(crate::cli::BatchCommand::Submit(submit)) = cli.command
+        let crate::cli::Command::Batch(crate::cli::BatchCommand::Submit(submit)) =
+            parse_command(&argv)?
         else {
             unreachable!("parsed a batch submit command")
         };
@@ -733,12 +732,7 @@ pub async fn setup(args: &crate::cli::SetupArgs, stop: Arc<Stop>) -> Result<i32,
     match args.existing {
         Existing::Copy => {
             println!("4. existing objects: copying every version with this engine");
-            let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(&argv)
-                .map_err(|e| Error::Usage(format!("building the copy command: {e}")))?;
-            let crate::cli::Command::Copy(copy_args) = cli.command else {
-                unreachable!("parsed a copy command")
-            };
-            let report = copy(&copy_args, stop).await?;
+            let report = copy(&copy_args_from(&argv)?, stop).await?;
             Ok(if report.failed > 0 {
                 crate::error::exit::FAILURES
             } else {
@@ -753,5 +747,20 @@ pub async fn setup(args: &crate::cli::SetupArgs, stop: Arc<Stop>) -> Result<i32,
             );
             Ok(crate::error::exit::SUCCESS)
         }
+    }
+}
+
+/// Parses a command line this program builds for itself (setup and bench run other commands).
+fn parse_command(argv: &[String]) -> Result<crate::cli::Command, Error> {
+    <crate::cli::Cli as clap::Parser>::try_parse_from(argv)
+        .map(|cli| cli.command)
+        .map_err(|e| Error::Usage(format!("building the command {}: {e}", argv.join(" "))))
+}
+
+/// The arguments of a `copy` command line built by this program.
+pub fn copy_args_from(argv: &[String]) -> Result<CopyArgs, Error> {
+    match parse_command(argv)? {
+        crate::cli::Command::Copy(args) => Ok(args),
+        _ => unreachable!("built a copy command"),
     }
 }

@@ -3,7 +3,8 @@ use std::sync::Arc;
 use clap::Parser;
 use s3_backfill::batch;
 use s3_backfill::cli::{
-    BatchCommand, Cli, Command, ReplicationCommand, RoleCommand, VersioningAction,
+    BatchCommand, Cli, Command, ReplicationCommand, ReplicationPutArgs, RoleCommand,
+    VersioningAction,
 };
 use s3_backfill::commands;
 use s3_backfill::error::{Error, exit};
@@ -60,31 +61,9 @@ async fn run(cli: Cli, stop: Arc<Stop>) -> Result<i32, Error> {
                 .map(|_| exit::SUCCESS)
         }
         Command::Replication(ReplicationCommand::Put(args)) => {
-            let clients = setup::Clients::connect(&args.endpoints).await;
-            setup::put_rule(
-                &clients,
-                &args.source,
-                &args.destination,
-                &args.rule_name,
-                &args.rule,
-                "replication put",
-            )
-            .await
-            .map(|_| exit::SUCCESS)
+            put_rule(&args, "replication put").await
         }
-        Command::S3ptr(args) => {
-            let clients = setup::Clients::connect(&args.endpoints).await;
-            setup::put_rule(
-                &clients,
-                &args.source,
-                &args.destination,
-                &args.rule_name,
-                &args.rule,
-                "s3ptr",
-            )
-            .await
-            .map(|_| exit::SUCCESS)
-        }
+        Command::S3ptr(args) => put_rule(&args.into(), "s3ptr").await,
         Command::Replication(ReplicationCommand::Get(args)) => {
             let clients = setup::Clients::connect(&args.endpoints).await;
             setup::show_replication(&clients, &args.source, args.json)
@@ -139,6 +118,21 @@ async fn run(cli: Cli, stop: Arc<Stop>) -> Result<i32, Error> {
             Ok(exit::SUCCESS)
         }
     }
+}
+
+/// `replication put` and its alias `s3ptr`.
+async fn put_rule(args: &ReplicationPutArgs, command: &str) -> Result<i32, Error> {
+    let clients = setup::Clients::connect(&args.endpoints).await;
+    setup::put_rule(
+        &clients,
+        &args.source,
+        &args.destination,
+        &args.rule_name,
+        &args.rule,
+        command,
+    )
+    .await
+    .map(|_| exit::SUCCESS)
 }
 
 /// The first SIGINT/SIGTERM asks a copy to stop cleanly (other commands stop at once); the second stops
