@@ -113,9 +113,60 @@ fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// A server process under a shell watchdog: it is stopped, and `cleanup` (a shell command) run, when
+/// this is dropped or when the process that started it dies (cargo's test threads come and go).
+struct Watched {
+    child: Child,
+}
+
+impl Watched {
+    /// Runs `command` with its output in `log`, and waits until it listens on `port` (60 s at most).
+    fn start(command: &str, log: &Path, cleanup: &str, port: u16) -> Result<Watched, String> {
+        let script = format!(
+            "{command} >{log} 2>&1 & server=$!; \
+             trap 'kill $server 2>/dev/null; wait $server; {cleanup}; exit 0' TERM INT; \
+             while kill -0 {parent} 2>/dev/null && kill -0 $server 2>/dev/null; do sleep 0.5; done; \
+             kill $server 2>/dev/null; wait $server; {cleanup}",
+            log = log.display(),
+            parent = std::process::id(),
+        );
+        let child = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let watched = Watched { child };
+        let address: SocketAddr = ([127, 0, 0, 1], port).into();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
+            if Instant::now() > deadline {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                return Err(format!(
+                    "port {port} did not open within 60 s; last log lines:\n{}",
+                    text.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(watched)
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        // SIGTERM the watchdog: it stops the server and cleans up.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
 /// A running SeaweedFS with one S3 identity (`test`/`test`, all actions).
 pub struct SeaweedFs {
-    child: Child,
+    _process: Watched,
     pub endpoint: String,
     pub port: u16,
 }
@@ -161,58 +212,18 @@ impl SeaweedFs {
             data = data.display(),
             config = config.display(),
         );
-        // The watchdog stops the server and removes its data when this process goes away.
-        let script = format!(
-            "{binary} {args} >{log} 2>&1 & server=$!; \
-             trap 'kill $server 2>/dev/null; wait $server; rm -rf {data}; exit 0' TERM INT; \
-             while kill -0 {parent} 2>/dev/null && kill -0 $server 2>/dev/null; do sleep 0.5; done; \
-             kill $server 2>/dev/null; wait $server; rm -rf {data}",
-            binary = binary.display(),
-            log = data.join("weed.log").display(),
-            data = data.display(),
-            parent = std::process::id(),
-        );
-        let child = Command::new("sh")
-            .args(["-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| fail(e.to_string()))?;
-        let server = SeaweedFs {
-            child,
+        let process = Watched::start(
+            &format!("{} {args}", binary.display()),
+            &data.join("weed.log"),
+            &format!("rm -rf {}", data.display()),
+            port,
+        )
+        .map_err(fail)?;
+        Ok(SeaweedFs {
+            _process: process,
             endpoint: format!("http://127.0.0.1:{port}"),
             port,
-        };
-        server.wait_ready(&data).map_err(fail)?;
-        Ok(server)
-    }
-
-    fn wait_ready(&self, data: &Path) -> Result<(), String> {
-        let address: SocketAddr = ([127, 0, 0, 1], self.port).into();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let log = std::fs::read_to_string(data.join("weed.log")).unwrap_or_default();
-        Err(format!(
-            "its S3 port {} did not open within 60 s; last log lines:\n{}",
-            self.port,
-            log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
-        ))
-    }
-}
-
-impl Drop for SeaweedFs {
-    fn drop(&mut self) {
-        // SIGTERM the watchdog: it stops the server and removes the data directory.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
+        })
     }
 }
 
@@ -268,7 +279,7 @@ pub fn moto_packages() -> Result<PathBuf, LocalServerError> {
 
 /// A running moto server (every AWS service on one endpoint; any credentials are accepted).
 pub struct Moto {
-    child: Child,
+    _process: Watched,
     pub endpoint: String,
     pub port: u16,
 }
@@ -282,39 +293,21 @@ impl Moto {
             "s3-backfill-moto-{}-{port}.log",
             std::process::id()
         ));
-        let script = format!(
-            "PYTHONPATH={packages} python3 -m moto.server -H 127.0.0.1 -p {port} >{log} 2>&1 & server=$!; \
-             trap 'kill $server 2>/dev/null; wait $server; rm -f {log}; exit 0' TERM INT; \
-             while kill -0 {parent} 2>/dev/null && kill -0 $server 2>/dev/null; do sleep 0.5; done; \
-             kill $server 2>/dev/null; wait $server; rm -f {log}",
-            packages = packages.display(),
-            log = log.display(),
-            parent = std::process::id(),
-        );
-        let child = Command::new("sh")
-            .args(["-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| fail(e.to_string()))?;
-        let server = Moto {
-            child,
+        let process = Watched::start(
+            &format!(
+                "PYTHONPATH={} python3 -m moto.server -H 127.0.0.1 -p {port}",
+                packages.display()
+            ),
+            &log,
+            &format!("rm -f {}", log.display()),
+            port,
+        )
+        .map_err(fail)?;
+        Ok(Moto {
+            _process: process,
             endpoint: format!("http://127.0.0.1:{port}"),
             port,
-        };
-        let address: SocketAddr = ([127, 0, 0, 1], port).into();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
-            if Instant::now() > deadline {
-                let text = std::fs::read_to_string(&log).unwrap_or_default();
-                return Err(fail(format!(
-                    "port {port} did not open within 60 s:\n{text}"
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(server)
+        })
     }
 
     /// Environment for running the CLI against this server (moto accepts any credentials).
@@ -324,14 +317,5 @@ impl Moto {
             ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
             ("AWS_REGION", "us-east-1".to_string()),
         ]
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
     }
 }
