@@ -73,7 +73,7 @@ async fn total_size(client: &aws_sdk_s3::Client, bucket: &str) -> i64 {
 async fn main() {
     let server = SeaweedFs::start().unwrap();
     let client = server.client();
-    let peers = support::peers();
+    let peers = support::Peers::install("64");
     client
         .create_bucket()
         .bucket("large-source")
@@ -86,13 +86,6 @@ async fn main() {
     }
     let expected = total_size(&client, "large-source").await;
     let endpoint = server.endpoint.clone();
-    let aws_config =
-        std::env::temp_dir().join(format!("s3-backfill-large-aws-{}", std::process::id()));
-    std::fs::write(
-        &aws_config,
-        "[default]\nregion = us-east-1\ns3 =\n  max_concurrent_requests = 64\n",
-    )
-    .unwrap();
     let tools = [
         "s3-backfill (one CopyObject)",
         "s3-backfill (64 MiB parts)",
@@ -135,59 +128,7 @@ async fn main() {
                     }
                     c
                 }
-                2 => {
-                    let mut c = Command::new(peers.join("s5cmd").join("bin").join("s5cmd"));
-                    c.args([
-                        "--endpoint-url",
-                        &endpoint,
-                        "--numworkers",
-                        "64",
-                        "cp",
-                        "s3://large-source/*",
-                        &target,
-                    ]);
-                    c
-                }
-                3 => {
-                    let mut c = Command::new(peers.join("bin").join("rclone"));
-                    c.args(["copy", ":s3:large-source", &format!(":s3:{destination}")])
-                        .args([
-                            "--s3-provider",
-                            "Other",
-                            "--s3-endpoint",
-                            &endpoint,
-                            "--s3-force-path-style",
-                        ])
-                        .args([
-                            "--s3-access-key-id",
-                            "test",
-                            "--s3-secret-access-key",
-                            "test",
-                        ])
-                        .args([
-                            "--transfers",
-                            "64",
-                            "--checkers",
-                            "64",
-                            "--s3-no-check-bucket",
-                        ]);
-                    c
-                }
-                _ => {
-                    let mut c = Command::new(peers.join("bin").join("aws"));
-                    c.args([
-                        "s3",
-                        "cp",
-                        "s3://large-source/",
-                        &target,
-                        "--recursive",
-                        "--endpoint-url",
-                        &endpoint,
-                    ])
-                    .env("PYTHONPATH", &peers)
-                    .env("AWS_CONFIG_FILE", &aws_config);
-                    c
-                }
+                _ => peers.copy(tool, "large-source", &destination, &endpoint, "64"),
             };
             command.envs(server.env());
             let (wall, cpu, _) = support::measure(command);
@@ -237,5 +178,4 @@ async fn main() {
             support::median(cpus[index].clone())
         );
     }
-    let _ = std::fs::remove_file(&aws_config);
 }

