@@ -235,7 +235,13 @@ impl Peers {
                 let output = command.output().unwrap();
                 let text = String::from_utf8_lossy(&output.stdout).into_owned()
                     + &String::from_utf8_lossy(&output.stderr);
-                format!("{name} {}", text.lines().next().unwrap_or("").trim())
+                let line = text.lines().next().unwrap_or("").trim().to_string();
+                // rclone and aws name themselves; s5cmd prints only its version.
+                if *name == "s5cmd" {
+                    format!("s5cmd {line}")
+                } else {
+                    line
+                }
             })
             .collect::<Vec<_>>()
             .join(", ")
