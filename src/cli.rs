@@ -510,6 +510,10 @@ pub struct CopyArgs {
     /// Encrypt the copies with this KMS key (default: the destination bucket's default encryption).
     #[arg(long, value_name = "KEY")]
     pub sse_kms_key_id: Option<String>,
+    /// Copy from a source with Object Lock without carrying each version's retention and legal hold
+    /// (needed when the destination has no Object Lock).
+    #[arg(long)]
+    pub no_object_lock: bool,
     /// Copy the versions an S3 Inventory report lists instead of listing the source: its manifest.json,
     /// s3://BUCKET/KEY or a local path (data files are read from the same bucket or directory tree).
     #[arg(long, value_name = "URI", conflicts_with = "manifest")]

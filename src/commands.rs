@@ -316,6 +316,14 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         !args.latest_only && !args.dry_run,
     )
     .await?;
+    let carry_object_lock = crate::preflight::object_lock(
+        &*source,
+        &*destination,
+        &args.source,
+        &args.destination,
+        args.no_object_lock,
+    )
+    .await?;
     let selection = Selection {
         mapping: KeyMapping {
             source: args.source.clone(),
@@ -364,6 +372,7 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         write: WriteSettings {
             storage_class: args.storage_class.clone(),
             sse_kms_key_id: args.sse_kms_key_id.clone(),
+            object_lock: carry_object_lock,
         },
         concurrency: args.concurrency as usize,
         tolerate_missing_source: args.inventory.is_some() || args.manifest.is_some(),

@@ -1,5 +1,5 @@
 //! Checks before any write: both buckets reachable with the given credentials, the ranges distinct,
-//! and a versioned destination when whole histories are copied. Every failure is a usage error (exit 2)
+//! a versioned destination when whole histories are copied, and what Object Lock on either side means. Every failure is a usage error (exit 2)
 //! that names the bucket and says how to fix it.
 
 use crate::error::Error;
@@ -124,4 +124,67 @@ pub async fn require_versioning<C: S3Api>(
         "{} bucket {bucket} has versioning {state}, and this needs it enabled: {fix}",
         side.name()
     )))
+}
+
+/// Decides whether each version's Object Lock retention and legal hold are carried (the source has
+/// Object Lock), refuses a destination that could not hold them unless `drop` (--no-object-lock), and
+/// warns when the destination's default retention will lock every copy.
+pub async fn object_lock<C: S3Api>(
+    source: &C,
+    destination: &C,
+    from: &Location,
+    to: &Location,
+    drop: bool,
+) -> Result<bool, Error> {
+    let (source_bucket, destination_bucket) = (&from.bucket, &to.bucket);
+    // Servers without Object Lock support answer errors of their own: no lock there.
+    let destination_lock = destination
+        .object_lock(destination_bucket)
+        .await
+        .unwrap_or(None);
+    if let Some(retention) = destination_lock
+        .as_ref()
+        .and_then(|lock| lock.default_retention.as_ref())
+    {
+        eprintln!(
+            "note: destination bucket {destination_bucket} has Object Lock default retention ({retention}): every \
+             copied version without a retention of its own gets it and cannot be deleted before it ends; \
+             check the selection with --dry-run first"
+        );
+    }
+    let source_lock = match source.object_lock(source_bucket).await {
+        Ok(lock) => lock,
+        Err(S3Error::AccessDenied { code, .. }) => {
+            eprintln!(
+                "warning: cannot read the Object Lock configuration of source bucket {source_bucket} ({code}): \
+                 retention and legal holds are not carried; grant s3:GetBucketObjectLockConfiguration to carry them"
+            );
+            return Ok(false);
+        }
+        Err(_) => None,
+    };
+    if source_lock.is_none() {
+        return Ok(false);
+    }
+    if drop {
+        eprintln!(
+            "note: source bucket {source_bucket} has Object Lock; --no-object-lock: the copies do not keep their \
+             versions' retention or legal holds"
+        );
+        return Ok(false);
+    }
+    if destination_lock.is_none() {
+        return Err(Error::Usage(format!(
+            "source bucket {source_bucket} has Object Lock enabled and destination bucket {destination_bucket} \
+             does not, so the versions' retention and legal holds cannot be kept: create the destination with \
+             Object Lock (`aws s3api create-bucket --bucket {destination_bucket} --object-lock-enabled-for-bucket`, \
+             or `aws s3api put-object-lock-configuration` on a versioned bucket), or pass --no-object-lock to copy \
+             without them"
+        )));
+    }
+    eprintln!(
+        "source bucket {source_bucket} has Object Lock: each version's retention and legal hold are read \
+         (one HEAD per version) and set on its copy"
+    );
+    Ok(true)
 }

@@ -19,7 +19,7 @@ use crate::multipart::copy_multipart;
 use crate::plan::{Action, PlanSettings};
 use crate::progress::{Copied, Failure, Progress};
 use crate::s3::{
-    CopyRequest, Entry, EntryKind, ListRequest, S3Api, S3Error, S3Result, VersionRef,
+    CopyRequest, Entry, EntryKind, ListRequest, LockSettings, S3Api, S3Error, S3Result, VersionRef,
     WriteSettings, WrittenVersion,
 };
 
@@ -340,7 +340,7 @@ impl<C: S3Api> Executor<C> {
         let destination_key = self.job.selection.mapping.destination_key(&history.key);
         let fail = |index: usize, error: S3Error| {
             let entry = &history.entries[index];
-            let reason = error.to_string();
+            let reason = failure_reason(&error, &self.job.selection.mapping.source.bucket, entry);
             self.record(Record::Failed {
                 key: history.key.clone(),
                 index: index as u32,
@@ -556,7 +556,15 @@ impl<C: S3Api> Executor<C> {
                     EntryKind::Object { storage_class, .. } => storage_class.clone(),
                     EntryKind::DeleteMarker => None,
                 };
+                // CopyObject does not carry retention or a legal hold: read them from the version
+                // (one HEAD, only when the source has Object Lock) and set them on the copy.
+                let object_lock = if self.job.write.object_lock {
+                    self.source.head_object(&source, None).await?.object_lock
+                } else {
+                    LockSettings::default()
+                };
                 let request = CopyRequest {
+                    object_lock,
                     source,
                     bucket: bucket.to_string(),
                     key: destination_key.to_string(),
@@ -654,6 +662,19 @@ impl<C: S3Api> Executor<C> {
 }
 
 /// The two newest entries of exactly `key` on the destination, by one cheap listing.
+/// What the report says about a failed entry: the error, and the fix when there is one to give.
+fn failure_reason(error: &S3Error, bucket: &str, entry: &Entry) -> String {
+    match error {
+        S3Error::InvalidObjectState { .. } => format!(
+            "{error}: restore it (`aws s3api restore-object --bucket {bucket} --key '{}' --version-id {} \
+             --restore-request Days=7`), then rerun the same command: the checkpoint retries this key",
+            entry.key.replace('\'', r"'\''"),
+            entry.version_id
+        ),
+        other => other.to_string(),
+    }
+}
+
 async fn newest_entries<C: S3Api>(client: &C, bucket: &str, key: &str) -> S3Result<Vec<Entry>> {
     // Keys sort before every longer key they prefix, so `key`'s entries come first.
     let page = client

@@ -139,26 +139,7 @@ async fn access_denied_midway_fails_those_keys_and_the_rerun_completes_them() {
         },
         7,
     );
-    let checkpoint = work_dir().join(format!("{destination}.checkpoint"));
-    let copy = |endpoint: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
-            .current_dir(work_dir())
-            .args([
-                "copy",
-                &format!("s3://{source}"),
-                &format!("s3://{destination}"),
-            ])
-            .args([
-                "--endpoint-url",
-                endpoint,
-                "--checkpoint",
-                checkpoint.to_str().unwrap(),
-            ])
-            .args(["--concurrency", "8", "--progress", "never"])
-            .envs(server().env())
-            .output()
-            .unwrap()
-    };
+    let copy = |endpoint: &str| copy_with_checkpoint(&source, &destination, endpoint);
     let output = copy(&proxy.endpoint);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     assert!(text(&output).contains("access denied"), "{}", text(&output));
@@ -173,12 +154,91 @@ async fn access_denied_midway_fails_those_keys_and_the_rerun_completes_them() {
     // Access restored: the rerun retries the failed keys and the destination is exact.
     let output = copy(&server().endpoint);
     assert!(output.status.success(), "{}", text(&output));
+    assert_exact(&source, &destination).await;
+}
+
+/// One `copy` of the whole bucket through `endpoint`, with a checkpoint kept across calls.
+fn copy_with_checkpoint(source: &str, destination: &str, endpoint: &str) -> std::process::Output {
+    let checkpoint = work_dir().join(format!("{destination}.checkpoint"));
+    std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+        .current_dir(work_dir())
+        .args([
+            "copy",
+            &format!("s3://{source}"),
+            &format!("s3://{destination}"),
+        ])
+        .args([
+            "--endpoint-url",
+            endpoint,
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+        ])
+        .args(["--concurrency", "8", "--progress", "never"])
+        .args(["--multipart-threshold", "5MiB", "--part-size", "5MiB"])
+        .envs(server().env())
+        .output()
+        .unwrap()
+}
+
+/// The independent listing of the destination shows every source history exactly.
+async fn assert_exact(source: &str, destination: &str) {
     let (want, got) = (
-        histories(&source, "").await,
-        histories(&destination, "").await,
+        histories(source, "").await,
+        histories(destination, "").await,
     );
-    assert_eq!(want.len(), got.len());
+    assert_eq!(
+        want.iter().map(|(key, _)| key).collect::<Vec<_>>(),
+        got.iter().map(|(key, _)| key).collect::<Vec<_>>()
+    );
     for ((key, a), (_, b)) in want.iter().zip(&got) {
         assert!(same_history(a, b), "{key}: {a:?} vs {b:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn archived_source_versions_fail_with_the_restore_command_and_the_rest_is_copied() {
+    let source = create_bucket("cold-src", true).await;
+    let destination = create_bucket("cold-dst", true).await;
+    for index in 0..20 {
+        let key = format!("warm/{index:02}");
+        put(&source, &key, "one").await;
+        put(&source, &key, "two!").await;
+    }
+    put(&source, "glacier/a", "archived").await;
+    put(&source, "glacier/a", "archived too").await;
+    // Archived and above the multipart threshold: UploadPartCopy is refused the same way.
+    put(&source, "glacier/big", vec![3u8; 6 << 20]).await;
+    let proxy = ChaosProxy::start(
+        server().port,
+        Faults {
+            archived: Some("/glacier/"),
+            ..Faults::default()
+        },
+        11,
+    );
+    let output = copy_with_checkpoint(&source, &destination, &proxy.endpoint);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let out = text(&output);
+    assert!(proxy.counts.archived.load(Relaxed) >= 2);
+    for key in ["glacier/a", "glacier/big"] {
+        let line = out
+            .lines()
+            .find(|line| line.starts_with(&format!("failed: s3://{source}/{key} ")))
+            .unwrap_or_else(|| panic!("no failure line for {key}: {out}"));
+        assert!(line.contains("archived"), "{line}");
+        assert!(
+            line.contains(&format!(
+                "aws s3api restore-object --bucket {source} --key '{key}' --version-id "
+            )),
+            "{line}"
+        );
+    }
+    // The other keys are all there; the archived ones have nothing (their first version failed).
+    let partial = histories(&destination, "").await;
+    assert_eq!(partial.len(), 20, "{partial:?}");
+    assert!(partial.iter().all(|(key, _)| key.starts_with("warm/")));
+    // Restored (no proxy): the same command copies what was left, and the destination is exact.
+    let output = copy_with_checkpoint(&source, &destination, &server().endpoint);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_exact(&source, &destination).await;
 }

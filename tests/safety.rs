@@ -6,6 +6,11 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 
+use std::sync::atomic::Ordering::Relaxed;
+
+use aws_sdk_s3::primitives::{ByteStream, DateTime};
+use aws_sdk_s3::types::{ObjectLockLegalHoldStatus, ObjectLockMode};
+use common::chaos_proxy::{ChaosProxy, Faults};
 use common::*;
 use s3_backfill::local_server::{READER_ACCESS_KEY, READER_SECRET_KEY};
 
@@ -265,4 +270,135 @@ async fn a_version_deleted_midway_fails_that_key_only() {
     assert_eq!(arrived.len(), 21, "{arrived:?}");
     let last = arrived.iter().find(|(k, _)| k == "z/last").unwrap();
     assert_eq!(last.1.len(), 1, "{last:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_destination_with_object_lock_default_retention_gets_every_version_and_a_notice() {
+    let source = create_bucket("lockdefault-src", true).await;
+    let destination = create_locked_bucket("lockdefault-dst", Some(1)).await;
+    for index in 0..10 {
+        let key = format!("k/{index}");
+        put(&source, &key, "one").await;
+        put(&source, &key, "two!").await;
+    }
+    delete(&source, "k/3").await;
+    put(&source, "big", vec![5u8; 6 << 20]).await;
+    let output = cli(&[
+        "copy",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+        "--multipart-threshold",
+        "5MiB",
+        "--part-size",
+        "5MiB",
+        "--no-checkpoint",
+        "--progress",
+        "never",
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let shown = text(&output);
+    assert!(
+        shown.contains(&format!(
+            "destination bucket {destination} has Object Lock default retention (GOVERNANCE for 1 day(s))"
+        )),
+        "{shown}"
+    );
+    let (want, got) = (
+        histories(&source, "").await,
+        histories(&destination, "").await,
+    );
+    assert_eq!(want.len(), got.len());
+    for ((key, a), (_, b)) in want.iter().zip(&got) {
+        assert!(same_history(a, b), "{key}: {a:?} vs {b:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_with_object_lock_keeps_retention_or_needs_no_object_lock() {
+    let source = create_locked_bucket("locked-src", None).await;
+    let until = DateTime::from_secs(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            + 86_400,
+    );
+    put(&source, "plain", "no retention").await;
+    for (key, body) in [("held", vec![1u8; 10]), ("held-big", vec![2u8; 6 << 20])] {
+        client()
+            .put_object()
+            .bucket(&source)
+            .key(key)
+            .body(ByteStream::from(body))
+            .object_lock_mode(ObjectLockMode::Governance)
+            .object_lock_retain_until_date(until)
+            .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
+            .send()
+            .await
+            .unwrap();
+    }
+    let copy = |endpoint: &str, destination: &str, extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+            .current_dir(work_dir())
+            .args([
+                "copy",
+                &format!("s3://{source}"),
+                &format!("s3://{destination}"),
+            ])
+            .args([
+                "--endpoint-url",
+                endpoint,
+                "--no-checkpoint",
+                "--progress",
+                "never",
+            ])
+            .args(["--multipart-threshold", "5MiB", "--part-size", "5MiB"])
+            .args(extra)
+            .envs(server().env())
+            .output()
+            .unwrap()
+    };
+    // A destination without Object Lock cannot keep the retention: refused before any write.
+    let plain = create_bucket("locked-plain-dst", true).await;
+    let output = copy(&server().endpoint, &plain, &[]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let shown = text(&output);
+    assert!(
+        shown.contains(&format!(
+            "source bucket {source} has Object Lock enabled and destination bucket {plain} does not"
+        )) && shown.contains("--no-object-lock"),
+        "{shown}"
+    );
+    assert!(histories(&plain, "").await.is_empty());
+    // --no-object-lock copies the versions without it.
+    let output = copy(&server().endpoint, &plain, &["--no-object-lock"]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(histories(&plain, "").await.len(), 3);
+    // Into a bucket with Object Lock, each locked version's copy asks for the same retention and hold:
+    // the recording proxy sees the headers on the CopyObject and on the CreateMultipartUpload (SeaweedFS
+    // applies them on multipart uploads only, so the stored result is checked there).
+    let locked = create_locked_bucket("locked-dst", None).await;
+    let proxy = ChaosProxy::start(server().port, Faults::default(), 1);
+    let output = copy(&proxy.endpoint, &locked, &[]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(text(&output).contains("each version's retention and legal hold are read"));
+    assert_eq!(proxy.counts.object_lock_headers.load(Relaxed), 2);
+    let head = client()
+        .head_object()
+        .bucket(&locked)
+        .key("held-big")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.object_lock_mode(), Some(&ObjectLockMode::Governance));
+    assert_eq!(head.object_lock_retain_until_date(), Some(&until));
+    assert_eq!(
+        head.object_lock_legal_hold_status(),
+        Some(&ObjectLockLegalHoldStatus::On)
+    );
+    let (want, got) = (histories(&source, "").await, histories(&locked, "").await);
+    assert_eq!(want.len(), got.len());
+    for ((key, a), (_, b)) in want.iter().zip(&got) {
+        assert!(same_history(a, b), "{key}: {a:?} vs {b:?}");
+    }
 }

@@ -369,5 +369,8 @@ mod tests {
         async fn bucket_versioning(&self, _: &str) -> crate::s3::S3Result<crate::s3::Versioning> {
             unreachable!()
         }
+        async fn object_lock(&self, _: &str) -> crate::s3::S3Result<Option<crate::s3::ObjectLock>> {
+            unreachable!()
+        }
     }
 }

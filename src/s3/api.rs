@@ -86,9 +86,7 @@ pub struct ObjectHead {
     pub website_redirect: Option<String>,
     pub server_side_encryption: Option<String>,
     pub sse_kms_key_id: Option<String>,
-    pub object_lock_mode: Option<String>,
-    pub object_lock_retain_until: Option<String>,
-    pub object_lock_legal_hold: Option<String>,
+    pub object_lock: LockSettings,
 }
 
 /// Settings the user overrides on the destination.
@@ -96,6 +94,8 @@ pub struct ObjectHead {
 pub struct WriteSettings {
     pub storage_class: Option<String>,
     pub sse_kms_key_id: Option<String>,
+    /// Carry each version's Object Lock retention and legal hold (the source has Object Lock enabled).
+    pub object_lock: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -106,6 +106,7 @@ pub struct CopyRequest {
     /// Storage class to set; CopyObject otherwise makes the copy STANDARD.
     pub storage_class: Option<String>,
     pub sse_kms_key_id: Option<String>,
+    pub object_lock: LockSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -139,6 +140,22 @@ pub struct CompletedPart {
 
 /// The version id a write created on the destination (None when the server did not say).
 pub type WrittenVersion = Option<String>;
+
+/// A bucket's Object Lock configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectLock {
+    /// The default retention given to every new version, e.g. "GOVERNANCE for 30 days".
+    pub default_retention: Option<String>,
+}
+
+/// A version's Object Lock settings, carried from the source to its copy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LockSettings {
+    pub mode: Option<String>,
+    /// RFC 3339.
+    pub retain_until: Option<String>,
+    pub legal_hold: Option<String>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Versioning {
@@ -259,4 +276,9 @@ pub trait S3Api: Send + Sync + 'static {
         to: &std::path::Path,
     ) -> impl Future<Output = S3Result<u64>> + Send;
     fn bucket_versioning(&self, bucket: &str) -> impl Future<Output = S3Result<Versioning>> + Send;
+    /// The bucket's Object Lock configuration; None when Object Lock is not enabled on it.
+    fn object_lock(
+        &self,
+        bucket: &str,
+    ) -> impl Future<Output = S3Result<Option<ObjectLock>>> + Send;
 }

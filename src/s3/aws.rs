@@ -12,7 +12,8 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_s3::types::{
     BucketVersioningStatus, CompletedMultipartUpload, CompletedPart as SdkCompletedPart,
-    EncodingType, ObjectLockLegalHoldStatus, ObjectLockMode, ServerSideEncryption, StorageClass,
+    EncodingType, ObjectLockEnabled, ObjectLockLegalHoldStatus, ObjectLockMode,
+    ServerSideEncryption, StorageClass,
 };
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -140,6 +141,22 @@ pub fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'sta
             maybe_applied: true,
         },
     }
+}
+
+fn lock_mode(lock: &LockSettings) -> Option<ObjectLockMode> {
+    lock.mode.as_deref().map(ObjectLockMode::from)
+}
+
+fn lock_until(lock: &LockSettings) -> Option<DateTime> {
+    lock.retain_until
+        .as_deref()
+        .and_then(|d| DateTime::from_str(d, DateTimeFormat::DateTime).ok())
+}
+
+fn legal_hold(lock: &LockSettings) -> Option<ObjectLockLegalHoldStatus> {
+    lock.legal_hold
+        .as_deref()
+        .map(ObjectLockLegalHoldStatus::from)
 }
 
 pub fn classify_code(status: u16, code: String, message: String, bucket: &str) -> S3Error {
@@ -331,13 +348,15 @@ impl S3Api for AwsS3 {
             website_redirect: out.website_redirect_location().map(str::to_string),
             server_side_encryption: out.server_side_encryption().map(|s| s.as_str().to_string()),
             sse_kms_key_id: out.ssekms_key_id().map(str::to_string),
-            object_lock_mode: out.object_lock_mode().map(|m| m.as_str().to_string()),
-            object_lock_retain_until: out
-                .object_lock_retain_until_date()
-                .and_then(|d| d.fmt(DateTimeFormat::DateTime).ok()),
-            object_lock_legal_hold: out
-                .object_lock_legal_hold_status()
-                .map(|s| s.as_str().to_string()),
+            object_lock: LockSettings {
+                mode: out.object_lock_mode().map(|m| m.as_str().to_string()),
+                retain_until: out
+                    .object_lock_retain_until_date()
+                    .and_then(|d| d.fmt(DateTimeFormat::DateTime).ok()),
+                legal_hold: out
+                    .object_lock_legal_hold_status()
+                    .map(|s| s.as_str().to_string()),
+            },
         })
     }
 
@@ -372,6 +391,9 @@ impl S3Api for AwsS3 {
             .set_storage_class(request.storage_class.as_deref().map(StorageClass::from))
             .set_server_side_encryption(sse)
             .set_ssekms_key_id(kms_key)
+            .set_object_lock_mode(lock_mode(&request.object_lock))
+            .set_object_lock_retain_until_date(lock_until(&request.object_lock))
+            .set_object_lock_legal_hold_status(legal_hold(&request.object_lock))
             .send()
             .await
             .map_err(|e| classify(e, &request.bucket))?;
@@ -398,6 +420,11 @@ impl S3Api for AwsS3 {
             .or(head.storage_class.as_ref())
             .map(|c| StorageClass::from(c.as_str()));
         let metadata: HashMap<String, String> = head.metadata.clone().into_iter().collect();
+        let lock = if request.settings.object_lock {
+            head.object_lock.clone()
+        } else {
+            LockSettings::default()
+        };
         let out = self
             .client
             .create_multipart_upload()
@@ -415,17 +442,9 @@ impl S3Api for AwsS3 {
             .set_website_redirect_location(head.website_redirect.clone())
             .set_server_side_encryption(sse)
             .set_ssekms_key_id(kms_key)
-            .set_object_lock_mode(head.object_lock_mode.as_deref().map(ObjectLockMode::from))
-            .set_object_lock_retain_until_date(
-                head.object_lock_retain_until
-                    .as_deref()
-                    .and_then(|d| DateTime::from_str(d, DateTimeFormat::DateTime).ok()),
-            )
-            .set_object_lock_legal_hold_status(
-                head.object_lock_legal_hold
-                    .as_deref()
-                    .map(ObjectLockLegalHoldStatus::from),
-            )
+            .set_object_lock_mode(lock_mode(&lock))
+            .set_object_lock_retain_until_date(lock_until(&lock))
+            .set_object_lock_legal_hold_status(legal_hold(&lock))
             .send()
             .await
             .map_err(|e| classify(e, &request.bucket))?;
@@ -618,6 +637,44 @@ impl S3Api for AwsS3 {
             Some(BucketVersioningStatus::Suspended) => Versioning::Suspended,
             _ => Versioning::Never,
         })
+    }
+
+    async fn object_lock(&self, bucket: &str) -> S3Result<Option<ObjectLock>> {
+        let out = match self
+            .client
+            .get_object_lock_configuration()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|e| classify(e, bucket))
+        {
+            Ok(out) => out,
+            // S3 answers 404 ObjectLockConfigurationNotFoundError for a bucket without Object Lock.
+            Err(S3Error::NotFound { .. }) => return Ok(None),
+            Err(S3Error::Other { code, .. }) if code == "ObjectLockConfigurationNotFoundError" => {
+                return Ok(None);
+            }
+            Err(error) => return Err(error),
+        };
+        let Some(config) = out.object_lock_configuration() else {
+            return Ok(None);
+        };
+        if config.object_lock_enabled() != Some(&ObjectLockEnabled::Enabled) {
+            return Ok(None);
+        }
+        let default_retention =
+            config
+                .rule()
+                .and_then(|rule| rule.default_retention())
+                .map(|retention| {
+                    let mode = retention.mode().map(|m| m.as_str()).unwrap_or("?");
+                    match (retention.days(), retention.years()) {
+                        (Some(days), _) => format!("{mode} for {days} day(s)"),
+                        (_, Some(years)) => format!("{mode} for {years} year(s)"),
+                        _ => mode.to_string(),
+                    }
+                });
+        Ok(Some(ObjectLock { default_retention }))
     }
 }
 

@@ -200,6 +200,10 @@ impl<C: S3Api> S3Api for Limited<C> {
     async fn bucket_versioning(&self, bucket: &str) -> S3Result<Versioning> {
         self.run(self.inner.bucket_versioning(bucket)).await
     }
+
+    async fn object_lock(&self, bucket: &str) -> S3Result<Option<ObjectLock>> {
+        self.run(self.inner.object_lock(bucket)).await
+    }
 }
 
 #[cfg(test)]

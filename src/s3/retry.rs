@@ -178,6 +178,11 @@ impl<C: S3Api> S3Api for Retrying<C> {
         self.run(Kind::Idempotent, || self.inner.bucket_versioning(bucket))
             .await
     }
+
+    async fn object_lock(&self, bucket: &str) -> S3Result<Option<ObjectLock>> {
+        self.run(Kind::Idempotent, || self.inner.object_lock(bucket))
+            .await
+    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,9 @@ pub struct Faults {
     /// After this many requests (0: never), every CopyObject is answered 403 AccessDenied, as when the
     /// destination's permissions change in the middle of a run.
     pub deny_copies_after: u64,
+    /// Copies (CopyObject, UploadPartCopy) of source keys containing this text are answered 403
+    /// InvalidObjectState, as S3 answers for a version archived in GLACIER or DEEP_ARCHIVE.
+    pub archived: Option<&'static str>,
 }
 
 #[derive(Default)]
@@ -35,6 +38,9 @@ pub struct Counts {
     pub truncated: AtomicU64,
     pub error_in_200: AtomicU64,
     pub denied: AtomicU64,
+    pub archived: AtomicU64,
+    /// Requests that set Object Lock on the new version (x-amz-object-lock-mode).
+    pub object_lock_headers: AtomicU64,
 }
 
 pub struct ChaosProxy {
@@ -128,6 +134,19 @@ fn serve(
     if is_copy && faults.deny_copies_after > 0 && number > faults.deny_copies_after {
         counts.denied.fetch_add(1, Relaxed);
         let _ = client.write_all(&error_response("403 Forbidden", "AccessDenied"));
+        return;
+    }
+    if head.contains("\r\nx-amz-object-lock-mode:") {
+        counts.object_lock_headers.fetch_add(1, Relaxed);
+    }
+    let copy_source = head
+        .lines()
+        .find_map(|line| line.strip_prefix("x-amz-copy-source:"));
+    if let (Some(pattern), Some(source)) = (faults.archived, copy_source)
+        && source.contains(pattern)
+    {
+        counts.archived.fetch_add(1, Relaxed);
+        let _ = client.write_all(&error_response("403 Forbidden", "InvalidObjectState"));
         return;
     }
     let roll = rng.lock().unwrap().u32(0..1000);

@@ -63,6 +63,46 @@ pub async fn create_bucket(label: &str, versioned: bool) -> String {
     bucket
 }
 
+/// A bucket created with Object Lock (so versioned), with a default retention of `default_days` in
+/// GOVERNANCE mode when given.
+pub async fn create_locked_bucket(label: &str, default_days: Option<i32>) -> String {
+    use aws_sdk_s3::types::{
+        DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode,
+        ObjectLockRule,
+    };
+    let bucket = bucket_name(label);
+    client()
+        .create_bucket()
+        .bucket(&bucket)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .expect("create bucket with Object Lock");
+    if let Some(days) = default_days {
+        let retention = DefaultRetention::builder()
+            .mode(ObjectLockRetentionMode::Governance)
+            .days(days)
+            .build();
+        client()
+            .put_object_lock_configuration()
+            .bucket(&bucket)
+            .object_lock_configuration(
+                ObjectLockConfiguration::builder()
+                    .object_lock_enabled(ObjectLockEnabled::Enabled)
+                    .rule(
+                        ObjectLockRule::builder()
+                            .default_retention(retention)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("default retention");
+    }
+    bucket
+}
+
 pub async fn enable_versioning(bucket: &str) {
     client()
         .put_bucket_versioning()
