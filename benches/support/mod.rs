@@ -117,7 +117,11 @@ pub async fn latency_proxy(upstream: u16, delay: std::time::Duration) -> u16 {
 pub struct Peers {
     dir: std::path::PathBuf,
     aws_config: std::path::PathBuf,
+    /// s3sync's binary, when asked for with S3_BACKFILL_BENCH_S3SYNC=1 (its `cargo install` takes minutes).
+    s3sync: Option<std::path::PathBuf>,
 }
+
+pub const S3SYNC_VERSION: &str = "1.62.4";
 
 #[allow(dead_code, reason = "not every benchmark uses every helper")]
 impl Peers {
@@ -147,15 +151,28 @@ impl Peers {
             format!("[default]\nregion = us-east-1\ns3 =\n  max_concurrent_requests = {workers}\n  max_queue_size = 10000\n"),
         )
         .unwrap();
-        Peers { dir, aws_config }
+        Peers {
+            dir,
+            aws_config,
+            s3sync: std::env::var_os("S3_BACKFILL_BENCH_S3SYNC").map(|_| install_s3sync()),
+        }
     }
 
-    pub const NAMES: [&'static str; 3] = ["s5cmd", "rclone", "aws s3 cp"];
+    pub const NAMES: [&'static str; 4] = ["s5cmd", "rclone", "aws s3 cp", "s3sync"];
+
+    /// The peers this run has: s3sync only when asked for.
+    pub fn names(&self) -> Vec<&'static str> {
+        Self::NAMES
+            .into_iter()
+            .filter(|name| *name != "s3sync" || self.s3sync.is_some())
+            .collect()
+    }
 
     fn binary(&self, name: &str) -> std::path::PathBuf {
         match name {
             "s5cmd" => self.dir.join("s5cmd").join("bin").join("s5cmd"),
             "rclone" => self.dir.join("bin").join("rclone"),
+            "s3sync" => self.s3sync.clone().expect("s3sync was not asked for"),
             _ => self.dir.join("bin").join("aws"),
         }
     }
@@ -204,6 +221,20 @@ impl Peers {
                         "--s3-no-check-bucket",
                     ]);
             }
+            "s3sync" => {
+                for side in ["source", "target"] {
+                    command
+                        .arg(format!("--{side}-endpoint-url"))
+                        .arg(endpoint)
+                        .arg(format!("--{side}-force-path-style"))
+                        .args([&format!("--{side}-access-key"), "test"])
+                        .args([&format!("--{side}-secret-access-key"), "test"])
+                        .args([&format!("--{side}-region"), "us-east-1"]);
+                }
+                command
+                    .args(["--worker-size", workers, "--server-side-copy"])
+                    .args([format!("s3://{source}/"), format!("s3://{destination}/")]);
+            }
             _ => {
                 command
                     .args([
@@ -222,14 +253,13 @@ impl Peers {
 
     /// Each peer's version line.
     pub fn versions(&self) -> String {
-        Self::NAMES
+        self.names()
             .iter()
             .map(|name| {
                 let mut command = Command::new(self.binary(name));
-                command.arg(if *name == "aws s3 cp" {
-                    "--version"
-                } else {
-                    "version"
+                command.arg(match *name {
+                    "aws s3 cp" | "s3sync" => "--version",
+                    _ => "version",
                 });
                 command.env("PYTHONPATH", &self.dir);
                 let output = command.output().unwrap();
@@ -246,6 +276,28 @@ impl Peers {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// `cargo install s3sync --locked` into the cache once (minutes on 2 cores).
+fn install_s3sync() -> std::path::PathBuf {
+    let root = s3_backfill::local_server::cache_dir().join("s3sync");
+    let binary = root.join("bin").join("s3sync");
+    if !binary.exists() {
+        let status = Command::new("cargo")
+            .args([
+                "install",
+                "s3sync",
+                "--locked",
+                "--version",
+                S3SYNC_VERSION,
+                "--root",
+            ])
+            .arg(&root)
+            .status()
+            .unwrap();
+        assert!(status.success(), "cargo install s3sync failed");
+    }
+    binary
 }
 
 impl Drop for Peers {
