@@ -157,8 +157,8 @@ type Histories = mpsc::Receiver<Result<KeyHistory, S3Error>>;
 /// Lists `bucket/prefix` into selected histories, in key order, on background tasks; with `start_after`,
 /// only keys after that one.
 ///
-/// The range is split at its first `/` level: one ListObjectVersions with a delimiter names the
-/// sub-prefixes, and up to `LISTERS` of them are listed at once, each by its own paginator, while
+/// The range is split at the first `/` level where it branches (a range whose keys all sit under one
+/// sub-prefix is descended into first): one ListObjectVersions with a delimiter names the sub-prefixes, and up to `LISTERS` of them are listed at once, each by its own paginator, while
 /// their results are handed on strictly in key order (a prefix's keys all sort between the names
 /// around it). A range without sub-prefixes is listed by one paginator, as before.
 pub fn list_histories<C: S3Api>(
@@ -284,7 +284,7 @@ async fn split_range<C: S3Api>(
     let emit = |history: KeyHistory| selection.select_counted(history, progress);
     let after = |key: &str| start_after.as_deref().is_none_or(|marker| key > marker);
     let mut builder = HistoryBuilder::default();
-    let range = selection.mapping.source.prefix.clone();
+    let range = hot_range(&**client, bucket, &selection.mapping.source.prefix).await?;
     // A resume after a key at the top level can start the delimiter listing there; one inside a prefix
     // cannot (that prefix sorts before it and would be left out), and walks the top level again.
     let top_level_marker = start_after
@@ -361,6 +361,31 @@ async fn split_range<C: S3Api>(
         let _ = segments.send(Segment::Ready(Ok(history))).await;
     }
     Ok(())
+}
+
+/// Levels descended at most to find where the key space branches.
+const MAX_DESCENT: usize = 8;
+
+/// Where to split `prefix`: the first level below it with more than one child. A range whose keys all
+/// sit under one sub-prefix (`logs/2026/...` under `logs/`) would otherwise be listed by one paginator.
+async fn hot_range<C: S3Api>(client: &C, bucket: &str, prefix: &str) -> Result<String, S3Error> {
+    let mut range = prefix.to_string();
+    for _ in 0..MAX_DESCENT {
+        let page = client
+            .list_versions(ListRequest {
+                bucket: bucket.to_string(),
+                prefix: range.clone(),
+                delimiter: Some("/".to_string()),
+                max_keys: Some(2),
+                ..ListRequest::default()
+            })
+            .await?;
+        match &page.common_prefixes[..] {
+            [only] if page.entries.is_empty() && page.next.is_none() => range = only.clone(),
+            _ => break,
+        }
+    }
+    Ok(range)
 }
 
 /// Lists every key under `prefix` (after `key_marker`) with one paginator into `sender`.
@@ -549,6 +574,52 @@ mod tests {
         assert!(!s.selects_key("data/logs/tmp/1"));
         assert!(!s.selects_key("data/other"));
         assert!(selection(&[], &[], false).selects_key("data/anything"));
+    }
+
+    #[tokio::test]
+    async fn a_range_under_one_prefix_is_split_where_it_branches_and_comes_out_in_order() {
+        // Everything under data/logs/2026/, which branches into 12 months: keys at every level.
+        let mut entries = vec![entry("data/logs/2026/01/a", "v2", false)];
+        entries.push(entry("data/logs/2026/01/a", "v1", false));
+        for month in 1..=12 {
+            for day in 0..30 {
+                entries.push(entry(
+                    &format!("data/logs/2026/{month:02}/{day:02}"),
+                    "v",
+                    false,
+                ));
+            }
+        }
+        entries.push(entry("data/logs/2026/index", "v", true));
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        let want: Vec<String> = {
+            let mut keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
+            keys.dedup();
+            keys
+        };
+        let fake = Arc::new(crate::s3::fake::FakeS3::listing(entries));
+        let mut histories = list_histories_with(
+            Arc::clone(&fake),
+            "src".into(),
+            selection(&[], &[], false),
+            Arc::new(Progress::default()),
+            None,
+            16,
+        );
+        let mut got = Vec::new();
+        while let Some(history) = histories.recv().await {
+            got.push(history.unwrap().key);
+        }
+        assert_eq!(got, want);
+        // The months were listed each by a paginator of its own, below the two one-child levels.
+        let requests = fake.requests.lock().unwrap();
+        let plain: Vec<&str> = requests
+            .iter()
+            .filter(|r| r.delimiter.is_none())
+            .map(|r| r.prefix.as_str())
+            .collect();
+        assert_eq!(plain.len(), 12, "{plain:?}");
+        assert!(plain.contains(&"data/logs/2026/07/"), "{plain:?}");
     }
 
     #[test]

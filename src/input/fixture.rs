@@ -250,9 +250,14 @@ mod tests {
             uri: manifest.display().to_string(),
             check: false,
         };
-        let loaded = crate::input::load(&spec, &NoS3, "fixture-src", false)
-            .await
-            .unwrap();
+        let loaded = crate::input::load(
+            &spec,
+            &crate::s3::fake::FakeS3::default(),
+            "fixture-src",
+            false,
+        )
+        .await
+        .unwrap();
         assert_eq!(loaded.files, 3);
         let expected = fixture_histories();
         assert_eq!(
@@ -289,88 +294,6 @@ mod tests {
                 // Both versions of same-second were written in one second; IsLatest orders them.
                 KeyPlan::List { key, .. } => panic!("{key} needed a listing"),
             }
-        }
-    }
-
-    /// The fixture is read from disk only: any S3 call is a bug.
-    struct NoS3;
-
-    impl crate::s3::S3Api for NoS3 {
-        async fn list_versions(
-            &self,
-            _: crate::s3::ListRequest,
-        ) -> crate::s3::S3Result<crate::s3::ListPage> {
-            unreachable!()
-        }
-        async fn copy_object(
-            &self,
-            _: &crate::s3::CopyRequest,
-        ) -> crate::s3::S3Result<crate::s3::WrittenVersion> {
-            unreachable!()
-        }
-        async fn head_object(
-            &self,
-            _: &crate::s3::VersionRef,
-            _: Option<u32>,
-        ) -> crate::s3::S3Result<crate::s3::ObjectHead> {
-            unreachable!()
-        }
-        async fn get_tags(
-            &self,
-            _: &crate::s3::VersionRef,
-        ) -> crate::s3::S3Result<Vec<(String, String)>> {
-            unreachable!()
-        }
-        async fn create_multipart(
-            &self,
-            _: &crate::s3::CreateMultipartRequest,
-        ) -> crate::s3::S3Result<String> {
-            unreachable!()
-        }
-        async fn upload_part_copy(
-            &self,
-            _: &crate::s3::PartCopyRequest,
-        ) -> crate::s3::S3Result<crate::s3::CompletedPart> {
-            unreachable!()
-        }
-        async fn complete_multipart(
-            &self,
-            _: &str,
-            _: &str,
-            _: &str,
-            _: &[crate::s3::CompletedPart],
-        ) -> crate::s3::S3Result<crate::s3::WrittenVersion> {
-            unreachable!()
-        }
-        async fn abort_multipart(&self, _: &str, _: &str, _: &str) -> crate::s3::S3Result<()> {
-            unreachable!()
-        }
-        async fn delete_object(
-            &self,
-            _: &str,
-            _: &str,
-        ) -> crate::s3::S3Result<crate::s3::WrittenVersion> {
-            unreachable!()
-        }
-        async fn list_uploads(&self, _: &str, _: &str) -> crate::s3::S3Result<Vec<String>> {
-            unreachable!()
-        }
-        async fn head_bucket(&self, _: &str) -> crate::s3::S3Result<()> {
-            unreachable!()
-        }
-        async fn download(
-            &self,
-            _: &str,
-            _: &str,
-            _: &std::path::Path,
-        ) -> crate::s3::S3Result<u64> {
-            unreachable!()
-        }
-        async fn bucket_versioning(&self, _: &str) -> crate::s3::S3Result<crate::s3::Versioning> {
-            unreachable!()
-        }
-        async fn object_lock(&self, _: &str) -> crate::s3::S3Result<Option<crate::s3::ObjectLock>> {
-            unreachable!()
         }
     }
 }

@@ -2,6 +2,8 @@
 
 mod api;
 mod aws;
+#[cfg(test)]
+pub mod fake;
 pub mod limit;
 mod list_xml;
 pub mod retry;
