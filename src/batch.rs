@@ -263,6 +263,7 @@ async fn build_manifests(
         exclude: Vec::new(),
         latest_only: false,
         shard: None,
+        source_unversioned: false,
     };
     let progress = Arc::new(Progress::default());
     let mut histories: tokio::sync::mpsc::Receiver<Result<KeyHistory, S3Error>> = match &args.from {

@@ -333,6 +333,11 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         exclude: args.exclude.clone(),
         latest_only: args.latest_only,
         shard: shard(args)?,
+        // Only a definite "never versioned" counts; an error (no s3:GetBucketVersioning) keeps the
+        // version listing.
+        source_unversioned: crate::s3::S3Api::bucket_versioning(&*source, &args.source.bucket)
+            .await
+            == Ok(crate::s3::Versioning::Never),
     };
     if let Some(shard) = selection.shard {
         eprintln!("shard {shard}: copying the keys whose hash falls in shard {shard}");

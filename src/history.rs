@@ -98,6 +98,9 @@ pub struct Selection {
     pub exclude: Vec<String>,
     pub latest_only: bool,
     pub shard: Option<Shard>,
+    /// The source bucket has never been versioned: it is listed with ListObjectsV2 and its (null)
+    /// versions are copied without naming them, which costs the server less.
+    pub source_unversioned: bool,
 }
 
 impl Selection {
@@ -284,7 +287,7 @@ async fn split_range<C: S3Api>(
     let emit = |history: KeyHistory| selection.select_counted(history, progress);
     let after = |key: &str| start_after.as_deref().is_none_or(|marker| key > marker);
     let mut builder = HistoryBuilder::default();
-    let range = hot_range(&**client, bucket, &selection.mapping.source.prefix).await?;
+    let range = hot_range(&**client, bucket, selection).await?;
     // A resume after a key at the top level can start the delimiter listing there; one inside a prefix
     // cannot (that prefix sorts before it and would be left out), and walks the top level again.
     let top_level_marker = start_after
@@ -295,6 +298,7 @@ async fn split_range<C: S3Api>(
         prefix: range,
         key_marker: top_level_marker,
         delimiter: Some("/".to_string()),
+        current_only: selection.source_unversioned,
         ..ListRequest::default()
     };
     loop {
@@ -368,8 +372,12 @@ const MAX_DESCENT: usize = 8;
 
 /// Where to split `prefix`: the first level below it with more than one child. A range whose keys all
 /// sit under one sub-prefix (`logs/2026/...` under `logs/`) would otherwise be listed by one paginator.
-async fn hot_range<C: S3Api>(client: &C, bucket: &str, prefix: &str) -> Result<String, S3Error> {
-    let mut range = prefix.to_string();
+async fn hot_range<C: S3Api>(
+    client: &C,
+    bucket: &str,
+    selection: &Selection,
+) -> Result<String, S3Error> {
+    let mut range = selection.mapping.source.prefix.clone();
     for _ in 0..MAX_DESCENT {
         let page = client
             .list_versions(ListRequest {
@@ -377,6 +385,7 @@ async fn hot_range<C: S3Api>(client: &C, bucket: &str, prefix: &str) -> Result<S
                 prefix: range.clone(),
                 delimiter: Some("/".to_string()),
                 max_keys: Some(2),
+                current_only: selection.source_unversioned,
                 ..ListRequest::default()
             })
             .await?;
@@ -403,6 +412,7 @@ async fn list_range<C: S3Api>(
         bucket,
         prefix,
         key_marker,
+        current_only: selection.source_unversioned,
         ..ListRequest::default()
     };
     let emit = |history: KeyHistory| selection.select_counted(history, progress);
@@ -445,6 +455,7 @@ pub async fn list_key<C: S3Api>(
     let mut request = ListRequest {
         bucket: bucket.to_string(),
         prefix: key.to_string(),
+        current_only: selection.source_unversioned,
         ..ListRequest::default()
     };
     loop {
@@ -563,6 +574,7 @@ mod tests {
             exclude: exclude.iter().map(|s| s.to_string()).collect(),
             latest_only,
             shard: None,
+            source_unversioned: false,
         }
     }
 

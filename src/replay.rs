@@ -537,10 +537,15 @@ impl<C: S3Api> Executor<C> {
         head: &mut DestinationHead,
     ) -> S3Result<()> {
         let bucket = self.destination_bucket();
+        let unnamed = self.job.selection.source_unversioned && entry.version_id == "null";
         let source = VersionRef {
             bucket: self.job.selection.mapping.source.bucket.clone(),
             key: entry.key.clone(),
-            version_id: entry.version_id.clone(),
+            version_id: if unnamed {
+                String::new()
+            } else {
+                entry.version_id.clone()
+            },
         };
         let size = entry.size();
         match self.job.plan.action(entry) {

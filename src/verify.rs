@@ -45,6 +45,7 @@ pub async fn verify<C: S3Api>(
         exclude: Vec::new(),
         latest_only,
         shard: None,
+        source_unversioned: false,
     };
     let reverse = KeyMapping {
         source: mapping.destination.clone(),

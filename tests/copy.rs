@@ -6,6 +6,7 @@ mod common;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Tag, Tagging};
 use common::*;
+use futures::StreamExt;
 
 const AWKWARD: [&str; 6] = [
     "with space",
@@ -102,6 +103,75 @@ async fn copies_every_version_and_delete_marker_in_order() {
         &format!("s3://{destination}"),
     ]);
     assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_never_versioned_source_is_listed_with_list_objects_v2_and_copied_exactly() {
+    let source = create_bucket("nv-src", false).await;
+    let destination = create_bucket("nv-dst", true).await;
+    // More than a page at the top level and inside one prefix, and names that need URL encoding.
+    let keys: Vec<String> = (0..1_010)
+        .map(|i| format!("top-{i:04}"))
+        .chain((0..1_050).map(|i| format!("flat/{i:04}")))
+        .chain(["other/a b+c%d".to_string(), "other/ü".to_string()])
+        .collect();
+    futures::stream::iter(keys.clone())
+        .for_each_concurrent(32, |key| {
+            let source = source.clone();
+            async move { put(&source, &key, key.clone()).await }
+        })
+        .await;
+    let proxy = common::chaos_proxy::ChaosProxy::start(server().port, Default::default(), 1);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+        .current_dir(work_dir())
+        .args([
+            "copy",
+            &format!("s3://{source}"),
+            &format!("s3://{destination}"),
+        ])
+        .args([
+            "--endpoint-url",
+            &proxy.endpoint,
+            "--no-checkpoint",
+            "--progress",
+            "never",
+        ])
+        .envs(server().env())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    // The proxy sees requests lowercased.
+    let lines = proxy.counts.request_lines.lock().unwrap().clone();
+    let source_lists: Vec<&String> = lines
+        .iter()
+        .filter(|line| {
+            line.starts_with(&format!("get /{source}/?"))
+                && !line.contains("?object-lock")
+                && !line.contains("?versioning ")
+        })
+        .collect();
+    assert!(
+        source_lists.iter().all(|line| line.contains("list-type=2")),
+        "{source_lists:?}"
+    );
+    assert!(
+        source_lists
+            .iter()
+            .any(|line| line.contains("continuation-token")),
+        "{source_lists:?}"
+    );
+    let (want, got) = (
+        histories(&source, "").await,
+        histories(&destination, "").await,
+    );
+    assert_eq!(want.len(), keys.len());
+    assert_eq!(
+        want.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+        got.iter().map(|(k, _)| k).collect::<Vec<_>>()
+    );
+    for ((key, a), (_, b)) in want.iter().zip(&got) {
+        assert_eq!(a, b, "{key}");
+    }
 }
 
 async fn put_large(bucket: &str, key: &str, size: usize) {

@@ -57,6 +57,9 @@ pub struct ListRequest {
     pub version_id_marker: Option<String>,
     pub max_keys: Option<i32>,
     pub delimiter: Option<String>,
+    /// The bucket has never been versioned: list with ListObjectsV2, which names the same (null)
+    /// versions and costs the server less (its continuation token travels as `version_id_marker`).
+    pub current_only: bool,
 }
 
 /// A specific version of an object.
@@ -64,6 +67,8 @@ pub struct ListRequest {
 pub struct VersionRef {
     pub bucket: String,
     pub key: String,
+    /// Empty: the current version, without naming it (a never-versioned source, whose only version
+    /// is the null one).
     pub version_id: String,
 }
 

@@ -23,7 +23,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::api::*;
-use super::list_xml::parse_list_versions;
+use super::list_xml::{parse_list_versions, url_decode};
 
 /// Where and as whom one side talks to S3.
 #[derive(Debug, Clone, Default)]
@@ -105,6 +105,13 @@ pub fn manifest_key(key: &str) -> String {
 
 /// `bucket/url-encoded-key?versionId=ID`.
 pub fn copy_source(version: &VersionRef) -> String {
+    if version.version_id.is_empty() {
+        return format!(
+            "{}/{}",
+            version.bucket,
+            utf8_percent_encode(&version.key, COPY_SOURCE)
+        );
+    }
     format!(
         "{}/{}?versionId={}",
         version.bucket,
@@ -141,6 +148,10 @@ pub fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'sta
             maybe_applied: true,
         },
     }
+}
+
+fn named_version(version: &VersionRef) -> Option<String> {
+    Some(version.version_id.clone()).filter(|id| !id.is_empty())
 }
 
 fn lock_mode(lock: &LockSettings) -> Option<ObjectLockMode> {
@@ -275,8 +286,79 @@ fn tagging_query(tags: &[(String, String)]) -> Option<String> {
     )
 }
 
+impl AwsS3 {
+    /// ListObjectsV2 of a never-versioned bucket, as a page of null versions.
+    async fn list_current(&self, request: ListRequest) -> S3Result<ListPage> {
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(&request.bucket)
+            .prefix(&request.prefix)
+            .encoding_type(EncodingType::Url)
+            // A page after the first continues from the token (carried as the version marker);
+            // the first starts after the caller's key marker.
+            .set_start_after(
+                request
+                    .key_marker
+                    .filter(|_| request.version_id_marker.is_none()),
+            )
+            .set_continuation_token(request.version_id_marker)
+            .set_max_keys(request.max_keys)
+            .set_delimiter(request.delimiter)
+            .send()
+            .await
+            .map_err(|e| classify(e, &request.bucket))?;
+        let decode = |name: &str| {
+            url_decode(name).map_err(|e| S3Error::Transient {
+                message: format!("ListObjectsV2: {e}"),
+                maybe_applied: false,
+            })
+        };
+        let mut entries = Vec::with_capacity(out.contents().len());
+        for object in out.contents() {
+            entries.push(Entry {
+                key: decode(object.key().unwrap_or_default())?,
+                version_id: "null".into(),
+                is_latest: true,
+                last_modified: object
+                    .last_modified()
+                    .and_then(|d| d.fmt(DateTimeFormat::DateTime).ok())
+                    .unwrap_or_default(),
+                kind: EntryKind::Object {
+                    size: object.size().unwrap_or(0) as u64,
+                    etag: object.e_tag().unwrap_or_default().to_string(),
+                    storage_class: object.storage_class().map(|c| c.as_str().to_string()),
+                },
+            });
+        }
+        let common_prefixes = out
+            .common_prefixes()
+            .iter()
+            .filter_map(|p| p.prefix())
+            .map(decode)
+            .collect::<Result<Vec<_>, _>>()?;
+        // The last name on the page (key or prefix) with the continuation token.
+        let next = match (out.is_truncated(), out.next_continuation_token()) {
+            (Some(true), Some(token)) => {
+                let key = entries.last().map(|e| e.key.clone());
+                let name = key.max(common_prefixes.last().cloned()).unwrap_or_default();
+                Some((name, token.to_string()))
+            }
+            _ => None,
+        };
+        Ok(ListPage {
+            entries,
+            common_prefixes,
+            next,
+        })
+    }
+}
+
 impl S3Api for AwsS3 {
     async fn list_versions(&self, request: ListRequest) -> S3Result<ListPage> {
+        if request.current_only {
+            return self.list_current(request).await;
+        }
         let capture = CaptureBody::default();
         self.client
             .list_object_versions()
@@ -318,7 +400,7 @@ impl S3Api for AwsS3 {
             .head_object()
             .bucket(&version.bucket)
             .key(&version.key)
-            .version_id(&version.version_id)
+            .set_version_id(named_version(version))
             .set_part_number(part_number.map(|n| n as i32))
             .send()
             .await
@@ -366,7 +448,7 @@ impl S3Api for AwsS3 {
             .get_object_tagging()
             .bucket(&version.bucket)
             .key(&version.key)
-            .version_id(&version.version_id)
+            .set_version_id(named_version(version))
             .send()
             .await
             .map_err(|e| classify(e, &version.bucket))?;

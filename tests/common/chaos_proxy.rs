@@ -41,6 +41,8 @@ pub struct Counts {
     pub archived: AtomicU64,
     /// Requests that set Object Lock on the new version (x-amz-object-lock-mode).
     pub object_lock_headers: AtomicU64,
+    /// The request line (method, path and query) of every request, in arrival order.
+    pub request_lines: Mutex<Vec<String>>,
 }
 
 pub struct ChaosProxy {
@@ -135,6 +137,9 @@ fn serve(
         counts.denied.fetch_add(1, Relaxed);
         let _ = client.write_all(&error_response("403 Forbidden", "AccessDenied"));
         return;
+    }
+    if let Some(line) = head.lines().next() {
+        counts.request_lines.lock().unwrap().push(line.to_string());
     }
     if head.contains("\r\nx-amz-object-lock-mode:") {
         counts.object_lock_headers.fetch_add(1, Relaxed);
