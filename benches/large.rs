@@ -87,7 +87,10 @@ async fn main() {
     let expected = total_size(&client, "large-source").await;
     let endpoint = server.endpoint.clone();
     let mut tools = vec!["s3-backfill (one CopyObject)", "s3-backfill (64 MiB parts)"];
-    tools.extend(peers.names());
+    // s3sync 1.62.4 cannot copy these objects from SeaweedFS: it reads the source's first part with a
+    // ranged GET and stops with "get_object() returned no content range" (SeaweedFS answers without
+    // Content-Range), whatever its verify options. It takes part in workloads 1 and 2.
+    tools.extend(peers.names().into_iter().filter(|name| *name != "s3sync"));
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); tools.len()];
     let mut cpus: Vec<Vec<f64>> = vec![Vec::new(); tools.len()];
     for round in 0..ROUNDS {

@@ -32,23 +32,26 @@ struct Samples {
     rates: Vec<f64>,
     cpus: Vec<f64>,
     peaks: Vec<f64>,
+    server_cpus: Vec<f64>,
     /// Workload 2: keys whose copied history differs, over all rounds.
     differing: usize,
 }
 
 impl Samples {
-    fn add(&mut self, rate: f64, cpu: f64, peak_kib: i64) {
+    fn add(&mut self, rate: f64, cpu: f64, peak_kib: i64, server_cpu: f64) {
         self.rates.push(rate);
         self.cpus.push(cpu);
         self.peaks.push(peak_kib as f64 / 1024.0);
+        self.server_cpus.push(server_cpu);
     }
 
-    /// Median rate, CPU seconds and peak RSS in MiB.
-    fn medians(self) -> (f64, f64, f64) {
+    /// Median rate, client CPU seconds, peak RSS in MiB and server CPU seconds.
+    fn medians(self) -> (f64, f64, f64, f64) {
         (
             support::median(self.rates),
             support::median(self.cpus),
             support::median(self.peaks),
+            support::median(self.server_cpus),
         )
     }
 }
@@ -136,7 +139,9 @@ async fn main() {
                 peer => peers.copy(peer, "w1-source", &destination, &endpoint, WORKERS),
             };
             command.envs(server.env());
+            let server_before = support::server_cpu_seconds(server.port);
             let (wall, cpu, peak) = support::measure(command);
+            let server_cpu = support::server_cpu_seconds(server.port) - server_before;
             let arrived = count(&client, &destination).await;
             assert_eq!(
                 arrived, OBJECTS,
@@ -144,23 +149,24 @@ async fn main() {
             );
             let rate = OBJECTS as f64 / wall;
             println!(
-                "round {round} {tool:12} {rate:7.0} objects/s, client CPU {cpu:.2} s ({:.3} ms per copy), peak RSS {} MiB",
+                "round {round} {tool:12} {rate:7.0} objects/s, client CPU {cpu:.2} s ({:.3} ms per copy), server CPU {server_cpu:.2} s in {wall:.2} s, peak RSS {} MiB",
                 cpu * 1000.0 / OBJECTS as f64,
                 peak / 1024
             );
-            results[index].add(rate, cpu, peak);
+            results[index].add(rate, cpu, peak, server_cpu);
         }
     }
     println!(
-        "\n| workload 1: {OBJECTS} x 1 KiB, latest only, {WORKERS} workers | objects/s | client CPU per 1,000 copies | peak RSS |"
+        "\n| workload 1: {OBJECTS} x 1 KiB, latest only, {WORKERS} workers | objects/s | client CPU per 1,000 copies | server CPU per 1,000 copies | peak RSS |"
     );
-    println!("| --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- |");
     let mut medians = Vec::new();
     for (tool, samples) in tools.iter().zip(results) {
-        let (rate, cpu, peak) = samples.medians();
+        let (rate, cpu, peak, server_cpu) = samples.medians();
         println!(
-            "| {tool} | {rate:.0} | {:.2} s | {peak:.0} MiB |",
-            cpu * 1000.0 / OBJECTS as f64
+            "| {tool} | {rate:.0} | {:.2} s | {:.2} s | {peak:.0} MiB |",
+            cpu * 1000.0 / OBJECTS as f64,
+            server_cpu * 1000.0 / OBJECTS as f64
         );
         medians.push((rate, cpu));
     }
@@ -344,7 +350,9 @@ async fn versions_workload(
                 }
             };
             command.envs(server.env());
+            let server_before = support::server_cpu_seconds(server.port);
             let (wall, cpu, peak) = support::measure(command);
+            let server_cpu = support::server_cpu_seconds(server.port) - server_before;
             let got = histories(client, &destination).await;
             let differing = want
                 .iter()
@@ -363,22 +371,24 @@ async fn versions_workload(
             }
             let rate = entries as f64 / wall;
             println!(
-                "round {round} {tool:12} {rate:7.0} versions/s, client CPU {cpu:.2} s, peak RSS {} MiB, {differing} keys differ",
+                "round {round} {tool:12} {rate:7.0} versions/s, client CPU {cpu:.2} s, server CPU {server_cpu:.2} s in {wall:.2} s, peak RSS {} MiB, {differing} keys differ",
                 peak / 1024
             );
-            results[index].add(rate, cpu, peak);
+            results[index].add(rate, cpu, peak, server_cpu);
             results[index].differing += differing;
         }
     }
     println!(
-        "\n| workload 2: {KEYS} keys x {VERSIONS} versions + {MARKERS} delete markers, {WORKERS} workers | versions/s | client CPU | peak RSS | keys with a different history (all rounds) |"
+        "\n| workload 2: {KEYS} keys x {VERSIONS} versions + {MARKERS} delete markers, {WORKERS} workers | versions/s | client CPU | server CPU | peak RSS | keys with a different history (all rounds) |"
     );
-    println!("| --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- |");
     let mut rates = Vec::new();
     for (tool, samples) in tools.iter().zip(results) {
         let differing = samples.differing;
-        let (rate, cpu, peak) = samples.medians();
-        println!("| {tool} | {rate:.0} | {cpu:.2} s | {peak:.0} MiB | {differing} |");
+        let (rate, cpu, peak, server_cpu) = samples.medians();
+        println!(
+            "| {tool} | {rate:.0} | {cpu:.2} s | {server_cpu:.2} s | {peak:.0} MiB | {differing} |"
+        );
         rates.push(rate);
     }
     if let [ours, s3sync] = rates[..] {

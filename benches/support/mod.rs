@@ -63,6 +63,32 @@ pub fn measure(mut command: Command) -> (f64, f64, i64) {
     (wall, cpu(usage.ru_utime) + cpu(usage.ru_stime), peak_kib)
 }
 
+/// CPU seconds the SeaweedFS serving S3 on `port` has used so far (all its threads), so a run's share
+/// of the 2 cores can be shown beside the client's.
+#[allow(dead_code, reason = "not every benchmark uses every helper")]
+pub fn server_cpu_seconds(port: u16) -> f64 {
+    let flag = format!("-s3.port={port}");
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let dir = entry.path();
+        let Ok(cmdline) = std::fs::read(dir.join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        // The watchdog shell's command line names the flag too; the server's starts with its binary.
+        if !cmdline.contains(&flag) || !cmdline.split('\0').next().unwrap_or("").ends_with("weed") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+        // Fields after the parenthesised name: state is the 3rd field, utime the 14th, stime the 15th.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let (utime, stime): (f64, f64) = (fields[11].parse().unwrap(), fields[12].parse().unwrap());
+        return (utime + stime) / ticks;
+    }
+    panic!("no SeaweedFS process serves port {port}");
+}
+
 #[allow(dead_code, reason = "not every benchmark uses every helper")]
 pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
