@@ -775,6 +775,15 @@ mod tests {
             copy_source(&version),
             "src/dir/a%20b%2Bc%25d%23e%3Ff%20%C3%A9?versionId=null"
         );
+        // A never-versioned source's current version is copied without naming it.
+        let current = VersionRef {
+            version_id: String::new(),
+            ..version
+        };
+        assert_eq!(
+            copy_source(&current),
+            "src/dir/a%20b%2Bc%25d%23e%3Ff%20%C3%A9"
+        );
     }
 
     #[test]
@@ -789,7 +798,16 @@ mod tests {
             c(403, "SignatureDoesNotMatch"),
             S3Error::BadCredentials { .. }
         ));
+        assert!(matches!(
+            c(400, "ExpiredToken"),
+            S3Error::BadCredentials { .. }
+        ));
         assert!(matches!(c(403, ""), S3Error::AccessDenied { .. }));
+        // A bucket without Object Lock: `object_lock` reads this as None.
+        assert!(matches!(
+            c(404, "ObjectLockConfigurationNotFoundError"),
+            S3Error::NotFound { .. }
+        ));
         assert!(matches!(c(503, "SlowDown"), S3Error::SlowDown { .. }));
         assert!(c(500, "InternalError").maybe_applied());
         // A 200 whose body is an error (CopyObject) arrives with the error's code.
