@@ -8,7 +8,7 @@ mod common;
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use common::chaos_proxy::{ChaosProxy, Faults};
+use common::chaos_proxy::{ChaosProxy, Faults, Kind};
 use common::*;
 
 /// Multi-version keys, delete markers in the middle and on top, a null version, and a multipart object.
@@ -51,6 +51,9 @@ async fn faults_of_every_kind_leave_the_destination_exact() {
             reset_after_applied: 10,
             truncated: 10,
             error_in_200: 20,
+            reset_before: 10,
+            delayed: 10,
+            delay: std::time::Duration::from_millis(1500),
             ..Faults::default()
         },
         20261126,
@@ -81,12 +84,14 @@ async fn faults_of_every_kind_leave_the_destination_exact() {
         .unwrap();
     let counts = &proxy.counts;
     let summary = format!(
-        "{} requests: {} SlowDown, {} InternalError, {} reset after applied, {} truncated, {} 200-with-error",
+        "{} requests: {} SlowDown, {} InternalError, {} reset before forwarding, {} reset after applied, {} truncated, {} delayed, {} 200-with-error",
         counts.requests.load(Relaxed),
         counts.slow_down.load(Relaxed),
         counts.internal_error.load(Relaxed),
+        counts.reset_before.load(Relaxed),
         counts.reset_after_applied.load(Relaxed),
         counts.truncated.load(Relaxed),
+        counts.delayed.load(Relaxed),
         counts.error_in_200.load(Relaxed),
     );
     eprintln!("{summary}");
@@ -94,8 +99,10 @@ async fn faults_of_every_kind_leave_the_destination_exact() {
     for (name, count) in [
         ("SlowDown", &counts.slow_down),
         ("InternalError", &counts.internal_error),
-        ("reset", &counts.reset_after_applied),
+        ("reset before", &counts.reset_before),
+        ("reset after", &counts.reset_after_applied),
         ("truncated", &counts.truncated),
+        ("delayed", &counts.delayed),
         ("200-with-error", &counts.error_in_200),
     ] {
         assert!(count.load(Relaxed) > 0, "no {name} was injected: {summary}");
@@ -240,5 +247,36 @@ async fn archived_source_versions_fail_with_the_restore_command_and_the_rest_is_
     // Restored (no proxy): the same command copies what was left, and the destination is exact.
     let output = copy_with_checkpoint(&source, &destination, &server().endpoint);
     assert!(output.status.success(), "{}", text(&output));
+    assert_exact(&source, &destination).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn faults_on_one_kind_of_request_only_listings_here_leave_the_destination_exact() {
+    let source = create_bucket("listfault-src", true).await;
+    let destination = create_bucket("listfault-dst", true).await;
+    for index in 0..150 {
+        let key = format!("{}/{index:03}", ["a", "b", "c"][index % 3]);
+        put(&source, &key, "one").await;
+        put(&source, &key, "two!").await;
+    }
+    // A third of the listings throttled, a tenth cut before they reach the server; nothing else.
+    let proxy = ChaosProxy::start(
+        server().port,
+        Faults {
+            kinds: &[Kind::List],
+            slow_down: 300,
+            reset_before: 100,
+            ..Faults::default()
+        },
+        99,
+    );
+    let output = copy_with_checkpoint(&source, &destination, &proxy.endpoint);
+    assert!(output.status.success(), "{}", text(&output));
+    let counts = &proxy.counts;
+    assert!(counts.slow_down.load(Relaxed) + counts.reset_before.load(Relaxed) > 0);
+    // Every fault landed on a listing: the copies all went through on their first try.
+    let lines = counts.request_lines.lock().unwrap().clone();
+    let copies = lines.iter().filter(|l| l.starts_with("put ")).count();
+    assert_eq!(copies, 300, "{lines:?}");
     assert_exact(&source, &destination).await;
 }

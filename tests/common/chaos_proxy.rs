@@ -1,7 +1,9 @@
 //! A seeded, fault-injecting HTTP proxy for the chaos test and the soak run: some requests are answered
-//! with 503 SlowDown or 500 InternalError, some CopyObjects with a 200 whose body is an error (none of
-//! these reach the server), and some are forwarded and applied but their answer is lost (the connection
-//! is cut) or cut short. One request per connection, so every answer ends the connection.
+//! with 503 SlowDown or 500 InternalError, some CopyObjects with a 200 whose body is an error, some
+//! connections are cut before the request is forwarded (none of these reach the server); some are
+//! forwarded and applied but their answer is lost (the connection is cut), cut short or held back.
+//! The random faults can be limited to some kinds of request. One request per connection, so every
+//! answer ends the connection.
 
 #![allow(dead_code)]
 
@@ -10,9 +12,49 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
+/// The kinds of request the random faults can be limited to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// ListObjectVersions, ListObjectsV2, ListMultipartUploads.
+    List,
+    Head,
+    /// CopyObject.
+    Copy,
+    PartCopy,
+    Delete,
+    /// Everything else: multipart create/complete/abort, tagging, bucket settings.
+    Other,
+}
+
+impl Kind {
+    /// The kind of a request from its lowercased head.
+    fn of(head: &str) -> Kind {
+        let line = head.lines().next().unwrap_or("");
+        if head.contains("\r\nx-amz-copy-source:") {
+            return if line.contains("partnumber=") {
+                Kind::PartCopy
+            } else {
+                Kind::Copy
+            };
+        }
+        let listing = ["?versions", "?list-type=2", "?uploads "]
+            .iter()
+            .any(|query| line.contains(query))
+            || (line.starts_with("get ") && line.contains("?uploads&"));
+        match line.split(' ').next() {
+            Some("head") => Kind::Head,
+            Some("delete") => Kind::Delete,
+            Some("get") if listing => Kind::List,
+            _ => Kind::Other,
+        }
+    }
+}
+
 /// Per mille of requests that get each fault.
 #[derive(Clone, Copy, Default)]
 pub struct Faults {
+    /// The random faults below hit only these kinds of request (empty: every kind).
+    pub kinds: &'static [Kind],
     pub slow_down: u32,
     pub internal_error: u32,
     /// Forwarded and applied by the server, then the connection is cut: the answer is lost.
@@ -21,6 +63,11 @@ pub struct Faults {
     pub truncated: u32,
     /// CopyObject only: 200 OK whose body is an error (not forwarded).
     pub error_in_200: u32,
+    /// The connection is cut before the request is forwarded: the server never sees it.
+    pub reset_before: u32,
+    /// Forwarded and applied; the answer is held back for `delay` before it is sent.
+    pub delayed: u32,
+    pub delay: std::time::Duration,
     /// After this many requests (0: never), every CopyObject is answered 403 AccessDenied, as when the
     /// destination's permissions change in the middle of a run.
     pub deny_copies_after: u64,
@@ -39,6 +86,8 @@ pub struct Counts {
     pub error_in_200: AtomicU64,
     pub denied: AtomicU64,
     pub archived: AtomicU64,
+    pub reset_before: AtomicU64,
+    pub delayed: AtomicU64,
     /// Requests that set Object Lock on the new version (x-amz-object-lock-mode).
     pub object_lock_headers: AtomicU64,
     /// The request line (method, path and query) of every request, in arrival order.
@@ -154,7 +203,13 @@ fn serve(
         let _ = client.write_all(&error_response("403 Forbidden", "InvalidObjectState"));
         return;
     }
-    let roll = rng.lock().unwrap().u32(0..1000);
+    // Requests of other kinds than the faults are limited to roll past every threshold.
+    let targeted = faults.kinds.is_empty() || faults.kinds.contains(&Kind::of(&head));
+    let roll = if targeted {
+        rng.lock().unwrap().u32(0..1000)
+    } else {
+        1000
+    };
     let mut threshold = 0;
     let mut hit = |per_mille: u32| {
         threshold += per_mille;
@@ -185,8 +240,14 @@ fn serve(
         );
         return;
     }
+    if hit(faults.reset_before) {
+        counts.reset_before.fetch_add(1, Relaxed);
+        let _ = client.shutdown(Shutdown::Both);
+        return;
+    }
     let reset = hit(faults.reset_after_applied);
     let truncate = !reset && hit(faults.truncated);
+    let delay = !reset && !truncate && hit(faults.delayed);
     let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)) else {
         return;
     };
@@ -205,6 +266,10 @@ fn serve(
         let _ = client.write_all(&answer[..answer.len() / 2]);
         let _ = client.shutdown(Shutdown::Both);
         return;
+    }
+    if delay {
+        counts.delayed.fetch_add(1, Relaxed);
+        std::thread::sleep(faults.delay);
     }
     let _ = client.write_all(&answer);
 }
