@@ -183,13 +183,14 @@ async fn main() {
     let proxy = support::latency_proxy(server.port, Duration::from_millis(20)).await;
     let proxied = format!("http://127.0.0.1:{proxy}");
     println!(
-        "\n| workload 4: {OBJECTS} x 1 KiB through +20 ms per request | objects/s | bound min(c / 20 ms, server) | share of the bound | client CPU |"
+        "\n| workload 4: {OBJECTS} x 1 KiB through +20 ms per request | objects/s | bound min(c / 20 ms, server) | share of the bound | CPU: client / server / proxy | cores busy |"
     );
-    println!("| --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- |");
     let ceiling = medians[0].0;
     for concurrency in [16, 64, 256] {
         let mut rates = Vec::new();
         let mut cpus = Vec::new();
+        let (mut server_cpus, mut proxy_cpus, mut busy) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..ROUNDS {
             let destination = format!("w4-{concurrency}-{round}");
             client
@@ -215,17 +216,32 @@ async fn main() {
                 ])
                 .args(["--endpoint-url", &proxied])
                 .envs(server.env());
+            let (server_before, own_before) = (
+                support::server_cpu_seconds(server.port),
+                support::own_cpu_seconds(),
+            );
             let (wall, cpu, _) = support::measure(command);
+            // This process is the proxy (plus measure's polling, a few ms).
+            let (server_cpu, proxy_cpu) = (
+                support::server_cpu_seconds(server.port) - server_before,
+                support::own_cpu_seconds() - own_before,
+            );
             assert_eq!(count(&client, &destination).await, OBJECTS);
             rates.push(OBJECTS as f64 / wall);
             cpus.push(cpu);
+            server_cpus.push(server_cpu);
+            proxy_cpus.push(proxy_cpu);
+            busy.push((cpu + server_cpu + proxy_cpu) / wall);
         }
         let rate = support::median(rates);
         let bound = (concurrency as f64 / 0.020).min(ceiling);
         println!(
-            "| concurrency {concurrency} | {rate:.0} | {bound:.0} | {:.0}% | {:.2} s |",
+            "| concurrency {concurrency} | {rate:.0} | {bound:.0} | {:.0}% | {:.2} / {:.2} / {:.2} s | {:.2} |",
             100.0 * rate / bound,
-            support::median(cpus)
+            support::median(cpus),
+            support::median(server_cpus),
+            support::median(proxy_cpus),
+            support::median(busy)
         );
     }
 }

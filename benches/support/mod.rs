@@ -63,6 +63,15 @@ pub fn measure(mut command: Command) -> (f64, f64, i64) {
     (wall, cpu(usage.ru_utime) + cpu(usage.ru_stime), peak_kib)
 }
 
+/// CPU seconds this benchmark process has used so far (its in-process proxies included).
+#[allow(dead_code, reason = "not every benchmark uses every helper")]
+pub fn own_cpu_seconds() -> f64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    cpu(usage.ru_utime) + cpu(usage.ru_stime)
+}
+
 /// CPU seconds the SeaweedFS serving S3 on `port` has used so far (all its threads), so a run's share
 /// of the 2 cores can be shown beside the client's.
 #[allow(dead_code, reason = "not every benchmark uses every helper")]
