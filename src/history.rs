@@ -154,6 +154,13 @@ const QUEUE: usize = 1024;
 const PREFIX_QUEUE: usize = 256;
 /// Prefixes listed ahead of the one being consumed.
 pub const LISTERS: usize = 16;
+/// Levels of sub-prefixes that are split again (each by a delimiter listing of its own) rather than
+/// listed by one paginator: a hot prefix with sub-prefixes is listed in parallel too.
+const SPLIT_DEPTH: usize = 3;
+/// Below the top level, fewer sub-prefixes are listed ahead and fewer histories wait in each, so the
+/// histories held stay bounded however the levels multiply.
+const NESTED_AHEAD: usize = 4;
+const NESTED_QUEUE: usize = 32;
 
 type Histories = mpsc::Receiver<Result<KeyHistory, S3Error>>;
 
@@ -161,9 +168,10 @@ type Histories = mpsc::Receiver<Result<KeyHistory, S3Error>>;
 /// only keys after that one.
 ///
 /// The range is split at the first `/` level where it branches (a range whose keys all sit under one
-/// sub-prefix is descended into first): one ListObjectVersions with a delimiter names the sub-prefixes, and up to `LISTERS` of them are listed at once, each by its own paginator, while
-/// their results are handed on strictly in key order (a prefix's keys all sort between the names
-/// around it). A range without sub-prefixes is listed by one paginator, as before.
+/// sub-prefix is descended into first): one ListObjectVersions with a delimiter names the sub-prefixes,
+/// and up to `LISTERS` of them are listed at once, each split again the same way down to `SPLIT_DEPTH`
+/// levels (below that by one paginator), while their results are handed on strictly in key order (a
+/// prefix's keys all sort between the names around it). At most `LISTERS` list requests are in flight.
 pub fn list_histories<C: S3Api>(
     client: Arc<C>,
     bucket: String,
@@ -174,7 +182,7 @@ pub fn list_histories<C: S3Api>(
     list_histories_with(client, bucket, selection, progress, start_after, LISTERS)
 }
 
-/// `list_histories` with `listers` prefixes listed at once; 1 lists the range with one paginator.
+/// `list_histories` with `listers` list requests at once; 1 lists the range with one paginator.
 pub fn list_histories_with<C: S3Api>(
     client: Arc<C>,
     bucket: String,
@@ -183,9 +191,63 @@ pub fn list_histories_with<C: S3Api>(
     start_after: Option<String>,
     listers: usize,
 ) -> Histories {
-    let (sender, receiver) = mpsc::channel(QUEUE);
-    let (segments_tx, mut segments_rx) = mpsc::channel::<Segment>(listers.max(1));
-    let done = Arc::clone(&progress);
+    let listing = Arc::new(Listing {
+        client,
+        bucket,
+        selection,
+        progress,
+        listers: listers.max(1),
+        requests: tokio::sync::Semaphore::new(listers.max(1)),
+    });
+    let range = listing.selection.mapping.source.prefix.clone();
+    ordered(listing, range, start_after, 0)
+}
+
+/// What every lister of one listing shares.
+struct Listing<C> {
+    client: Arc<C>,
+    bucket: String,
+    selection: Selection,
+    progress: Arc<Progress>,
+    listers: usize,
+    /// One permit per list request in flight, over all levels.
+    requests: tokio::sync::Semaphore,
+}
+
+impl<C: S3Api> Listing<C> {
+    async fn list(&self, request: ListRequest) -> Result<crate::s3::ListPage, S3Error> {
+        let _permit = self.requests.acquire().await.expect("never closed");
+        self.client.list_versions(request).await
+    }
+
+    fn request(&self, prefix: String, key_marker: Option<String>) -> ListRequest {
+        ListRequest {
+            bucket: self.bucket.clone(),
+            prefix,
+            key_marker,
+            current_only: self.selection.source_unversioned,
+            ..ListRequest::default()
+        }
+    }
+
+    fn emit(&self, history: KeyHistory) -> Option<KeyHistory> {
+        self.selection.select_counted(history, &self.progress)
+    }
+}
+
+/// The histories of `range` (after `start_after`) in key order: split by sub-prefix at `depth` (the top
+/// level is 0), or listed by one paginator when there is nothing to gain.
+fn ordered<C: S3Api>(
+    listing: Arc<Listing<C>>,
+    range: String,
+    start_after: Option<String>,
+    depth: usize,
+) -> Histories {
+    let top = depth == 0;
+    let (sender, receiver) = mpsc::channel(if top { QUEUE } else { NESTED_QUEUE });
+    let ahead = if top { listing.listers } else { NESTED_AHEAD };
+    let (segments_tx, mut segments_rx) = mpsc::channel::<Segment>(ahead);
+    let done = Arc::clone(&listing.progress);
     // The emitter: segments in order, each one drained before the next. Keys must come out strictly
     // increasing (the checkpoint's watermark depends on it): a listing that breaks that is an error.
     tokio::spawn(async move {
@@ -218,34 +280,19 @@ pub fn list_histories_with<C: S3Api>(
                 }
             }
         }
-        done.listing_done
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if top {
+            done.listing_done
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     });
     tokio::spawn(async move {
-        if listers <= 1 {
+        if listing.listers <= 1 {
             let (sender, receiver) = mpsc::channel(PREFIX_QUEUE);
-            let prefix = selection.mapping.source.prefix.clone();
             if segments_tx.send(Segment::Prefix(receiver)).await.is_ok() {
-                list_range(
-                    &*client,
-                    bucket,
-                    prefix,
-                    start_after,
-                    &selection,
-                    &progress,
-                    &sender,
-                )
-                .await;
+                list_range(&listing, range, start_after, &sender).await;
             }
-        } else if let Err(error) = split_range(
-            &client,
-            &bucket,
-            &selection,
-            &progress,
-            start_after,
-            &segments_tx,
-        )
-        .await
+        } else if let Err(error) =
+            split_range(&listing, range, start_after, depth, &segments_tx).await
         {
             let _ = segments_tx.send(Segment::Ready(Err(error))).await;
         }
@@ -275,34 +322,31 @@ enum Segment {
     Prefix(Histories),
 }
 
-/// Walks the delimiter listing of the range, sending its keys and sub-prefixes as segments in order.
+/// Walks the delimiter listing of `range`, sending its keys and sub-prefixes as segments in order;
+/// sub-prefixes are split again down to `SPLIT_DEPTH`, then listed by one paginator each.
 async fn split_range<C: S3Api>(
-    client: &Arc<C>,
-    bucket: &str,
-    selection: &Selection,
-    progress: &Arc<Progress>,
+    listing: &Arc<Listing<C>>,
+    range: String,
     start_after: Option<String>,
+    depth: usize,
     segments: &mpsc::Sender<Segment>,
 ) -> Result<(), S3Error> {
-    let emit = |history: KeyHistory| selection.select_counted(history, progress);
     let after = |key: &str| start_after.as_deref().is_none_or(|marker| key > marker);
     let mut builder = HistoryBuilder::default();
-    let range = hot_range(&**client, bucket, selection).await?;
-    // A resume after a key at the top level can start the delimiter listing there; one inside a prefix
-    // cannot (that prefix sorts before it and would be left out), and walks the top level again.
-    let top_level_marker = start_after
+    let range = if depth == 0 {
+        hot_range(listing, range).await?
+    } else {
+        range
+    };
+    // A resume after a key at this level can start the delimiter listing there; one inside a prefix
+    // cannot (that prefix sorts before it and would be left out), and walks the level again.
+    let level_marker = start_after
         .clone()
         .filter(|marker| !marker[range.len().min(marker.len())..].contains('/'));
-    let mut request = ListRequest {
-        bucket: bucket.to_string(),
-        prefix: range,
-        key_marker: top_level_marker,
-        delimiter: Some("/".to_string()),
-        current_only: selection.source_unversioned,
-        ..ListRequest::default()
-    };
+    let mut request = listing.request(range, level_marker);
+    request.delimiter = Some("/".to_string());
     loop {
-        let page = client.list_versions(request.clone()).await?;
+        let page = listing.list(request.clone()).await?;
         // The page's keys and prefixes, merged in order (each list is sorted; none is a prefix of a key).
         let mut entries = page.entries.into_iter().peekable();
         let mut prefixes = page.common_prefixes.into_iter().peekable();
@@ -315,7 +359,7 @@ async fn split_range<C: S3Api>(
             };
             if take_prefix {
                 let prefix = prefixes.next().expect("peeked");
-                if let Some(history) = builder.finish().and_then(emit)
+                if let Some(history) = builder.finish().and_then(|h| listing.emit(h))
                     && segments.send(Segment::Ready(Ok(history))).await.is_err()
                 {
                     return Ok(());
@@ -325,20 +369,17 @@ async fn split_range<C: S3Api>(
                 if marker.is_none() && !after(&prefix) {
                     continue;
                 }
-                let (sender, receiver) = mpsc::channel(PREFIX_QUEUE);
-                let (client, bucket, selection, progress) = (
-                    Arc::clone(client),
-                    bucket.to_string(),
-                    selection.clone(),
-                    Arc::clone(progress),
-                );
-                tokio::spawn(async move {
-                    list_range(
-                        &*client, bucket, prefix, marker, &selection, &progress, &sender,
-                    )
-                    .await;
-                });
-                if segments.send(Segment::Prefix(receiver)).await.is_err() {
+                let histories = if depth + 1 < SPLIT_DEPTH {
+                    ordered(Arc::clone(listing), prefix, marker, depth + 1)
+                } else {
+                    let (sender, receiver) = mpsc::channel(NESTED_QUEUE);
+                    let listing = Arc::clone(listing);
+                    tokio::spawn(async move {
+                        list_range(&listing, prefix, marker, &sender).await;
+                    });
+                    receiver
+                };
+                if segments.send(Segment::Prefix(histories)).await.is_err() {
                     return Ok(());
                 }
             } else {
@@ -346,7 +387,7 @@ async fn split_range<C: S3Api>(
                 if !after(&entry.key) {
                     continue;
                 }
-                if let Some(history) = builder.push(entry).and_then(emit)
+                if let Some(history) = builder.push(entry).and_then(|h| listing.emit(h))
                     && segments.send(Segment::Ready(Ok(history))).await.is_err()
                 {
                     return Ok(());
@@ -361,7 +402,7 @@ async fn split_range<C: S3Api>(
             None => break,
         }
     }
-    if let Some(history) = builder.finish().and_then(emit) {
+    if let Some(history) = builder.finish().and_then(|h| listing.emit(h)) {
         let _ = segments.send(Segment::Ready(Ok(history))).await;
     }
     Ok(())
@@ -370,25 +411,14 @@ async fn split_range<C: S3Api>(
 /// Levels descended at most to find where the key space branches.
 const MAX_DESCENT: usize = 8;
 
-/// Where to split `prefix`: the first level below it with more than one child. A range whose keys all
+/// Where to split `range`: the first level below it with more than one child. A range whose keys all
 /// sit under one sub-prefix (`logs/2026/...` under `logs/`) would otherwise be listed by one paginator.
-async fn hot_range<C: S3Api>(
-    client: &C,
-    bucket: &str,
-    selection: &Selection,
-) -> Result<String, S3Error> {
-    let mut range = selection.mapping.source.prefix.clone();
+async fn hot_range<C: S3Api>(listing: &Listing<C>, mut range: String) -> Result<String, S3Error> {
     for _ in 0..MAX_DESCENT {
-        let page = client
-            .list_versions(ListRequest {
-                bucket: bucket.to_string(),
-                prefix: range.clone(),
-                delimiter: Some("/".to_string()),
-                max_keys: Some(2),
-                current_only: selection.source_unversioned,
-                ..ListRequest::default()
-            })
-            .await?;
+        let mut request = listing.request(range.clone(), None);
+        request.delimiter = Some("/".to_string());
+        request.max_keys = Some(2);
+        let page = listing.list(request).await?;
         match &page.common_prefixes[..] {
             [only] if page.entries.is_empty() && page.next.is_none() => range = only.clone(),
             _ => break,
@@ -399,25 +429,15 @@ async fn hot_range<C: S3Api>(
 
 /// Lists every key under `prefix` (after `key_marker`) with one paginator into `sender`.
 async fn list_range<C: S3Api>(
-    client: &C,
-    bucket: String,
+    listing: &Listing<C>,
     prefix: String,
     key_marker: Option<String>,
-    selection: &Selection,
-    progress: &Progress,
     sender: &mpsc::Sender<Result<KeyHistory, S3Error>>,
 ) {
     let mut builder = HistoryBuilder::default();
-    let mut request = ListRequest {
-        bucket,
-        prefix,
-        key_marker,
-        current_only: selection.source_unversioned,
-        ..ListRequest::default()
-    };
-    let emit = |history: KeyHistory| selection.select_counted(history, progress);
+    let mut request = listing.request(prefix, key_marker);
     loop {
-        let page = match client.list_versions(request.clone()).await {
+        let page = match listing.list(request.clone()).await {
             Ok(page) => page,
             Err(error) => {
                 let _ = sender.send(Err(error)).await;
@@ -425,7 +445,7 @@ async fn list_range<C: S3Api>(
             }
         };
         for entry in page.entries {
-            if let Some(history) = builder.push(entry).and_then(emit)
+            if let Some(history) = builder.push(entry).and_then(|h| listing.emit(h))
                 && sender.send(Ok(history)).await.is_err()
             {
                 return;
@@ -439,7 +459,7 @@ async fn list_range<C: S3Api>(
             None => break,
         }
     }
-    if let Some(history) = builder.finish().and_then(emit) {
+    if let Some(history) = builder.finish().and_then(|h| listing.emit(h)) {
         let _ = sender.send(Ok(history)).await;
     }
 }
@@ -623,15 +643,88 @@ mod tests {
             got.push(history.unwrap().key);
         }
         assert_eq!(got, want);
-        // The months were listed each by a paginator of its own, below the two one-child levels.
+        // Below the two one-child levels, each month was listed by requests of its own.
         let requests = fake.requests.lock().unwrap();
-        let plain: Vec<&str> = requests
+        let mut months: Vec<&str> = requests
             .iter()
-            .filter(|r| r.delimiter.is_none())
             .map(|r| r.prefix.as_str())
+            .filter(|p| p.len() == "data/logs/2026/01/".len())
             .collect();
-        assert_eq!(plain.len(), 12, "{plain:?}");
-        assert!(plain.contains(&"data/logs/2026/07/"), "{plain:?}");
+        months.dedup();
+        assert_eq!(months.len(), 12, "{months:?}");
+    }
+
+    #[tokio::test]
+    async fn a_hot_prefix_among_others_is_split_again_and_nothing_is_lost_or_reordered() {
+        // b/ holds most keys, in 20 sub-prefixes two levels deep; a/ and c/ are small; keys at every level.
+        let mut entries = vec![entry("a/1", "v", false), entry("c/1", "v", false)];
+        entries.push(entry("b/top", "v2", true));
+        entries.push(entry("b/top", "v1", false));
+        for day in 0..20 {
+            for hour in 0..3 {
+                for n in 0..40 {
+                    entries.push(entry(&format!("b/{day:02}/{hour}/{n:02}"), "v", false));
+                }
+            }
+            entries.push(entry(&format!("b/{day:02}/index"), "v", false));
+        }
+        entries.push(entry("root", "v", false));
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut want: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
+        want.dedup();
+        for listers in [16, 1] {
+            let fake = Arc::new(crate::s3::fake::FakeS3::listing(entries.clone()));
+            let mut all = selection(&[], &[], false);
+            all.mapping.source = "s3://src".parse::<Location>().unwrap();
+            let mut histories = list_histories_with(
+                Arc::clone(&fake),
+                "src".into(),
+                all,
+                Arc::new(Progress::default()),
+                None,
+                listers,
+            );
+            let mut got = Vec::new();
+            while let Some(history) = histories.recv().await {
+                got.push(history.unwrap().key);
+            }
+            assert_eq!(got, want, "listers {listers}");
+            let requests = fake.requests.lock().unwrap();
+            let hours = requests
+                .iter()
+                .filter(|r| r.prefix.starts_with("b/") && r.prefix.len() == "b/00/0/".len())
+                .count();
+            // With parallel listing the hot prefix's third level is listed part by part.
+            assert_eq!(
+                hours,
+                if listers == 1 { 0 } else { 60 },
+                "listers {listers}"
+            );
+        }
+        // A resume from a key three levels down lists exactly the keys after it.
+        for marker in ["b/07/1/20", "b/07/", "b/top", "a/1", "root"] {
+            let fake = Arc::new(crate::s3::fake::FakeS3::listing(entries.clone()));
+            let mut all = selection(&[], &[], false);
+            all.mapping.source = "s3://src".parse::<Location>().unwrap();
+            let mut histories = list_histories_with(
+                fake,
+                "src".into(),
+                all,
+                Arc::new(Progress::default()),
+                Some(marker.to_string()),
+                16,
+            );
+            let mut got = Vec::new();
+            while let Some(history) = histories.recv().await {
+                got.push(history.unwrap().key);
+            }
+            let after: Vec<String> = want
+                .iter()
+                .filter(|k| k.as_str() > marker)
+                .cloned()
+                .collect();
+            assert_eq!(got, after, "after {marker}");
+        }
     }
 
     #[test]
