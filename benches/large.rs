@@ -2,7 +2,7 @@
 //! to the 5 GiB default threshold, and with parallel 64 MiB parts at --multipart-threshold 64MiB) and by
 //! s5cmd, rclone and aws s3 cp, alternating, 3 rounds, medians; each destination checked by size.
 //!
-//! Run: cargo bench --bench large   (figures go to BENCHMARKS.md by hand)
+//! Run: cargo bench --bench large   (the table replaces the generated block in BENCHMARKS.md)
 
 mod support;
 
@@ -167,13 +167,16 @@ async fn main() {
                 .unwrap();
         }
     }
-    println!("\n| workload 3: 1 GiB + 10 x 100 MiB | MiB/s | client CPU |");
-    println!("| --- | --- | --- |");
+    let mut out = String::from(
+        "| workload 3: 1 GiB + 10 x 100 MiB | MiB/s (median of 3) | client CPU |\n| --- | --- | --- |\n",
+    );
     for (index, tool) in tools.iter().enumerate() {
-        println!(
-            "| {tool} | {:.0} | {:.2} s |",
+        out += &format!(
+            "| {tool} | {:.0} | {:.2} s |\n",
             support::median(rates[index].clone()),
             support::median(cpus[index].clone())
         );
     }
+    println!("\n{out}");
+    support::write_results("large", &peers.versions(), &out);
 }

