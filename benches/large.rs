@@ -178,5 +178,10 @@ async fn main() {
         );
     }
     println!("\n{out}");
-    support::write_results("large", &peers.versions(), &out);
+    let versions = format!(
+        "s3-backfill {}, {}",
+        env!("CARGO_PKG_VERSION"),
+        peers.versions()
+    );
+    support::write_results("large", &versions, &out);
 }

@@ -1,6 +1,8 @@
 //! CPU cost of the stages between the wire and the executor: parsing a ListObjectVersions page (a real
 //! SeaweedFS answer, fixtures/list-versions-seaweedfs.xml), grouping it into per-key histories, planning;
-//! and reading an S3 Inventory report's CSV rows, sorting them by key and planning each key's history.
+//! reading an S3 Inventory report's CSV rows, sorting them by key and planning each key's history;
+//! encoding keys for x-amz-copy-source and decoding listed keys; appending journal records and
+//! replaying a journal into the state a resume starts from.
 //! Run: cargo bench --bench pipeline
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -126,5 +128,105 @@ fn inventory(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pipeline, inventory);
+fn keys_and_journal(c: &mut Criterion) {
+    use s3_backfill::checkpoint::{Record, State, decode, encode};
+    use s3_backfill::s3::{VersionRef, copy_source, url_decode};
+    let keys: Vec<String> = (0..10_000)
+        .map(|k| format!("data/2026/{k:07}/object name+{k} é#?.json"))
+        .collect();
+    let mut group = c.benchmark_group("keys");
+    group.throughput(Throughput::Elements(keys.len() as u64));
+    group.bench_function("encode x-amz-copy-source", |b| {
+        b.iter(|| {
+            keys.iter()
+                .map(|key| {
+                    copy_source(&VersionRef {
+                        bucket: "source-bucket".into(),
+                        key: key.clone(),
+                        version_id:
+                            "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY+MTRCxf3vjVBH40Nr8X8gdRQBpUMLU0"
+                                .into(),
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+    });
+    let encoded: Vec<String> = keys
+        .iter()
+        .map(|key| {
+            key.bytes()
+                .map(|b| match b {
+                    b'a'..=b'z' | b'0'..=b'9' | b'/' | b'.' => (b as char).to_string(),
+                    _ => format!("%{b:02X}"),
+                })
+                .collect()
+        })
+        .collect();
+    group.bench_function("decode listed keys (EncodingType=url)", |b| {
+        b.iter(|| {
+            encoded
+                .iter()
+                .map(|key| url_decode(key).unwrap())
+                .collect::<Vec<_>>()
+        })
+    });
+    group.finish();
+
+    // What a run appends for one single-version key: intent, done (last), key done; a watermark every
+    // 256 keys, as the engine writes it.
+    let records: Vec<Record> = keys
+        .iter()
+        .enumerate()
+        .flat_map(|(index, key)| {
+            let mut records = vec![
+                Record::Intent {
+                    key: key.clone(),
+                    index: 0,
+                    version_id: format!("v{index}"),
+                    previous: None,
+                },
+                Record::Done {
+                    key: key.clone(),
+                    index: 0,
+                    written: Some(format!("w{index}")),
+                    last: true,
+                },
+                Record::KeyDone { key: key.clone() },
+            ];
+            if index % 256 == 255 {
+                records.push(Record::Watermark { key: key.clone() });
+            }
+            records
+        })
+        .collect();
+    let mut journal = Vec::new();
+    for record in &records {
+        encode(record, &mut journal);
+    }
+    let mut group = c.benchmark_group("journal");
+    group.throughput(Throughput::Elements(records.len() as u64));
+    group.bench_function("append (encode with CRC)", |b| {
+        b.iter(|| {
+            let mut out = Vec::with_capacity(journal.len());
+            for record in &records {
+                encode(record, &mut out);
+            }
+            out
+        })
+    });
+    group.bench_function("replay (decode and apply)", |b| {
+        b.iter(|| {
+            let mut state = State::default();
+            for line in journal.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                if let s3_backfill::checkpoint::Decoded::Record(record) = decode(line) {
+                    state.apply(&record);
+                }
+            }
+            state
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, pipeline, inventory, keys_and_journal);
 criterion_main!(benches);

@@ -59,27 +59,16 @@ async fn faults_of_every_kind_leave_the_destination_exact() {
         20261126,
     );
     let report = tempfile::NamedTempFile::new().unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
-        .current_dir(work_dir())
+    let output = copy_via(&proxy.endpoint, &source, &destination)
+        .args(["--multipart-threshold", "6MiB", "--part-size", "5MiB"])
         .args([
-            "copy",
-            &format!("s3://{source}"),
-            &format!("s3://{destination}"),
-            "--endpoint-url",
-            &proxy.endpoint,
-            "--multipart-threshold",
-            "6MiB",
-            "--part-size",
-            "5MiB",
             "--concurrency",
             "32",
             "--no-checkpoint",
             "--progress",
             "never",
-            "--report",
-            report.path().to_str().unwrap(),
         ])
-        .envs(server().env())
+        .args(["--report", report.path().to_str().unwrap()])
         .output()
         .unwrap();
     let counts = &proxy.counts;
@@ -112,19 +101,7 @@ async fn faults_of_every_kind_leave_the_destination_exact() {
     assert!(json["retries"].as_u64().unwrap() > 0, "{json}");
     assert!(json["throttles"].as_u64().unwrap() > 0, "{json}");
 
-    let expected = histories(&source, "").await;
-    let arrived = histories(&destination, "").await;
-    assert_eq!(
-        expected.iter().map(|(k, _)| k).collect::<Vec<_>>(),
-        arrived.iter().map(|(k, _)| k).collect::<Vec<_>>(),
-        "missing or extra keys"
-    );
-    for ((key, want), (_, got)) in expected.iter().zip(&arrived) {
-        assert!(
-            same_history(want, got),
-            "{key}: duplicated, missing or reordered:\n{want:?}\n{got:?}"
-        );
-    }
+    assert_same_histories(&source, &destination).await;
     assert!(same_bytes(&source, &destination, "z-big").await);
 }
 
@@ -161,45 +138,18 @@ async fn access_denied_midway_fails_those_keys_and_the_rerun_completes_them() {
     // Access restored: the rerun retries the failed keys and the destination is exact.
     let output = copy(&server().endpoint);
     assert!(output.status.success(), "{}", text(&output));
-    assert_exact(&source, &destination).await;
+    assert_same_histories(&source, &destination).await;
 }
 
 /// One `copy` of the whole bucket through `endpoint`, with a checkpoint kept across calls.
 fn copy_with_checkpoint(source: &str, destination: &str, endpoint: &str) -> std::process::Output {
     let checkpoint = work_dir().join(format!("{destination}.checkpoint"));
-    std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
-        .current_dir(work_dir())
-        .args([
-            "copy",
-            &format!("s3://{source}"),
-            &format!("s3://{destination}"),
-        ])
-        .args([
-            "--endpoint-url",
-            endpoint,
-            "--checkpoint",
-            checkpoint.to_str().unwrap(),
-        ])
+    copy_via(endpoint, source, destination)
+        .args(["--checkpoint", checkpoint.to_str().unwrap()])
         .args(["--concurrency", "8", "--progress", "never"])
         .args(["--multipart-threshold", "5MiB", "--part-size", "5MiB"])
-        .envs(server().env())
         .output()
         .unwrap()
-}
-
-/// The independent listing of the destination shows every source history exactly.
-async fn assert_exact(source: &str, destination: &str) {
-    let (want, got) = (
-        histories(source, "").await,
-        histories(destination, "").await,
-    );
-    assert_eq!(
-        want.iter().map(|(key, _)| key).collect::<Vec<_>>(),
-        got.iter().map(|(key, _)| key).collect::<Vec<_>>()
-    );
-    for ((key, a), (_, b)) in want.iter().zip(&got) {
-        assert!(same_history(a, b), "{key}: {a:?} vs {b:?}");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -247,7 +197,7 @@ async fn archived_source_versions_fail_with_the_restore_command_and_the_rest_is_
     // Restored (no proxy): the same command copies what was left, and the destination is exact.
     let output = copy_with_checkpoint(&source, &destination, &server().endpoint);
     assert!(output.status.success(), "{}", text(&output));
-    assert_exact(&source, &destination).await;
+    assert_same_histories(&source, &destination).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -278,5 +228,5 @@ async fn faults_on_one_kind_of_request_only_listings_here_leave_the_destination_
     let lines = counts.request_lines.lock().unwrap().clone();
     let copies = lines.iter().filter(|l| l.starts_with("put ")).count();
     assert_eq!(copies, 300, "{lines:?}");
-    assert_exact(&source, &destination).await;
+    assert_same_histories(&source, &destination).await;
 }

@@ -303,14 +303,7 @@ async fn a_destination_with_object_lock_default_retention_gets_every_version_and
         )),
         "{shown}"
     );
-    let (want, got) = (
-        histories(&source, "").await,
-        histories(&destination, "").await,
-    );
-    assert_eq!(want.len(), got.len());
-    for ((key, a), (_, b)) in want.iter().zip(&got) {
-        assert!(same_history(a, b), "{key}: {a:?} vs {b:?}");
-    }
+    assert_same_histories(&source, &destination).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -338,23 +331,10 @@ async fn a_source_with_object_lock_keeps_retention_or_needs_no_object_lock() {
             .unwrap();
     }
     let copy = |endpoint: &str, destination: &str, extra: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
-            .current_dir(work_dir())
-            .args([
-                "copy",
-                &format!("s3://{source}"),
-                &format!("s3://{destination}"),
-            ])
-            .args([
-                "--endpoint-url",
-                endpoint,
-                "--no-checkpoint",
-                "--progress",
-                "never",
-            ])
+        copy_via(endpoint, &source, destination)
+            .args(["--no-checkpoint", "--progress", "never"])
             .args(["--multipart-threshold", "5MiB", "--part-size", "5MiB"])
             .args(extra)
-            .envs(server().env())
             .output()
             .unwrap()
     };
@@ -396,9 +376,5 @@ async fn a_source_with_object_lock_keeps_retention_or_needs_no_object_lock() {
         head.object_lock_legal_hold_status(),
         Some(&ObjectLockLegalHoldStatus::On)
     );
-    let (want, got) = (histories(&source, "").await, histories(&locked, "").await);
-    assert_eq!(want.len(), got.len());
-    for ((key, a), (_, b)) in want.iter().zip(&got) {
-        assert!(same_history(a, b), "{key}: {a:?} vs {b:?}");
-    }
+    assert_same_histories(&source, &locked).await;
 }

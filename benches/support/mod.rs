@@ -130,6 +130,7 @@ pub fn write_results(bench: &str, versions: &str, body: &str) {
         String::from_utf8_lossy(&date.stdout).trim(),
         kernel.trim(),
         s3_backfill::local_server::SEAWEEDFS_VERSION,
+        body = body.trim_start_matches('\n'),
     );
     let updated = format!("{}{block}{}", &text[..start], &text[stop + end.len()..]);
     std::fs::write(&path, updated).unwrap();

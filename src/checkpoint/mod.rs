@@ -41,5 +41,5 @@ mod record;
 mod state;
 
 pub use journal::{Journal, JournalError, now_unix, replay};
-pub use record::{JobIdentity, Record, decode, encode};
+pub use record::{Decoded, JobIdentity, Record, decode, encode};
 pub use state::{FailedEntry, KeyState, State};

@@ -173,6 +173,44 @@ pub fn cli(args: &[&str]) -> Output {
     command(args).output().expect("run s3-backfill")
 }
 
+/// `copy s3://SOURCE s3://DESTINATION` through `endpoint` (the server or a proxy in front of it), with
+/// the server's credentials; callers add their options.
+pub fn copy_via(endpoint: &str, source: &str, destination: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
+    command
+        .current_dir(work_dir())
+        .args([
+            "copy",
+            &format!("s3://{source}"),
+            &format!("s3://{destination}"),
+        ])
+        .args(["--endpoint-url", endpoint])
+        .envs(server().env())
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL");
+    command
+}
+
+/// The independent listing of `destination` shows every history of `source`: the same keys, and per
+/// key the same versions and delete markers in the same order.
+pub async fn assert_same_histories(source: &str, destination: &str) {
+    let (want, got) = (
+        histories(source, "").await,
+        histories(destination, "").await,
+    );
+    assert_eq!(
+        want.iter().map(|(key, _)| key).collect::<Vec<_>>(),
+        got.iter().map(|(key, _)| key).collect::<Vec<_>>(),
+        "missing or extra keys"
+    );
+    for ((key, a), (_, b)) in want.iter().zip(&got) {
+        assert!(
+            same_history(a, b),
+            "{key}: duplicated, missing or reordered:\n{a:?}\n{b:?}"
+        );
+    }
+}
+
 pub fn text(output: &Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
