@@ -93,6 +93,7 @@ async fn main() {
     tools.extend(peers.names().into_iter().filter(|name| *name != "s3sync"));
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); tools.len()];
     let mut cpus: Vec<Vec<f64>> = vec![Vec::new(); tools.len()];
+    let mut peaks: Vec<Vec<f64>> = vec![Vec::new(); tools.len()];
     for round in 0..ROUNDS {
         for (index, tool) in tools.iter().enumerate() {
             let destination = format!("large-{round}-{index}");
@@ -129,7 +130,7 @@ async fn main() {
                 _ => peers.copy(tool, "large-source", &destination, &endpoint, "64"),
             };
             command.envs(server.env());
-            let (wall, cpu, _) = support::measure(command);
+            let (wall, cpu, peak) = support::measure(command);
             assert_eq!(total_size(&client, &destination).await, expected, "{tool}");
             let rate = expected as f64 / (1 << 20) as f64 / wall;
             println!(
@@ -137,6 +138,7 @@ async fn main() {
             );
             rates[index].push(rate);
             cpus[index].push(cpu);
+            peaks[index].push(peak as f64 / 1024.0);
             client
                 .delete_objects()
                 .bucket(&destination)
@@ -168,13 +170,14 @@ async fn main() {
         }
     }
     let mut out = String::from(
-        "| workload 3: 1 GiB + 10 x 100 MiB | MiB/s (median of 3) | client CPU |\n| --- | --- | --- |\n",
+        "| workload 3: 1 GiB + 10 x 100 MiB | MiB/s (median of 3) | client CPU | peak RSS |\n| --- | --- | --- | --- |\n",
     );
     for (index, tool) in tools.iter().enumerate() {
         out += &format!(
-            "| {tool} | {:.0} | {:.2} s |\n",
+            "| {tool} | {:.0} | {:.2} s | {:.0} MiB |\n",
             support::median(rates[index].clone()),
-            support::median(cpus[index].clone())
+            support::median(cpus[index].clone()),
+            support::median(peaks[index].clone())
         );
     }
     println!("\n{out}");

@@ -199,14 +199,15 @@ async fn main() {
     let proxied = format!("http://127.0.0.1:{proxy}");
     table!(
         out,
-        "\n| workload 4: {OBJECTS} x 1 KiB through +20 ms per request | objects/s | bound min(c / 20 ms, server) | share of the bound | CPU: client / server / proxy | cores busy |"
+        "\n| workload 4: {OBJECTS} x 1 KiB through +20 ms per request | objects/s | bound min(c / 20 ms, server) | share of the bound | CPU: client / server / proxy | cores busy | peak RSS |"
     );
-    table!(out, "| --- | --- | --- | --- | --- | --- |");
+    table!(out, "| --- | --- | --- | --- | --- | --- | --- |");
     let ceiling = medians[0].0;
     for concurrency in [16, 64, 256] {
         let mut rates = Vec::new();
         let mut cpus = Vec::new();
         let (mut server_cpus, mut proxy_cpus, mut busy) = (Vec::new(), Vec::new(), Vec::new());
+        let mut peaks = Vec::new();
         for round in 0..ROUNDS {
             let destination = format!("w4-{concurrency}-{round}");
             client
@@ -236,7 +237,7 @@ async fn main() {
                 support::server_cpu_seconds(server.port),
                 support::own_cpu_seconds(),
             );
-            let (wall, cpu, _) = support::measure(command);
+            let (wall, cpu, peak) = support::measure(command);
             // This process is the proxy (plus measure's polling, a few ms).
             let (server_cpu, proxy_cpu) = (
                 support::server_cpu_seconds(server.port) - server_before,
@@ -248,17 +249,19 @@ async fn main() {
             server_cpus.push(server_cpu);
             proxy_cpus.push(proxy_cpu);
             busy.push((cpu + server_cpu + proxy_cpu) / wall);
+            peaks.push(peak as f64 / 1024.0);
         }
         let rate = support::median(rates);
         let bound = (concurrency as f64 / 0.020).min(ceiling);
         table!(
             out,
-            "| concurrency {concurrency} | {rate:.0} | {bound:.0} | {:.0}% | {:.2} / {:.2} / {:.2} s | {:.2} |",
+            "| concurrency {concurrency} | {rate:.0} | {bound:.0} | {:.0}% | {:.2} / {:.2} / {:.2} s | {:.2} | {:.0} MiB |",
             100.0 * rate / bound,
             support::median(cpus),
             support::median(server_cpus),
             support::median(proxy_cpus),
-            support::median(busy)
+            support::median(busy),
+            support::median(peaks)
         );
     }
     support::write_results("throughput", &versions, &out);
