@@ -394,12 +394,8 @@ async fn split_range<C: S3Api>(
                 }
             }
         }
-        match page.next {
-            Some((key, version)) => {
-                request.key_marker = Some(key);
-                request.version_id_marker = Some(version).filter(|v| !v.is_empty());
-            }
-            None => break,
+        if !request.advance(page.next) {
+            break;
         }
     }
     if let Some(history) = builder.finish().and_then(|h| listing.emit(h)) {
@@ -451,12 +447,8 @@ async fn list_range<C: S3Api>(
                 return;
             }
         }
-        match page.next {
-            Some((key, version)) => {
-                request.key_marker = Some(key);
-                request.version_id_marker = Some(version).filter(|v| !v.is_empty());
-            }
-            None => break,
+        if !request.advance(page.next) {
+            break;
         }
     }
     if let Some(history) = builder.finish().and_then(|h| listing.emit(h)) {
@@ -487,12 +479,8 @@ pub async fn list_key<C: S3Api>(
             }
             builder.push(entry);
         }
-        match page.next {
-            Some((key_marker, version)) => {
-                request.key_marker = Some(key_marker);
-                request.version_id_marker = Some(version).filter(|v| !v.is_empty());
-            }
-            None => return Ok(builder.finish().and_then(|h| selection.select(h))),
+        if !request.advance(page.next) {
+            return Ok(builder.finish().and_then(|h| selection.select(h)));
         }
     }
 }

@@ -62,6 +62,20 @@ pub struct ListRequest {
     pub current_only: bool,
 }
 
+impl ListRequest {
+    /// Points the request at the page after one whose `next` is given; false when there is none.
+    /// `next` is the page's `(key marker, version id marker)`; an empty version marker is none (with
+    /// `current_only`, the marker slot carries ListObjectsV2's continuation token).
+    pub fn advance(&mut self, next: Option<(String, String)>) -> bool {
+        let Some((key, version)) = next else {
+            return false;
+        };
+        self.key_marker = Some(key);
+        self.version_id_marker = Some(version).filter(|v| !v.is_empty());
+        true
+    }
+}
+
 /// A specific version of an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionRef {
