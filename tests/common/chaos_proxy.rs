@@ -181,7 +181,8 @@ fn serve(
     };
     let number = counts.requests.fetch_add(1, Relaxed) + 1;
     let head = String::from_utf8_lossy(&request[..request.len().min(2048)]).to_ascii_lowercase();
-    let is_copy = head.contains("x-amz-copy-source:") && !head.contains("partnumber=");
+    let kind = Kind::of(&head);
+    let is_copy = kind == Kind::Copy;
     if is_copy && faults.deny_copies_after > 0 && number > faults.deny_copies_after {
         counts.denied.fetch_add(1, Relaxed);
         let _ = client.write_all(&error_response("403 Forbidden", "AccessDenied"));
@@ -204,7 +205,7 @@ fn serve(
         return;
     }
     // Requests of other kinds than the faults are limited to roll past every threshold.
-    let targeted = faults.kinds.is_empty() || faults.kinds.contains(&Kind::of(&head));
+    let targeted = faults.kinds.is_empty() || faults.kinds.contains(&kind);
     let roll = if targeted {
         rng.lock().unwrap().u32(0..1000)
     } else {
