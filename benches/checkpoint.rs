@@ -8,7 +8,6 @@
 mod support;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use futures::StreamExt;
 use s3_backfill::checkpoint::{JobIdentity, Journal, Record, State, encode};
 use s3_backfill::local_server::SeaweedFs;
@@ -17,18 +16,7 @@ const OBJECTS: usize = 3_000;
 const ROUNDS: usize = 5;
 
 async fn versioned_bucket(client: &aws_sdk_s3::Client, bucket: &str) {
-    client.create_bucket().bucket(bucket).send().await.unwrap();
-    client
-        .put_bucket_versioning()
-        .bucket(bucket)
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    support::create_bucket(client, bucket, true).await;
     // SeaweedFS's first write into a new versioned bucket takes up to a second: keep it out of the timing.
     client
         .put_object()

@@ -74,12 +74,7 @@ async fn main() {
     let server = SeaweedFs::start().unwrap();
     let client = server.client();
     let peers = support::Peers::install("64");
-    client
-        .create_bucket()
-        .bucket("large-source")
-        .send()
-        .await
-        .unwrap();
+    support::create_bucket(&client, "large-source", false).await;
     upload(&client, "one-gib", 1 << 30).await;
     for index in 0..10 {
         upload(&client, &format!("hundred-mib-{index}"), 100 << 20).await;
@@ -97,12 +92,7 @@ async fn main() {
     for round in 0..ROUNDS {
         for (index, tool) in tools.iter().enumerate() {
             let destination = format!("large-{round}-{index}");
-            client
-                .create_bucket()
-                .bucket(&destination)
-                .send()
-                .await
-                .unwrap();
+            support::create_bucket(&client, &destination, false).await;
             let target = format!("s3://{destination}/");
             let mut command = match index {
                 0 | 1 => {

@@ -7,7 +7,6 @@
 mod support;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use futures::StreamExt;
 use s3_backfill::local_server::SeaweedFs;
 
@@ -20,23 +19,7 @@ const ROUNDS: usize = 3;
 async fn main() {
     let server = SeaweedFs::start().unwrap();
     let client = server.client();
-    client
-        .create_bucket()
-        .bucket("listing")
-        .send()
-        .await
-        .unwrap();
-    client
-        .put_bucket_versioning()
-        .bucket("listing")
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    support::create_bucket(&client, "listing", true).await;
     let started = std::time::Instant::now();
     futures::stream::iter(0..KEYS)
         .for_each_concurrent(64, |index| {
@@ -55,12 +38,7 @@ async fn main() {
             }
         })
         .await;
-    client
-        .create_bucket()
-        .bucket("listing-dst")
-        .send()
-        .await
-        .unwrap();
+    support::create_bucket(&client, "listing-dst", false).await;
     println!(
         "seeded {} versions in {PREFIXES} prefixes in {:.0} s",
         KEYS * VERSIONS,

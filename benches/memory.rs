@@ -6,7 +6,6 @@
 mod support;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use futures::StreamExt;
 use s3_backfill::local_server::SeaweedFs;
 
@@ -17,18 +16,8 @@ const KEYS: usize = 50_000;
 async fn main() {
     let server = SeaweedFs::start().unwrap();
     let client = server.client();
-    let versioned = VersioningConfiguration::builder()
-        .status(BucketVersioningStatus::Enabled)
-        .build();
     for bucket in ["memory-src", "memory-small", "memory-all"] {
-        client.create_bucket().bucket(bucket).send().await.unwrap();
-        client
-            .put_bucket_versioning()
-            .bucket(bucket)
-            .versioning_configuration(versioned.clone())
-            .send()
-            .await
-            .unwrap();
+        support::create_bucket(&client, bucket, true).await;
     }
     futures::stream::iter(0..KEYS)
         .for_each_concurrent(64, |index| {

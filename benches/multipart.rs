@@ -7,7 +7,6 @@
 mod support;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use s3_backfill::local_server::SeaweedFs;
 
 const SIZE: usize = 1 << 30;
@@ -17,22 +16,7 @@ const ROUNDS: usize = 3;
 async fn main() {
     let server = SeaweedFs::start().unwrap();
     let client = server.client();
-    let versioned = VersioningConfiguration::builder()
-        .status(BucketVersioningStatus::Enabled)
-        .build();
-    client
-        .create_bucket()
-        .bucket("big-source")
-        .send()
-        .await
-        .unwrap();
-    client
-        .put_bucket_versioning()
-        .bucket("big-source")
-        .versioning_configuration(versioned.clone())
-        .send()
-        .await
-        .unwrap();
+    support::create_bucket(&client, "big-source", true).await;
     let body: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
     client
         .put_object()
@@ -53,19 +37,7 @@ async fn main() {
     for round in 0..ROUNDS {
         for (variant, (_, rates, cpus)) in results.iter_mut().enumerate() {
             let destination = format!("big-{round}-{variant}");
-            client
-                .create_bucket()
-                .bucket(&destination)
-                .send()
-                .await
-                .unwrap();
-            client
-                .put_bucket_versioning()
-                .bucket(&destination)
-                .versioning_configuration(versioned.clone())
-                .send()
-                .await
-                .unwrap();
+            support::create_bucket(&client, &destination, true).await;
             let target = format!("s3://{destination}");
             let mut args = vec!["copy", "s3://big-source", &target, "--no-checkpoint"];
             if variant == 1 {

@@ -8,13 +8,13 @@
 
 #[path = "../tests/common/chaos_proxy.rs"]
 mod chaos_proxy;
+mod support;
 
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use chaos_proxy::{ChaosProxy, Faults};
 use futures::StreamExt;
 use s3_backfill::local_server::SeaweedFs;
@@ -35,43 +35,19 @@ fn sample(pid: u32) -> Option<(u64, usize)> {
 }
 
 async fn count(client: &aws_sdk_s3::Client, bucket: &str) -> (usize, usize) {
-    let (mut versions, mut markers) = (0, 0);
-    let (mut key, mut version) = (None::<String>, None::<String>);
-    loop {
-        let page = client
-            .list_object_versions()
-            .bucket(bucket)
-            .set_key_marker(key.clone())
-            .set_version_id_marker(version.clone())
-            .send()
-            .await
-            .unwrap();
-        versions += page.versions().len();
-        markers += page.delete_markers().len();
-        if page.is_truncated() != Some(true) {
-            return (versions, markers);
-        }
-        key = page.next_key_marker().map(str::to_string);
-        version = page.next_version_id_marker().map(str::to_string);
-    }
+    let pages = support::version_pages(client, bucket).await;
+    (
+        pages.iter().map(|page| page.versions().len()).sum(),
+        pages.iter().map(|page| page.delete_markers().len()).sum(),
+    )
 }
 
 #[tokio::main]
 async fn main() {
     let server = SeaweedFs::start().unwrap();
     let client = server.client();
-    let versioned = VersioningConfiguration::builder()
-        .status(BucketVersioningStatus::Enabled)
-        .build();
     for bucket in ["soak-src", "soak-dst"] {
-        client.create_bucket().bucket(bucket).send().await.unwrap();
-        client
-            .put_bucket_versioning()
-            .bucket(bucket)
-            .versioning_configuration(versioned.clone())
-            .send()
-            .await
-            .unwrap();
+        support::create_bucket(&client, bucket, true).await;
     }
     let started = Instant::now();
     futures::stream::iter(0..KEYS)

@@ -92,12 +92,7 @@ async fn main() {
     println!("versions: {versions}");
     let mut out = String::new();
 
-    client
-        .create_bucket()
-        .bucket("w1-source")
-        .send()
-        .await
-        .unwrap();
+    support::create_bucket(&client, "w1-source", false).await;
     futures::stream::iter(0..OBJECTS)
         .for_each_concurrent(64, |index| {
             let client = client.clone();
@@ -121,12 +116,7 @@ async fn main() {
     for round in 0..ROUNDS {
         for (index, tool) in tools.iter().enumerate() {
             let destination = format!("w1-{round}-{index}");
-            client
-                .create_bucket()
-                .bucket(&destination)
-                .send()
-                .await
-                .unwrap();
+            support::create_bucket(&client, &destination, false).await;
             let target = format!("s3://{destination}/");
             let mut command = match *tool {
                 "s3-backfill" => {
@@ -210,12 +200,7 @@ async fn main() {
         let mut peaks = Vec::new();
         for round in 0..ROUNDS {
             let destination = format!("w4-{concurrency}-{round}");
-            client
-                .create_bucket()
-                .bucket(&destination)
-                .send()
-                .await
-                .unwrap();
+            support::create_bucket(&client, &destination, false).await;
             let mut command = Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
             command
                 .args([
@@ -277,16 +262,7 @@ type Histories = std::collections::BTreeMap<String, (Vec<String>, usize, bool)>;
 
 async fn histories(client: &aws_sdk_s3::Client, bucket: &str) -> Histories {
     let mut all = Histories::new();
-    let (mut key_marker, mut version_marker) = (None, None);
-    loop {
-        let page = client
-            .list_object_versions()
-            .bucket(bucket)
-            .set_key_marker(key_marker.take())
-            .set_version_id_marker(version_marker.take())
-            .send()
-            .await
-            .unwrap();
+    for page in support::version_pages(client, bucket).await {
         for version in page.versions() {
             let entry = all.entry(version.key().unwrap().to_string()).or_default();
             entry
@@ -298,11 +274,6 @@ async fn histories(client: &aws_sdk_s3::Client, bucket: &str) -> Histories {
             entry.1 += 1;
             entry.2 |= marker.is_latest() == Some(true);
         }
-        if page.is_truncated() != Some(true) {
-            break;
-        }
-        key_marker = page.next_key_marker().map(str::to_string);
-        version_marker = page.next_version_id_marker().map(str::to_string);
     }
     all
 }
@@ -314,25 +285,7 @@ async fn versions_workload(
     peers: &support::Peers,
     out: &mut String,
 ) {
-    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
-    let versioned = |bucket: String| {
-        let client = client.clone();
-        async move {
-            client.create_bucket().bucket(&bucket).send().await.unwrap();
-            client
-                .put_bucket_versioning()
-                .bucket(&bucket)
-                .versioning_configuration(
-                    VersioningConfiguration::builder()
-                        .status(BucketVersioningStatus::Enabled)
-                        .build(),
-                )
-                .send()
-                .await
-                .unwrap();
-        }
-    };
-    versioned("w2-source".into()).await;
+    support::create_bucket(client, "w2-source", true).await;
     futures::stream::iter(0..KEYS)
         .for_each_concurrent(64, |index| {
             let client = client.clone();
@@ -371,7 +324,7 @@ async fn versions_workload(
     for round in 0..ROUNDS {
         for (index, tool) in tools.iter().enumerate() {
             let destination = format!("w2-{round}-{index}");
-            versioned(destination.clone()).await;
+            support::create_bucket(client, &destination, true).await;
             let mut command = match *tool {
                 "s3-backfill" => {
                     let mut c = Command::new(env!("CARGO_BIN_EXE_s3-backfill"));

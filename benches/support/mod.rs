@@ -5,6 +5,53 @@ use std::time::Instant;
 
 use s3_backfill::local_server::SeaweedFs;
 
+/// Creates `bucket`, with versioning enabled when `versioned`.
+#[allow(dead_code, reason = "not every benchmark uses every helper")]
+pub async fn create_bucket(client: &aws_sdk_s3::Client, bucket: &str, versioned: bool) {
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    client.create_bucket().bucket(bucket).send().await.unwrap();
+    if versioned {
+        client
+            .put_bucket_versioning()
+            .bucket(bucket)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// Every page of ListObjectVersions of `bucket`, for checking what a run left there.
+#[allow(dead_code, reason = "not every benchmark uses every helper")]
+pub async fn version_pages(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+) -> Vec<aws_sdk_s3::operation::list_object_versions::ListObjectVersionsOutput> {
+    let mut pages = Vec::new();
+    let (mut key_marker, mut version_marker) = (None, None);
+    loop {
+        let page = client
+            .list_object_versions()
+            .bucket(bucket)
+            .set_key_marker(key_marker.take())
+            .set_version_id_marker(version_marker.take())
+            .send()
+            .await
+            .unwrap();
+        let more = page.is_truncated() == Some(true);
+        key_marker = page.next_key_marker().map(str::to_string);
+        version_marker = page.next_version_id_marker().map(str::to_string);
+        pages.push(page);
+        if !more {
+            return pages;
+        }
+    }
+}
+
 /// Runs the binary; returns (wall seconds, CPU seconds, peak RSS in KiB) of that run alone.
 #[allow(dead_code, reason = "not every benchmark uses every helper")]
 pub fn run(server: &SeaweedFs, args: &[&str]) -> (f64, f64, i64) {
