@@ -1,6 +1,6 @@
 //! Checks before any write: both buckets reachable with the given credentials, the ranges distinct,
-//! a versioned destination when whole histories are copied, and what Object Lock on either side means. Every failure is a usage error (exit 2)
-//! that names the bucket and says how to fix it.
+//! a versioned destination when whole histories are copied, and what Object Lock on either side
+//! means. Every failure is a usage error (exit 2) that names the bucket and says how to fix it.
 
 use crate::error::Error;
 use crate::location::Location;

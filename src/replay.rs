@@ -666,7 +666,6 @@ impl<C: S3Api> Executor<C> {
     }
 }
 
-/// The two newest entries of exactly `key` on the destination, by one cheap listing.
 /// What the report says about a failed entry: the error, and the fix when there is one to give.
 fn failure_reason(error: &S3Error, bucket: &str, entry: &Entry) -> String {
     match error {
@@ -680,6 +679,7 @@ fn failure_reason(error: &S3Error, bucket: &str, entry: &Entry) -> String {
     }
 }
 
+/// The two newest entries of exactly `key` on the destination, by one cheap listing.
 async fn newest_entries<C: S3Api>(client: &C, bucket: &str, key: &str) -> S3Result<Vec<Entry>> {
     // Keys sort before every longer key they prefix, so `key`'s entries come first.
     let page = client
