@@ -284,7 +284,7 @@ fn resume_command() -> String {
             {
                 arg
             } else {
-                format!("'{}'", arg.replace('\'', r"'\''"))
+                crate::error::shell_quoted(&arg)
             }
         })
         .collect::<Vec<_>>()

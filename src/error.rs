@@ -14,6 +14,11 @@ pub mod exit {
     pub const INTERRUPTED: i32 = 130;
 }
 
+/// `arg` in single quotes for a POSIX shell, for the commands a message tells the user to run.
+pub fn shell_quoted(arg: &str) -> String {
+    format!("'{}'", arg.replace('\'', r"'\''"))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Bad arguments or configuration, found before anything was written.

@@ -670,9 +670,9 @@ impl<C: S3Api> Executor<C> {
 fn failure_reason(error: &S3Error, bucket: &str, entry: &Entry) -> String {
     match error {
         S3Error::InvalidObjectState { .. } => format!(
-            "{error}: restore it (`aws s3api restore-object --bucket {bucket} --key '{}' --version-id {} \
+            "{error}: restore it (`aws s3api restore-object --bucket {bucket} --key {} --version-id {} \
              --restore-request Days=7`), then rerun the same command: the checkpoint retries this key",
-            entry.key.replace('\'', r"'\''"),
+            crate::error::shell_quoted(&entry.key),
             entry.version_id
         ),
         other => other.to_string(),
