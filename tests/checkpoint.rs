@@ -92,24 +92,7 @@ async fn open_uploads(bucket: &str) -> usize {
 }
 
 async fn assert_exact_copy(source: &str, destination: &str, big: &[&str]) {
-    let expected = histories(source, "").await;
-    let arrived = histories(destination, "").await;
-    let missing = expected
-        .iter()
-        .filter(|e| !arrived.iter().any(|a| a.0 == e.0))
-        .count();
-    assert_eq!(missing, 0, "keys missing from the destination");
-    assert_eq!(
-        expected.len(),
-        arrived.len(),
-        "extra keys in the destination"
-    );
-    for ((key, want), (_, got)) in expected.iter().zip(&arrived) {
-        assert!(
-            same_history(want, got),
-            "history of {key:?}: duplicated, missing or reordered entries:\n{want:?}\n{got:?}"
-        );
-    }
+    assert_same_histories(source, destination).await;
     for key in big {
         assert!(same_bytes(source, destination, key).await, "bytes of {key}");
     }

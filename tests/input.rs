@@ -91,18 +91,15 @@ async fn upload(bucket: &str, objects: &[(String, Vec<u8>)]) {
     }
 }
 
-async fn assert_same_histories(source: &str, destination: &str) {
-    let (want, got) = (
-        histories(source, "").await,
-        histories(destination, "").await,
-    );
-    assert_eq!(
-        want.iter().map(|(k, _)| k).collect::<Vec<_>>(),
-        got.iter().map(|(k, _)| k).collect::<Vec<_>>()
-    );
-    for ((key, a), (_, b)) in want.iter().zip(&got) {
-        assert!(same_history(a, b), "{key}: {a:?} vs {b:?}");
+/// A local copy of a report's objects, in the layout they have on S3.
+fn write_tree(objects: &[(String, Vec<u8>)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, bytes) in objects {
+        let path = dir.path().join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
     }
+    dir
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -230,13 +227,7 @@ async fn an_inventory_with_real_times_and_a_stale_version_copies_the_rest_exactl
         }],
     });
     let (objects, manifest) = inventory_report(&source, &histories, &ReportOptions::default());
-    // A local copy of the report, in the same layout.
-    let dir = tempfile::tempdir().unwrap();
-    for (key, bytes) in &objects {
-        let path = dir.path().join(key);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, bytes).unwrap();
-    }
+    let dir = write_tree(&objects);
     let destination = create_bucket("inv-real-dst", true).await;
     let report = dir.path().join("report.json");
     let output = cli(&[
@@ -289,12 +280,7 @@ async fn a_version_gone_from_the_source_fails_alone_and_its_key_goes_on() {
         }
     }
     let (objects, manifest) = inventory_report(&source, &histories, &ReportOptions::default());
-    let dir = tempfile::tempdir().unwrap();
-    for (key, bytes) in &objects {
-        let path = dir.path().join(key);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, bytes).unwrap();
-    }
+    let dir = write_tree(&objects);
     let destination = create_bucket("inv-stale-dst", true).await;
     let report = dir.path().join("report.json");
     let output = cli(&[
