@@ -118,7 +118,7 @@ async fn the_seed_flow_sets_up_a_whole_bucket_rule() {
     assert!(ok(&["s3bu", &src]).contains("already (nothing changed)"));
     ok(&["versioning", &dst, "enable"]);
     assert!(ok(&["versioning", &dst, "status"]).contains("versioning Enabled"));
-    let output = ok(&[
+    let s3ptr = [
         "s3ptr",
         &src,
         &dst,
@@ -129,7 +129,8 @@ async fn the_seed_flow_sets_up_a_whole_bucket_rule() {
         "us-east-1",
         "--role-arn",
         ROLE,
-    ]);
+    ];
+    let output = ok(&s3ptr);
     assert!(
         output.contains("replication rule before: (no rule backfill-rule"),
         "{output}"
@@ -164,18 +165,7 @@ async fn the_seed_flow_sets_up_a_whole_bucket_rule() {
     );
 
     // The same again changes nothing; `replication get` shows it, as a table and as JSON.
-    let again = ok(&[
-        "s3ptr",
-        &src,
-        &dst,
-        "backfill-rule",
-        "--rule-scope",
-        "all",
-        "--destination-region",
-        "us-east-1",
-        "--role-arn",
-        ROLE,
-    ]);
+    let again = ok(&s3ptr);
     assert!(
         again.contains("already as asked (nothing changed)"),
         "{again}"
