@@ -8,7 +8,6 @@
 mod support;
 
 use aws_sdk_s3::primitives::ByteStream;
-use futures::StreamExt;
 use s3_backfill::checkpoint::{JobIdentity, Journal, Record, State, encode};
 use s3_backfill::local_server::SeaweedFs;
 
@@ -33,21 +32,7 @@ async fn main() {
     let server = SeaweedFs::start().unwrap();
     let client = server.client();
     versioned_bucket(&client, "bench-source").await;
-    futures::stream::iter(0..OBJECTS)
-        .for_each_concurrent(64, |index| {
-            let client = client.clone();
-            async move {
-                client
-                    .put_object()
-                    .bucket("bench-source")
-                    .key(format!("objects/{index:06}"))
-                    .body(ByteStream::from(vec![b'x'; 1024]))
-                    .send()
-                    .await
-                    .unwrap();
-            }
-        })
-        .await;
+    support::put_small_objects(&client, "bench-source", OBJECTS).await;
     let dir = tempfile::tempdir().unwrap();
     let (mut with, mut without) = (Vec::new(), Vec::new());
     let (mut cpu_with, mut cpu_without) = (Vec::new(), Vec::new());

@@ -93,21 +93,7 @@ async fn main() {
     let mut out = String::new();
 
     support::create_bucket(&client, "w1-source", false).await;
-    futures::stream::iter(0..OBJECTS)
-        .for_each_concurrent(64, |index| {
-            let client = client.clone();
-            async move {
-                client
-                    .put_object()
-                    .bucket("w1-source")
-                    .key(format!("objects/{index:06}"))
-                    .body(ByteStream::from(vec![b'x'; 1024]))
-                    .send()
-                    .await
-                    .unwrap();
-            }
-        })
-        .await;
+    support::put_small_objects(&client, "w1-source", OBJECTS).await;
 
     let endpoint = server.endpoint.clone();
     let mut tools = vec!["s3-backfill"];

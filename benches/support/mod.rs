@@ -25,6 +25,27 @@ pub async fn create_bucket(client: &aws_sdk_s3::Client, bucket: &str, versioned:
     }
 }
 
+/// Puts `count` objects of 1 KiB, `objects/000000` on, 64 at a time.
+#[allow(dead_code, reason = "not every benchmark uses every helper")]
+pub async fn put_small_objects(client: &aws_sdk_s3::Client, bucket: &str, count: usize) {
+    use futures::StreamExt;
+    futures::stream::iter(0..count)
+        .for_each_concurrent(64, |index| {
+            let client = client.clone();
+            async move {
+                client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(format!("objects/{index:06}"))
+                    .body(aws_sdk_s3::primitives::ByteStream::from(vec![b'x'; 1024]))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+}
+
 /// Every page of ListObjectVersions of `bucket`, for checking what a run left there.
 #[allow(dead_code, reason = "not every benchmark uses every helper")]
 pub async fn version_pages(
