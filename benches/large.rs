@@ -6,8 +6,6 @@
 
 mod support;
 
-use std::process::Command;
-
 use aws_sdk_s3::primitives::ByteStream;
 use s3_backfill::local_server::SeaweedFs;
 
@@ -96,22 +94,19 @@ async fn main() {
             let target = format!("s3://{destination}/");
             let mut command = match index {
                 0 | 1 => {
-                    let mut c = Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
-                    c.args([
-                        "copy",
-                        "s3://large-source/",
-                        &target,
-                        "--latest-only",
-                        "--concurrency",
-                        "64",
-                    ])
-                    .args([
-                        "--no-checkpoint",
-                        "--progress",
-                        "never",
-                        "--endpoint-url",
+                    let mut c = support::backfill(
+                        &server,
                         &endpoint,
-                    ]);
+                        &[
+                            "copy",
+                            "s3://large-source/",
+                            &target,
+                            "--latest-only",
+                            "--concurrency",
+                            "64",
+                            "--no-checkpoint",
+                        ],
+                    );
                     if index == 1 {
                         c.args(["--multipart-threshold", "64MiB", "--part-size", "64MiB"]);
                     }

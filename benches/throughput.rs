@@ -25,7 +25,6 @@ macro_rules! table {
     }};
 }
 
-use std::process::Command;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
@@ -105,25 +104,19 @@ async fn main() {
             support::create_bucket(&client, &destination, false).await;
             let target = format!("s3://{destination}/");
             let mut command = match *tool {
-                "s3-backfill" => {
-                    let mut c = Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
-                    c.args([
+                "s3-backfill" => support::backfill(
+                    &server,
+                    &endpoint,
+                    &[
                         "copy",
                         "s3://w1-source/",
                         &target,
                         "--latest-only",
                         "--concurrency",
                         WORKERS,
-                    ])
-                    .args([
                         "--no-checkpoint",
-                        "--progress",
-                        "never",
-                        "--endpoint-url",
-                        &endpoint,
-                    ]);
-                    c
-                }
+                    ],
+                ),
                 peer => peers.copy(peer, "w1-source", &destination, &endpoint, WORKERS),
             };
             command.envs(server.env());
@@ -187,23 +180,19 @@ async fn main() {
         for round in 0..ROUNDS {
             let destination = format!("w4-{concurrency}-{round}");
             support::create_bucket(&client, &destination, false).await;
-            let mut command = Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
-            command
-                .args([
+            let command = support::backfill(
+                &server,
+                &proxied,
+                &[
                     "copy",
                     "s3://w1-source/",
                     &format!("s3://{destination}/"),
                     "--latest-only",
-                ])
-                .args([
                     "--concurrency",
                     &concurrency.to_string(),
                     "--no-checkpoint",
-                    "--progress",
-                    "never",
-                ])
-                .args(["--endpoint-url", &proxied])
-                .envs(server.env());
+                ],
+            );
             let (server_before, own_before) = (
                 support::server_cpu_seconds(server.port),
                 support::own_cpu_seconds(),
@@ -312,13 +301,18 @@ async fn versions_workload(
             let destination = format!("w2-{round}-{index}");
             support::create_bucket(client, &destination, true).await;
             let mut command = match *tool {
-                "s3-backfill" => {
-                    let mut c = Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
-                    c.args(["copy", "s3://w2-source", &format!("s3://{destination}")])
-                        .args(["--concurrency", WORKERS, "--no-checkpoint"])
-                        .args(["--progress", "never", "--endpoint-url", &server.endpoint]);
-                    c
-                }
+                "s3-backfill" => support::backfill(
+                    server,
+                    &server.endpoint,
+                    &[
+                        "copy",
+                        "s3://w2-source",
+                        &format!("s3://{destination}"),
+                        "--concurrency",
+                        WORKERS,
+                        "--no-checkpoint",
+                    ],
+                ),
                 peer => {
                     let mut c =
                         peers.copy(peer, "w2-source", &destination, &server.endpoint, WORKERS);

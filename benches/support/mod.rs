@@ -76,12 +76,18 @@ pub async fn version_pages(
 /// Runs the binary; returns (wall seconds, CPU seconds, peak RSS in KiB) of that run alone.
 #[allow(dead_code, reason = "not every benchmark uses every helper")]
 pub fn run(server: &SeaweedFs, args: &[&str]) -> (f64, f64, i64) {
+    measure(backfill(server, &server.endpoint, args))
+}
+
+/// The binary with `args`, talking to `endpoint` (the server or a proxy in front of it) with the
+/// server's credentials, without progress output.
+pub fn backfill(server: &SeaweedFs, endpoint: &str, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
     command
         .args(args)
-        .args(["--endpoint-url", &server.endpoint, "--progress", "never"])
+        .args(["--endpoint-url", endpoint, "--progress", "never"])
         .envs(server.env());
-    measure(command)
+    command
 }
 
 /// Runs any program to its end; returns (wall seconds, CPU seconds, peak RSS in KiB) of it alone
