@@ -104,6 +104,8 @@ async fn main() {
         sse_kms_key_id: None,
         input: None,
         shard: None,
+        source_endpoint: String::new(),
+        destination_endpoint: String::new(),
     };
     let realistic = dir.path().join("million-with-watermark.checkpoint");
     {

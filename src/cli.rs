@@ -543,6 +543,10 @@ pub struct CopyArgs {
     /// Write a JSON summary (counts, bytes, rates, retries, failures) to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Append a CSV row per entry written (source key and version id, destination key and version id,
+    /// kind) to FILE as each completes: the provenance of every copy.
+    #[arg(long, value_name = "FILE")]
+    pub version_map: Option<PathBuf>,
     /// Record progress in FILE; rerunning the same command with it resumes
     /// (default: .s3-backfill/JOB.checkpoint, JOB a hash of source, destination and selection options).
     #[arg(long, value_name = "FILE", conflicts_with = "no_checkpoint")]
@@ -550,9 +554,15 @@ pub struct CopyArgs {
     /// Do not record progress.
     #[arg(long)]
     pub no_checkpoint: bool,
-    /// Discard the checkpoint's progress and start over.
+    /// Discard the checkpoint's progress and start over (safe: every key is compared with the
+    /// destination, and only what it lacks is written).
     #[arg(long)]
     pub restart: bool,
+    /// A key whose destination history is neither the source's nor a prefix of it (someone else wrote
+    /// to it, or a version was deleted on either side): skip it and report it (exit 1), or append the
+    /// source entries the destination lacks anyway.
+    #[arg(long, value_enum, default_value_t = crate::merge::OnDiverged::Skip)]
+    pub on_diverged: crate::merge::OnDiverged,
     /// Retry the entries the checkpoint records as failed (on by default; --retry-failed=false to skip them).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_value_t = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub retry_failed: bool,

@@ -31,6 +31,21 @@ pub async fn clients(
     limits: &Arc<Limits>,
     progress: &Arc<Progress>,
 ) -> (Arc<Client>, Arc<Client>) {
+    let (source, destination, _) = clients_and_places(endpoints, limits, progress).await;
+    (source, destination)
+}
+
+/// Where each side is (`AwsS3::place`), for the job's identity.
+pub struct Places {
+    pub source: String,
+    pub destination: String,
+}
+
+async fn clients_and_places(
+    endpoints: &EndpointArgs,
+    limits: &Arc<Limits>,
+    progress: &Arc<Progress>,
+) -> (Arc<Client>, Arc<Client>, Places) {
     let build = |aws: AwsS3| {
         Arc::new(Retrying::new(
             Limited::new(aws, Arc::clone(limits)),
@@ -40,7 +55,11 @@ pub async fn clients(
     };
     let source = AwsS3::connect(&endpoints.source()).await;
     let destination = AwsS3::connect(&endpoints.destination()).await;
-    (build(source), build(destination))
+    let places = Places {
+        source: source.place().to_string(),
+        destination: destination.place().to_string(),
+    };
+    (build(source), build(destination), places)
 }
 
 /// The JSON report of a copy run (`--report FILE`).
@@ -57,8 +76,18 @@ pub struct Report {
     pub failed: u64,
     pub skipped_after_failure: u64,
     pub reconciled_writes: u64,
-    /// Entries an earlier run of the same job (per the checkpoint) had written.
+    /// Entries the destination already held (written by an earlier run, or by anyone): not written again.
     pub already_done: u64,
+    /// The bytes of those entries: what this run did not copy again.
+    pub bytes_saved: u64,
+    /// Keys whose destination history was the source's already.
+    pub keys_in_step: u64,
+    /// Entries matched though their ETags are not comparable (multipart layouts, SSE-KMS, SSE-C): by
+    /// checksum, and by size alone where neither side has a checksum.
+    pub matched_by_checksum: u64,
+    pub matched_by_size_only: u64,
+    /// Keys whose destination history is neither the source's nor a prefix of it.
+    pub diverged: Vec<crate::progress::Diverged>,
     pub checkpoint: Option<String>,
     pub retries: u64,
     pub throttles: u64,
@@ -71,6 +100,18 @@ pub struct Report {
     pub latency_ms_p99: f64,
     pub requests: u64,
     pub failures: Vec<Failure>,
+}
+
+impl Report {
+    fn destination_bucket(&self) -> &str {
+        let rest = self.destination.trim_start_matches("s3://");
+        rest.split('/').next().unwrap_or(rest)
+    }
+
+    /// Keys left diverged and untouched: the run did not finish the job.
+    pub fn unfinished_keys(&self) -> u64 {
+        self.diverged.iter().filter(|d| !d.appended).count() as u64
+    }
 }
 
 fn report(
@@ -96,6 +137,11 @@ fn report(
         skipped_after_failure: progress.skipped_after_failure.load(Relaxed),
         reconciled_writes: progress.reconciled.load(Relaxed),
         already_done: progress.already_done.load(Relaxed),
+        bytes_saved: progress.already_done_bytes.load(Relaxed),
+        keys_in_step: progress.keys_in_step.load(Relaxed),
+        matched_by_checksum: progress.matched_by_checksum.load(Relaxed),
+        matched_by_size_only: progress.matched_by_size.load(Relaxed),
+        diverged: progress.diverged_keys(),
         checkpoint: checkpoint.map(|p| p.display().to_string()),
         retries: progress.retries.load(Relaxed),
         throttles: progress.throttles.load(Relaxed),
@@ -110,8 +156,10 @@ fn report(
     }
 }
 
-fn identity(args: &CopyArgs) -> JobIdentity {
+fn identity(args: &CopyArgs, places: &Places) -> JobIdentity {
     JobIdentity {
+        source_endpoint: places.source.clone(),
+        destination_endpoint: places.destination.clone(),
         source: args.source.to_string(),
         destination: args.destination.to_string(),
         include: args.include.clone(),
@@ -226,50 +274,71 @@ pub fn default_checkpoint_path(identity: &JobIdentity) -> PathBuf {
     PathBuf::from(".s3-backfill").join(format!("{}.checkpoint", identity.fingerprint()))
 }
 
-/// Opens the job's checkpoint, refusing one written for another job. Errors are usage errors (exit 2):
-/// they are found before any write.
-fn open_checkpoint(args: &CopyArgs) -> Result<Option<Checkpoint>, Error> {
+/// Opens the job's checkpoint, refusing one written for another job or in use by another run. Errors
+/// are usage errors (exit 2): they are found before any write.
+fn open_checkpoint(args: &CopyArgs, places: &Places) -> Result<Option<Checkpoint>, Error> {
     if args.no_checkpoint {
         return Ok(None);
     }
-    let identity = identity(args);
+    let identity = identity(args, places);
     let path = args
         .checkpoint
         .clone()
         .unwrap_or_else(|| default_checkpoint_path(&identity));
     let usage = |e: crate::checkpoint::JournalError| Error::Usage(e.to_string());
-    let fresh = args.restart || !path.exists();
-    let resume = if fresh {
-        State::default()
+    let lock = crate::checkpoint::lock(&path).map_err(|e| Error::Usage(e.to_string()))?;
+    let existing = if path.exists() {
+        Some(replay(&path).map_err(usage)?)
     } else {
-        replay(&path).map_err(usage)?
+        None
     };
-    if let Some(recorded) = resume.identity.as_ref().filter(|_| !fresh) {
+    // An empty file (`mktemp`) has no job record yet: it is a new checkpoint.
+    let existing = existing.filter(|state| state.identity.is_some());
+    if let Some(recorded) = existing.as_ref().and_then(|s| s.identity.as_ref())
+        && !args.restart
+    {
         let differences = recorded.differences(&identity);
         if !differences.is_empty() {
             return Err(Error::Usage(format!(
                 "checkpoint {} was written for another job: {}; rerun that job's command, choose another \
-                 --checkpoint, or pass --restart to discard it",
+                 --checkpoint, or pass --restart to discard it (safe: the copy then compares every key with \
+                 the destination and writes only what is missing)",
                 path.display(),
                 differences.join(", ")
             )));
         }
     }
-    // The last run's requests may land until `--resume-wait` after its last journal write.
-    let settle_until = (!fresh && !resume.ended_cleanly)
-        .then(|| std::fs::metadata(&path).and_then(|m| m.modified()).ok())
-        .flatten()
+    // The last run's requests may land until `--resume-wait` after its last journal write, whether
+    // its progress is kept or discarded (`--restart`).
+    let settle_until = existing
+        .as_ref()
+        .filter(|state| !state.ended_cleanly)
+        .and_then(|_| std::fs::metadata(&path).and_then(|m| m.modified()).ok())
         .map(|modified| {
             let gone_for = modified.elapsed().unwrap_or_default();
             let wait =
                 std::time::Duration::from_secs_f64(args.resume_wait).saturating_sub(gone_for);
             tokio::time::Instant::now() + wait
         });
-    let journal = Journal::open(&path, &identity, resume, fresh).map_err(usage)?;
+    let (state, fresh) = match existing {
+        None => (State::default(), true),
+        Some(_) if args.restart => (State::default(), true),
+        Some(state) if state.pass_complete => {
+            eprintln!(
+                "checkpoint {}: the last run went over every key; this run is a new pass, which compares \
+                 every key with the destination and copies only what the source gained since",
+                path.display()
+            );
+            (State::default(), true)
+        }
+        Some(state) => (state, false),
+    };
+    let journal = Journal::open(&path, &identity, state, fresh).map_err(usage)?;
     Ok(Some(Checkpoint {
         journal,
         retry_failed: args.retry_failed,
         settle_until,
+        _lock: lock,
     }))
 }
 
@@ -307,7 +376,8 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         args.rate_limit,
         Arc::clone(&progress),
     );
-    let (source, destination) = clients(&args.endpoints, &limits, &progress).await;
+    let (source, destination, places) =
+        clients_and_places(&args.endpoints, &limits, &progress).await;
     preflight(
         &*source,
         &*destination,
@@ -347,7 +417,9 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         let histories = input_histories(input, &source, &selection, &progress, Box::new(|_| false));
         return dry_run(args, source, selection, plan, progress, started, histories).await;
     }
-    let checkpoint = open_checkpoint(args)?;
+    let checkpoint = open_checkpoint(args, &places)?;
+    let destination_versioning =
+        crate::s3::S3Api::bucket_versioning(&*destination, &args.destination.bucket).await;
     // A resumed run over an input skips the keys below the watermark, except failed ones to retry.
     let skip: Box<dyn Fn(&str) -> bool + Send> = match &checkpoint {
         Some(c) => {
@@ -382,7 +454,23 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         concurrency: args.concurrency as usize,
         tolerate_missing_source: args.inventory.is_some() || args.manifest.is_some(),
         listers: args.listers as usize,
+        on_diverged: args.on_diverged,
+        destination_versioned: destination_versioning == Ok(crate::s3::Versioning::Enabled),
+        destination_never_versioned: destination_versioning == Ok(crate::s3::Versioning::Never),
+        destination_per_key: args.manifest.is_some(),
     };
+    let version_map = args
+        .version_map
+        .as_deref()
+        .map(|path| {
+            crate::replay::VersionMap::open(path).map_err(|e| {
+                Error::Usage(format!(
+                    "failed to open the version map {}: {e}; choose a writable path",
+                    path.display()
+                ))
+            })
+        })
+        .transpose()?;
     let renderer = Renderer::start(Arc::clone(&progress), args.progress, "copy");
     let executor = Arc::new(Executor {
         source,
@@ -391,6 +479,8 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         progress: Arc::clone(&progress),
         checkpoint,
         stop: Arc::clone(&stop),
+        halted: std::sync::Mutex::new(None),
+        version_map,
     });
     let outcome = Arc::clone(&executor).run(histories).await;
     renderer.finish().await;
@@ -405,11 +495,21 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
             updated_unix: now_unix(),
             finished: true,
         });
-        checkpoint
-            .journal
-            .flush()
-            .await
-            .map_err(|e| Error::Failed(e.to_string()))?;
+        let flushed = checkpoint.journal.flush().await;
+        if let Err(error) = flushed {
+            executor.halt(error.to_string());
+        }
+    }
+    let halted = executor.halted.lock().expect("halt lock").clone();
+    if let Some(reason) = halted {
+        let report = report(args, &progress, started, checkpoint_path.as_deref());
+        print_summary(&report);
+        write_report(args, &report)?;
+        return Err(Error::Stopped(format!(
+            "the run stopped: {reason}; nothing was written after that. Free space (or fix the error), then \
+             rerun the same command to resume:\n  {}",
+            resume_command()
+        )));
     }
     if stop.is_set() {
         let report = report(args, &progress, started, checkpoint_path.as_deref());
@@ -488,23 +588,82 @@ async fn dry_run(
     Ok(report)
 }
 
+fn plural(count: u64, one: &str, many: &str) -> String {
+    format!("{count} {}", if count == 1 { one } else { many })
+}
+
 fn print_summary(report: &Report) {
-    println!(
-        "copied {} versions ({}, {} multipart) and {} delete markers from {} to {} in {:.1} s \
-         ({:.0} entries/s, {}/s); {} retries, {} SlowDowns, {} failed",
-        report.copied_versions,
-        human_bytes(report.copied_bytes),
-        report.multipart_copies,
-        report.delete_markers,
-        report.source,
-        report.destination,
-        report.duration_seconds,
-        report.entries_per_second,
-        human_bytes(report.bytes_per_second as u64),
-        report.retries,
-        report.throttles,
-        report.failed,
-    );
+    let written = report.copied_versions + report.delete_markers;
+    if written == 0 && report.failed == 0 && report.diverged.is_empty() {
+        println!(
+            "nothing to do: {} already in step ({}, {}) between {} and {}; checked in {:.1} s",
+            plural(report.keys_in_step, "key", "keys"),
+            plural(report.already_done, "entry", "entries"),
+            human_bytes(report.bytes_saved),
+            report.source,
+            report.destination,
+            report.duration_seconds,
+        );
+    } else {
+        println!(
+            "copied {} ({}, {} multipart) and {} from {} to {} in {:.1} s \
+             ({:.0} entries/s, {}/s); {} retries, {} SlowDowns, {} failed",
+            plural(report.copied_versions, "version", "versions"),
+            human_bytes(report.copied_bytes),
+            report.multipart_copies,
+            plural(report.delete_markers, "delete marker", "delete markers"),
+            report.source,
+            report.destination,
+            report.duration_seconds,
+            report.entries_per_second,
+            human_bytes(report.bytes_per_second as u64),
+            report.retries,
+            report.throttles,
+            report.failed,
+        );
+        if report.already_done > 0 {
+            println!(
+                "already in the destination, not copied again: {} ({}); {} wholly in step",
+                plural(report.already_done, "entry", "entries"),
+                human_bytes(report.bytes_saved),
+                plural(report.keys_in_step, "key", "keys"),
+            );
+        }
+    }
+    if report.matched_by_checksum + report.matched_by_size_only > 0 {
+        println!(
+            "matched without comparable ETags (multipart layouts, SSE-KMS or SSE-C): {} by checksum, {} by \
+             size alone",
+            report.matched_by_checksum, report.matched_by_size_only
+        );
+    }
+    if !report.diverged.is_empty() {
+        let appended = report.diverged.iter().filter(|d| d.appended).count();
+        println!(
+            "{} diverged: the destination holds entries the source history does not explain{}",
+            plural(report.diverged.len() as u64, "key", "keys"),
+            if appended > 0 {
+                " (--on-diverged append: the missing source entries were appended)"
+            } else {
+                " (left untouched; --on-diverged append appends the missing source entries anyway)"
+            }
+        );
+        for diverged in report.diverged.iter().take(20) {
+            println!(
+                "diverged: s3://{}/{} at entry {}: {}",
+                report.destination_bucket(),
+                diverged.key,
+                diverged.position,
+                diverged.reason
+            );
+        }
+        if report.diverged.len() > 20 {
+            println!(
+                "... and {} more diverged keys (see --report)",
+                report.diverged.len() - 20
+            );
+        }
+    }
     for failure in report.failures.iter().take(20) {
         println!(
             "failed: s3://{}/{} version {}: {}",
@@ -718,6 +877,16 @@ pub async fn setup(args: &crate::cli::SetupArgs, stop: Arc<Stop>) -> Result<i32,
         _ => None,
     };
     let clients = crate::setup::Clients::connect(&args.endpoints).await;
+    let mut argv = vec![
+        "s3-backfill".to_string(),
+        "copy".to_string(),
+        args.source.to_string(),
+        args.destination.to_string(),
+    ];
+    argv.extend(args.endpoints.to_args());
+    if args.existing == Existing::Copy {
+        return seed_then_replicate(args, &clients, &argv, stop).await;
+    }
     crate::setup::setup(
         &clients,
         &args.source,
@@ -727,13 +896,6 @@ pub async fn setup(args: &crate::cli::SetupArgs, stop: Arc<Stop>) -> Result<i32,
         &args.endpoints,
     )
     .await?;
-    let mut argv = vec![
-        "s3-backfill".to_string(),
-        "copy".to_string(),
-        args.source.to_string(),
-        args.destination.to_string(),
-    ];
-    argv.extend(args.endpoints.to_args());
     if let Some(argv) = batch {
         println!("4. existing objects: an S3 Batch Operations replication job");
         let crate::cli::Command::Batch(crate::cli::BatchCommand::Submit(submit)) =
@@ -743,25 +905,63 @@ pub async fn setup(args: &crate::cli::SetupArgs, stop: Arc<Stop>) -> Result<i32,
         };
         return crate::batch::submit(&submit).await;
     }
-    match args.existing {
-        Existing::Copy => {
-            println!("4. existing objects: copying every version with this engine");
-            let report = copy(&copy_args_from(&argv)?, stop).await?;
-            Ok(if report.failed > 0 {
-                crate::error::exit::FAILURES
-            } else {
-                crate::error::exit::SUCCESS
-            })
-        }
-        _ => {
-            println!(
-                "4. existing objects: not copied (replication never copies objects older than the rule); copy \
-                 them with:\n  {}",
-                argv[..4].join(" ")
-            );
-            Ok(crate::error::exit::SUCCESS)
-        }
-    }
+    println!(
+        "4. existing objects: not copied (replication never copies objects older than the rule); copy \
+         them with:\n  {}",
+        argv[..4].join(" ")
+    );
+    Ok(crate::error::exit::SUCCESS)
+}
+
+/// `setup --existing copy`, in the order that never fights live replication: buckets and versioning,
+/// the backfill, the rule, then a catch-up copy of what was written during the backfill. Had the rule
+/// come first, every write after it would reach the destination twice (S3's replica, then our copy),
+/// and a key written during the backfill would get its old versions copied on top of its newer
+/// replica, leaving a stale current version.
+async fn seed_then_replicate(
+    args: &crate::cli::SetupArgs,
+    clients: &crate::setup::Clients,
+    argv: &[String],
+    stop: Arc<Stop>,
+) -> Result<i32, Error> {
+    let changes = crate::setup::prepare(
+        clients,
+        &args.source,
+        &args.destination,
+        &args.rule_name,
+        &args.rule,
+        &args.endpoints,
+    )
+    .await?;
+    println!(
+        "3. existing objects: copying every version with this engine, before the rule exists (so no \
+         replica lands under the copies)"
+    );
+    let copy_args = copy_args_from(argv)?;
+    let backfill = copy(&copy_args, Arc::clone(&stop)).await?;
+    crate::setup::put_rule_step(
+        clients,
+        &args.source,
+        &args.destination,
+        &args.rule_name,
+        &args.rule,
+        changes,
+        4,
+    )
+    .await?;
+    println!(
+        "5. catch-up: copying what was written to the source during the backfill (replication covers \
+         everything written from now on); a key written both during the backfill and after the rule is \
+         reported as diverged with what its destination lacks, and keeps the source's current version"
+    );
+    let catch_up = copy(&copy_args, stop).await?;
+    Ok(
+        if backfill.failed + catch_up.failed + catch_up.unfinished_keys() > 0 {
+            crate::error::exit::FAILURES
+        } else {
+            crate::error::exit::SUCCESS
+        },
+    )
 }
 
 /// Parses a command line this program builds for itself (setup and bench run other commands).

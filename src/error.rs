@@ -10,6 +10,9 @@ pub mod exit {
     pub const FAILURES: i32 = 1;
     /// A usage or configuration error detected before any write.
     pub const USAGE: i32 = 2;
+    /// The run stopped on an error of its own after it started (its checkpoint could not be written);
+    /// a rerun of the same command resumes it.
+    pub const STOPPED: i32 = 3;
     /// Interrupted by SIGINT or SIGTERM.
     pub const INTERRUPTED: i32 = 130;
 }
@@ -40,6 +43,9 @@ pub enum Error {
     Failed(String),
     #[error("interrupted")]
     Interrupted,
+    /// The run stopped on an error of its own after it started; a rerun resumes.
+    #[error("{0}")]
+    Stopped(String),
 }
 
 impl Error {
@@ -47,6 +53,7 @@ impl Error {
         match self {
             Error::Usage(_) => exit::USAGE,
             Error::Interrupted => exit::INTERRUPTED,
+            Error::Stopped(_) => exit::STOPPED,
             Error::Listing { .. } | Error::File { .. } | Error::Failed(_) => exit::FAILURES,
         }
     }

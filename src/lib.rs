@@ -17,6 +17,7 @@ pub mod history;
 pub mod input;
 pub mod local_server;
 pub mod location;
+pub mod merge;
 pub mod multipart;
 pub mod plan;
 pub mod preflight;

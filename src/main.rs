@@ -17,7 +17,7 @@ async fn run(cli: Cli, stop: Arc<Stop>) -> Result<i32, Error> {
     match cli.command {
         Command::Copy(args) => {
             let report = commands::copy(&args, stop).await?;
-            Ok(if report.failed > 0 {
+            Ok(if report.failed + report.unfinished_keys() > 0 {
                 exit::FAILURES
             } else {
                 exit::SUCCESS

@@ -5,16 +5,19 @@
 use futures::{StreamExt, TryStreamExt, stream};
 
 use crate::plan::part_ranges;
-use crate::replay::{DestinationHead, Executor, Expected};
-use crate::s3::{CreateMultipartRequest, PartCopyRequest, S3Api, S3Error, S3Result, VersionRef};
+use crate::replay::{DestinationHead, Executor};
+use crate::s3::{
+    CreateMultipartRequest, Entry, PartCopyRequest, S3Api, S3Error, S3Result, VersionRef,
+};
 
 pub async fn copy_multipart<C: S3Api>(
     executor: &Executor<C>,
+    entry: &Entry,
     source: &VersionRef,
-    size: u64,
     destination_key: &str,
     head: &mut DestinationHead,
 ) -> S3Result<()> {
+    let size = entry.size();
     let client = &executor.source;
     let destination = &executor.destination;
     let bucket = executor.job.selection.mapping.destination.bucket.as_str();
@@ -72,7 +75,7 @@ pub async fn copy_multipart<C: S3Api>(
         };
         parts.sort_by_key(|part| part.part_number);
         executor
-            .write(destination_key, Expected::Object { size }, head, || {
+            .write(destination_key, entry, head, || {
                 destination.complete_multipart(bucket, destination_key, &upload_id, &parts)
             })
             .await

@@ -19,6 +19,18 @@ pub struct Failure {
     pub reason: String,
 }
 
+/// A key whose destination history is not the source's nor a prefix of it (see `merge`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Diverged {
+    /// The destination key.
+    pub key: String,
+    /// The first entry (1-based, oldest first) where the histories differ.
+    pub position: u64,
+    pub reason: String,
+    /// `--on-diverged append` appended the missing source entries anyway.
+    pub appended: bool,
+}
+
 #[derive(Debug, Default)]
 pub struct Progress {
     pub listed_entries: AtomicU64,
@@ -30,8 +42,15 @@ pub struct Progress {
     pub copied_bytes: AtomicU64,
     pub skipped_after_failure: AtomicU64,
     pub reconciled: AtomicU64,
-    /// Entries an earlier run of the same job had already written.
+    /// Entries the destination already held (an earlier run's, or anyone's): not written again.
     pub already_done: AtomicU64,
+    pub already_done_bytes: AtomicU64,
+    /// Keys whose destination history was the source's already: nothing written.
+    pub keys_in_step: AtomicU64,
+    /// Entries found the same though their ETags are not comparable: by checksum, by size alone.
+    pub matched_by_checksum: AtomicU64,
+    pub matched_by_size: AtomicU64,
+    diverged: Mutex<Vec<Diverged>>,
     pub retries: AtomicU64,
     pub throttles: AtomicU64,
     pub window: AtomicUsize,
@@ -127,8 +146,30 @@ impl Progress {
         self.failures.lock().expect("failures lock").push(failure);
     }
 
-    pub fn resumed(&self, entries: u64) {
+    /// `entries` of a key (`bytes` in all) were in the destination already.
+    pub fn in_step(&self, entries: u64, bytes: u64) {
         self.already_done.fetch_add(entries, Relaxed);
+        self.already_done_bytes.fetch_add(bytes, Relaxed);
+    }
+
+    pub fn key_in_step(&self) {
+        self.keys_in_step.fetch_add(1, Relaxed);
+    }
+
+    pub fn matched_weakly(&self, by_checksum: u64, by_size: u64) {
+        self.matched_by_checksum.fetch_add(by_checksum, Relaxed);
+        self.matched_by_size.fetch_add(by_size, Relaxed);
+    }
+
+    pub fn diverged(&self, key: Diverged) {
+        self.diverged.lock().expect("diverged lock").push(key);
+    }
+
+    /// The diverged keys, in key order.
+    pub fn diverged_keys(&self) -> Vec<Diverged> {
+        let mut keys = self.diverged.lock().expect("diverged lock").clone();
+        keys.sort_by(|a, b| a.key.cmp(&b.key));
+        keys
     }
 
     /// A write whose answer was lost turned out to have been applied.

@@ -13,11 +13,12 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
-use crate::checkpoint::{FailedEntry, Journal, KeyState, Record};
+use crate::checkpoint::{Journal, KeyState, Record};
 use crate::history::{KeyHistory, Selection, list_histories_with, list_key};
+use crate::merge::{KeyPlan, Likeness, MatchedBy, OnDiverged, likeness, plan_key};
 use crate::multipart::copy_multipart;
 use crate::plan::{Action, PlanSettings};
-use crate::progress::{Copied, Failure, Progress};
+use crate::progress::{Copied, Diverged, Failure, Progress};
 use crate::s3::{
     CopyRequest, Entry, EntryKind, ListRequest, LockSettings, S3Api, S3Error, S3Result, VersionRef,
     WriteSettings, WrittenVersion,
@@ -36,16 +37,24 @@ pub struct CopyJob {
     pub tolerate_missing_source: bool,
     /// Sub-prefixes listed at once (see `history::list_histories_with`).
     pub listers: usize,
+    pub on_diverged: OnDiverged,
+    /// The destination has versioning enabled (each write creates a version id).
+    pub destination_versioned: bool,
+    /// The destination was never versioned: it is listed with ListObjectsV2.
+    pub destination_never_versioned: bool,
+    /// Look at the destination one key at a time instead of listing its range (a manifest names a
+    /// few keys of what may be a huge destination).
+    pub destination_per_key: bool,
 }
 
 /// What the destination key held before our next write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DestinationHead {
-    /// Nothing: this is the key's first write (the destination range holds only what this job writes).
+    /// Nothing: the destination key was empty when it was listed.
     Empty,
-    /// The version our previous write of this key created.
+    /// The newest destination version of the key (ours or found there).
     Version(String),
-    /// Our previous write got no version id (an unversioned destination, where repeating a write is harmless).
+    /// The destination is not versioned, where repeating a write is harmless.
     Unversioned,
 }
 
@@ -60,20 +69,13 @@ impl DestinationHead {
             _ => None,
         }
     }
-}
 
-/// What a write is expected to leave as the key's newest entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expected {
-    Object { size: u64 },
-    DeleteMarker,
-}
-
-impl Expected {
-    fn of(entry: &Entry) -> Self {
-        match entry.kind {
-            EntryKind::DeleteMarker => Expected::DeleteMarker,
-            EntryKind::Object { size, .. } => Expected::Object { size },
+    /// The head of a listed destination history.
+    fn of(history: &[Entry], versioned: bool) -> Self {
+        match history.last() {
+            None => DestinationHead::Empty,
+            Some(_) if !versioned => DestinationHead::Unversioned,
+            Some(newest) => DestinationHead::Version(newest.version_id.clone()),
         }
     }
 }
@@ -111,14 +113,16 @@ impl Stop {
     }
 }
 
-/// The checkpoint as the executor uses it: the journal, whose state tells where each key resumes.
+/// The checkpoint as the executor uses it: the journal, whose watermark tells where the listings
+/// resume, and the lock that keeps a second run off it.
 pub struct Checkpoint {
     pub journal: Journal,
     pub retry_failed: bool,
-    /// Reconcile no pending write before this moment: a request the interrupted run sent just before it
-    /// died can still be applied by the server afterwards, and a destination checked too early would not
+    /// Read the destination no sooner than this: a request the interrupted run sent just before it
+    /// died can still be applied by the server afterwards, and a destination read too early would not
     /// show it yet (the write would then be repeated, and the late one would land as a duplicate).
     pub settle_until: Option<tokio::time::Instant>,
+    pub _lock: crate::checkpoint::CheckpointLock,
 }
 
 /// Keys in dispatch (listing) order; the front ones that are finished advance the watermark. It is
@@ -174,6 +178,103 @@ pub struct Executor<C> {
     pub progress: Arc<Progress>,
     pub checkpoint: Option<Checkpoint>,
     pub stop: Arc<Stop>,
+    /// Why the run stopped on its own (the checkpoint could not be written): no write starts after it.
+    pub halted: Mutex<Option<String>>,
+    /// `--version-map`: one row per entry written.
+    pub version_map: Option<VersionMap>,
+}
+
+/// `--version-map FILE`: a CSV row per entry written (source key and version id, destination key and
+/// version id, kind), appended and flushed as each entry completes, so an auditor can map every copy
+/// to its original, across runs.
+pub struct VersionMap {
+    writer: Mutex<csv::Writer<std::fs::File>>,
+    path: std::path::PathBuf,
+}
+
+impl VersionMap {
+    pub fn open(path: &std::path::Path) -> std::io::Result<VersionMap> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
+        let new = file.metadata()?.len() == 0;
+        let mut writer = csv::Writer::from_writer(file);
+        if new {
+            writer.write_record([
+                "source_key",
+                "source_version_id",
+                "destination_key",
+                "destination_version_id",
+                "kind",
+            ])?;
+            writer.flush()?;
+        }
+        Ok(VersionMap {
+            writer: Mutex::new(writer),
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn append(
+        &self,
+        entry: &Entry,
+        destination_key: &str,
+        written: Option<&str>,
+    ) -> std::io::Result<()> {
+        let mut writer = self.writer.lock().expect("version map lock");
+        writer.write_record([
+            entry.key.as_str(),
+            entry.version_id.as_str(),
+            destination_key,
+            written.unwrap_or(""),
+            if entry.is_delete_marker() {
+                "delete_marker"
+            } else {
+                "version"
+            },
+        ])?;
+        writer.flush()
+    }
+}
+
+/// The destination's histories, listed alongside the source's and handed out by key.
+struct DestinationCursor {
+    histories: Option<mpsc::Receiver<S3Result<KeyHistory>>>,
+    next: Option<KeyHistory>,
+    /// The destination prefix, stripped to compare keys with the source's relative ones.
+    prefix_len: usize,
+}
+
+impl DestinationCursor {
+    /// The destination history of the key at `relative` (relative to the prefixes); keys must be asked
+    /// for in increasing order. Destination keys the source lacks are passed over.
+    async fn take(&mut self, relative: &str) -> S3Result<Vec<Entry>> {
+        loop {
+            if self.next.is_none() {
+                let Some(histories) = &mut self.histories else {
+                    return Ok(Vec::new());
+                };
+                match histories.recv().await {
+                    Some(history) => self.next = Some(history?),
+                    None => {
+                        self.histories = None;
+                        return Ok(Vec::new());
+                    }
+                }
+            }
+            let next = self.next.as_ref().expect("just filled");
+            match next.key[self.prefix_len..].cmp(relative) {
+                std::cmp::Ordering::Less => self.next = None,
+                std::cmp::Ordering::Equal => {
+                    return Ok(self.next.take().expect("just filled").entries);
+                }
+                std::cmp::Ordering::Greater => return Ok(Vec::new()),
+            }
+        }
+    }
 }
 
 impl<C: S3Api> Executor<C> {
@@ -183,26 +284,88 @@ impl<C: S3Api> Executor<C> {
         }
     }
 
-    async fn record_durable(&self, record: Record) {
-        if let Some(checkpoint) = &self.checkpoint {
-            checkpoint.journal.append_durable(record).await;
+    /// Appends `record` and waits until it is in the journal file; false when it could not be written,
+    /// in which case the run halts: a write the checkpoint cannot record must not be sent.
+    async fn record_durable(&self, record: Record) -> bool {
+        let Some(checkpoint) = &self.checkpoint else {
+            return true;
+        };
+        match checkpoint.journal.append_durable(record).await {
+            Ok(()) => true,
+            Err(error) => {
+                self.halt(error.to_string());
+                false
+            }
         }
+    }
+
+    /// Stops the run on an error of its own: nothing new starts, in-flight writes finish.
+    pub fn halt(&self, reason: String) {
+        self.halted.lock().expect("halt lock").get_or_insert(reason);
+        self.stop.trigger();
     }
 
     fn destination_bucket(&self) -> &str {
         &self.job.selection.mapping.destination.bucket
     }
 
-    /// Lists the source and replays every selected history. Per-entry failures are recorded in the
-    /// progress and do not stop the run; a failed listing does.
+    /// How the destination range is listed: as a source of its own, all keys, every entry.
+    fn destination_selection(&self) -> Selection {
+        let destination = self.job.selection.mapping.destination.clone();
+        Selection {
+            mapping: crate::location::KeyMapping {
+                source: destination.clone(),
+                destination,
+            },
+            include: self.job.selection.include.clone(),
+            exclude: self.job.selection.exclude.clone(),
+            latest_only: false,
+            shard: None,
+            source_unversioned: self.job.destination_never_versioned,
+        }
+    }
+
+    /// The destination history of one source key, by a listing of that key alone.
+    async fn destination_history(&self, source_key: &str) -> S3Result<Vec<Entry>> {
+        let key = self.job.selection.mapping.destination_key(source_key);
+        let history = list_key(
+            &*self.destination,
+            self.destination_bucket(),
+            &key,
+            &self.destination_selection(),
+        )
+        .await?;
+        Ok(history.map(|h| h.entries).unwrap_or_default())
+    }
+
+    /// A request the interrupted run sent just before it died can still be applied by the server
+    /// afterwards; the destination is looked at only once that can no longer happen.
+    async fn settle(&self) {
+        if let Some(until) = self.checkpoint.as_ref().and_then(|c| c.settle_until)
+            && tokio::time::Instant::now() < until
+        {
+            let wait = until - tokio::time::Instant::now();
+            eprintln!(
+                "the last run of this job did not end cleanly: waiting {:.0} s (--resume-wait) for writes it may \
+                 have left in flight to land before reading the destination",
+                wait.as_secs_f64().ceil()
+            );
+            tokio::time::sleep_until(until).await;
+        }
+    }
+
+    /// Lists the source and the destination and replays every selected history onto what the
+    /// destination holds. Per-entry failures are recorded in the progress and do not stop the run; a
+    /// failed listing does.
     ///
-    /// `input` replaces the listing with histories read from an inventory or manifest (in key order,
-    /// failed keys to retry included).
+    /// `input` replaces the source listing with histories read from an inventory or manifest (in key
+    /// order, failed keys to retry included).
     pub async fn run(
         self: Arc<Self>,
         input: Option<mpsc::Receiver<S3Result<KeyHistory>>>,
     ) -> S3Result<()> {
         self.abort_recorded_uploads().await;
+        self.settle().await;
         let slots = Arc::new(Semaphore::new(self.job.concurrency.max(1)));
         let mut running = JoinSet::new();
         // Failed keys the watermark has passed are retried first, each listed on its own.
@@ -223,10 +386,32 @@ impl<C: S3Api> Executor<C> {
                     history.entries.len() as u64,
                     history.entries.iter().map(Entry::size).sum(),
                 );
-                self.dispatch(history, &mut running, &slots, None).await;
+                let destination = self.destination_history(&key).await?;
+                self.dispatch(history, destination, &mut running, &slots, None)
+                    .await;
             }
         }
         let watermark = Arc::new(Mutex::new(Watermark::default()));
+        let start_after = self
+            .checkpoint
+            .as_ref()
+            .and_then(|c| c.journal.state().watermark.clone());
+        let mut destination = DestinationCursor {
+            histories: (!self.job.destination_per_key).then(|| {
+                list_histories_with(
+                    Arc::clone(&self.destination),
+                    self.destination_bucket().to_string(),
+                    self.destination_selection(),
+                    Arc::new(Progress::default()),
+                    start_after
+                        .as_deref()
+                        .map(|key| self.job.selection.mapping.destination_key(key)),
+                    self.job.listers,
+                )
+            }),
+            next: None,
+            prefix_len: self.job.selection.mapping.destination.prefix.len(),
+        };
         let mut histories = match input {
             Some(histories) => histories,
             None => list_histories_with(
@@ -234,18 +419,31 @@ impl<C: S3Api> Executor<C> {
                 self.job.selection.mapping.source.bucket.clone(),
                 self.job.selection.clone(),
                 Arc::clone(&self.progress),
-                self.checkpoint
-                    .as_ref()
-                    .and_then(|c| c.journal.state().watermark.clone()),
+                start_after,
                 self.job.listers,
             ),
         };
+        let mut complete = true;
         while let Some(history) = histories.recv().await {
             if self.stop.is_set() {
+                complete = false;
                 break;
             }
-            self.dispatch(history?, &mut running, &slots, Some(Arc::clone(&watermark)))
-                .await;
+            let history = history?;
+            let held = if self.job.destination_per_key {
+                self.destination_history(&history.key).await?
+            } else {
+                let relative = self.job.selection.mapping.relative(&history.key);
+                destination.take(relative).await?
+            };
+            self.dispatch(
+                history,
+                held,
+                &mut running,
+                &slots,
+                Some(Arc::clone(&watermark)),
+            )
+            .await;
             while let Some(finished) = running.try_join_next() {
                 finished.expect("replay task panicked");
             }
@@ -256,6 +454,12 @@ impl<C: S3Api> Executor<C> {
         if let Some(key) = watermark.lock().expect("watermark lock").take_unrecorded() {
             self.record(Record::Watermark { key });
         }
+        if complete && !self.stop.is_set() {
+            // The next run of this job is a new pass over everything (a catch-up), never "nothing to do".
+            self.record(Record::PassComplete {
+                finished_unix: crate::checkpoint::now_unix(),
+            });
+        }
         Ok(())
     }
 
@@ -263,6 +467,7 @@ impl<C: S3Api> Executor<C> {
     async fn dispatch(
         self: &Arc<Self>,
         history: KeyHistory,
+        destination: Vec<Entry>,
         running: &mut JoinSet<()>,
         slots: &Arc<Semaphore>,
         watermark: Option<Arc<Mutex<Watermark>>>,
@@ -280,7 +485,7 @@ impl<C: S3Api> Executor<C> {
         let executor = Arc::clone(self);
         running.spawn(async move {
             let key = history.key.clone();
-            let finished = executor.replay_key(history).await;
+            let finished = executor.replay_key(history, destination).await;
             if let Some(watermark) = watermark
                 && finished
                 && let Some(key) = watermark.lock().expect("watermark lock").finished(&key)
@@ -335,12 +540,82 @@ impl<C: S3Api> Executor<C> {
         }
     }
 
+    /// Whether source entry `source` and destination entry `destination` are the same (see `merge`):
+    /// from the listings when their ETags agree, else by one HEAD of each side.
+    async fn same_entry(
+        &self,
+        source: &Entry,
+        destination: &Entry,
+        destination_key: &str,
+    ) -> S3Result<Option<MatchedBy>> {
+        match likeness(source, destination) {
+            Likeness::Same => Ok(Some(MatchedBy::Etag)),
+            Likeness::Different => Ok(None),
+            Likeness::Unverified => {
+                let (source, destination) = (
+                    self.source_ref(source),
+                    VersionRef {
+                        bucket: self.destination_bucket().to_string(),
+                        key: destination_key.to_string(),
+                        version_id: destination.version_id.clone(),
+                    },
+                );
+                let (theirs, ours) = futures::future::try_join(
+                    self.source.head_object(&source, None),
+                    self.destination.head_object(&destination, None),
+                )
+                .await?;
+                if theirs.etag == ours.etag {
+                    // The listing did not give one side's ETag (an inventory without that column).
+                    return Ok(Some(MatchedBy::Etag));
+                }
+                if theirs.etag_is_md5() && ours.etag_is_md5() {
+                    // Both ETags are MD5s of the bytes: the bytes differ.
+                    return Ok(None);
+                }
+                Ok(match (&theirs.checksum, &ours.checksum) {
+                    (Some((a, x)), Some((b, y))) if a == b => {
+                        (x == y).then_some(MatchedBy::Checksum)
+                    }
+                    _ => Some(MatchedBy::Size),
+                })
+            }
+        }
+    }
+
+    /// What a key's replay starts from: the merge of its source history with the destination's.
+    async fn plan(
+        &self,
+        history: &KeyHistory,
+        held: &[Entry],
+        destination_key: &str,
+    ) -> S3Result<KeyPlan> {
+        let mut by_checksum = 0;
+        let mut by_size = 0;
+        let plan = plan_key(
+            &history.entries,
+            held,
+            self.job.selection.latest_only,
+            self.job.on_diverged,
+            |i, j| self.same_entry(&history.entries[i], &held[j], destination_key),
+            |how| match how {
+                MatchedBy::Etag => {}
+                MatchedBy::Checksum => by_checksum += 1,
+                MatchedBy::Size => by_size += 1,
+            },
+        )
+        .await?;
+        self.progress.matched_weakly(by_checksum, by_size);
+        Ok(plan)
+    }
+
     /// Replays one key; returns false when the run stopped before the key was finished.
-    async fn replay_key(&self, history: KeyHistory) -> bool {
+    async fn replay_key(&self, history: KeyHistory, held: Vec<Entry>) -> bool {
         let destination_key = self.job.selection.mapping.destination_key(&history.key);
+        let source_bucket = &self.job.selection.mapping.source.bucket;
         let fail = |index: usize, error: S3Error| {
             let entry = &history.entries[index];
-            let reason = failure_reason(&error, &self.job.selection.mapping.source.bucket, entry);
+            let reason = failure_reason(&error, source_bucket, entry);
             self.record(Record::Failed {
                 key: history.key.clone(),
                 index: index as u32,
@@ -350,7 +625,7 @@ impl<C: S3Api> Executor<C> {
             // Later entries of this key would land out of order: the key stops here.
             self.progress.failed(
                 Failure {
-                    bucket: self.job.selection.mapping.source.bucket.clone(),
+                    bucket: source_bucket.clone(),
                     key: entry.key.clone(),
                     version_id: entry.version_id.clone(),
                     reason,
@@ -358,32 +633,98 @@ impl<C: S3Api> Executor<C> {
                 (history.entries.len() - index - 1) as u64,
             );
         };
-        let (start, mut head) = match self.resume_point(&history, &destination_key).await {
-            Ok(point) => point,
-            Err((index, error)) => {
-                fail(index, error);
+        if let Some(checkpoint) = &self.checkpoint {
+            let (failed, pending) = {
+                let state = checkpoint.journal.state();
+                (
+                    state.failed.contains_key(&history.key),
+                    matches!(state.keys.get(&history.key), Some(KeyState::Pending { .. })),
+                )
+            };
+            if failed && !checkpoint.retry_failed {
+                return true;
+            }
+            if pending {
+                // The interrupted run may have created an upload it never recorded.
+                self.abort_uploads_of(&destination_key).await;
+            }
+        }
+        let plan = match self.plan(&history, &held, &destination_key).await {
+            Ok(plan) => plan,
+            Err(error) => {
+                fail(0, error);
                 return true;
             }
         };
-        self.progress.resumed(start as u64);
+        let start = match plan {
+            KeyPlan::InStep => history.entries.len(),
+            KeyPlan::Append { from } => from,
+            KeyPlan::Diverged {
+                position,
+                reason,
+                append_from,
+            } => {
+                let entry = &history.entries[position.min(history.entries.len() - 1)];
+                self.progress.diverged(Diverged {
+                    key: destination_key.clone(),
+                    position: position as u64 + 1,
+                    reason: reason.clone(),
+                    appended: append_from.is_some(),
+                });
+                match append_from {
+                    Some(from) => from,
+                    None => {
+                        // Recorded as failed: `status` lists it and the next run looks at it again.
+                        self.record(Record::Failed {
+                            key: history.key.clone(),
+                            index: position.min(history.entries.len() - 1) as u32,
+                            version_id: entry.version_id.clone(),
+                            reason: format!("diverged: {reason}"),
+                        });
+                        return true;
+                    }
+                }
+            }
+        };
+        let already: &[Entry] = &history.entries[..start];
+        self.progress
+            .in_step(already.len() as u64, already.iter().map(Entry::size).sum());
+        let mut head = DestinationHead::of(&held, self.job.destination_versioned);
         for (index, entry) in history.entries.iter().enumerate().skip(start) {
             if self.stop.is_set() {
                 return false;
             }
-            self.record_durable(Record::Intent {
-                key: history.key.clone(),
-                index: index as u32,
-                version_id: entry.version_id.clone(),
-                previous: head.version(),
-            })
-            .await;
-            match self.replay_entry(entry, &destination_key, &mut head).await {
-                Ok(()) => self.record(Record::Done {
+            if !self
+                .record_durable(Record::Intent {
                     key: history.key.clone(),
                     index: index as u32,
-                    written: head.version(),
-                    last: index + 1 == history.entries.len(),
-                }),
+                    version_id: entry.version_id.clone(),
+                    previous: head.version(),
+                })
+                .await
+            {
+                return false;
+            }
+            match self.replay_entry(entry, &destination_key, &mut head).await {
+                Ok(()) => {
+                    self.record(Record::Done {
+                        key: history.key.clone(),
+                        index: index as u32,
+                        written: head.version(),
+                        last: index + 1 == history.entries.len(),
+                    });
+                    if let Some(map) = &self.version_map
+                        && let Err(error) =
+                            map.append(entry, &destination_key, head.version().as_deref())
+                    {
+                        // The map must be complete: stop rather than write what it cannot record.
+                        self.halt(format!(
+                            "failed to write the version map {}: {error}",
+                            map.path.display()
+                        ));
+                        return false;
+                    }
+                }
                 Err(S3Error::Interrupted) => return false,
                 Err(S3Error::NotFound { code })
                     if self.job.tolerate_missing_source && code != "NoSuchUpload" =>
@@ -391,7 +732,7 @@ impl<C: S3Api> Executor<C> {
                     // Nothing was written: the destination's head stays where it was.
                     self.progress.failed(
                         Failure {
-                            bucket: self.job.selection.mapping.source.bucket.clone(),
+                            bucket: source_bucket.clone(),
                             key: entry.key.clone(),
                             version_id: entry.version_id.clone(),
                             reason: format!(
@@ -401,15 +742,12 @@ impl<C: S3Api> Executor<C> {
                         },
                         0,
                     );
-                    // With nothing written yet the next intent's "no previous version" says it all.
-                    if head != DestinationHead::Empty {
-                        self.record(Record::Done {
-                            key: history.key.clone(),
-                            index: index as u32,
-                            written: head.version(),
-                            last: index + 1 == history.entries.len(),
-                        });
-                    }
+                    self.record(Record::Done {
+                        key: history.key.clone(),
+                        index: index as u32,
+                        written: head.version(),
+                        last: index + 1 == history.entries.len(),
+                    });
                 }
                 Err(error) => {
                     fail(index, error);
@@ -418,103 +756,13 @@ impl<C: S3Api> Executor<C> {
             }
         }
         if start == history.entries.len() {
-            // Nothing was left to write (finished earlier, or its last entry just reconciled).
+            // Nothing was left to write: the destination had it all.
+            self.progress.key_in_step();
             self.record(Record::KeyDone {
                 key: history.key.clone(),
             });
         }
         true
-    }
-
-    /// Where to start replaying `history`: after what the checkpoint proves written, reconciling an entry
-    /// that was pending (or failed) when the last run ended.
-    async fn resume_point(
-        &self,
-        history: &KeyHistory,
-        destination_key: &str,
-    ) -> Result<(usize, DestinationHead), (usize, S3Error)> {
-        let Some(checkpoint) = &self.checkpoint else {
-            return Ok((0, DestinationHead::Empty));
-        };
-        let (failed, known) = {
-            let state = checkpoint.journal.state();
-            (
-                state.failed.get(&history.key).cloned(),
-                state.keys.get(&history.key).cloned(),
-            )
-        };
-        if failed.is_some() && !checkpoint.retry_failed {
-            return Ok((history.entries.len(), DestinationHead::Unversioned));
-        }
-        let pending = match known {
-            None => failed.map(
-                |FailedEntry {
-                     index, version_id, ..
-                 }| (index, version_id, None),
-            ),
-            Some(KeyState::Complete) => {
-                return Ok((history.entries.len(), DestinationHead::Unversioned));
-            }
-            Some(KeyState::Written { index, written }) => {
-                return Ok((index as usize + 1, DestinationHead::after(written)));
-            }
-            Some(KeyState::Pending {
-                index,
-                version_id,
-                previous,
-            }) => Some((index, version_id, previous)),
-        };
-        let Some((index, version_id, previous)) = pending else {
-            return Ok((0, DestinationHead::Empty));
-        };
-        let index = index as usize;
-        // No previous version: nothing of this key was written before this entry (on the versioned
-        // destination every multi-entry history needs, each write creates a version id; a latest-only
-        // copy to an unversioned bucket has one entry per key).
-        let head = match previous {
-            Some(version) => DestinationHead::Version(version),
-            None => DestinationHead::Empty,
-        };
-        let Some(entry) = history
-            .entries
-            .get(index)
-            .filter(|e| e.version_id == version_id)
-        else {
-            return Err((
-                index.min(history.entries.len().saturating_sub(1)),
-                S3Error::Other {
-                    code: "SourceChanged".into(),
-                    message: format!(
-                        "the checkpoint's entry {} of this key (version {version_id}) is no longer there in the \
-                         source; inspect the key and rerun with --restart",
-                        index + 1
-                    ),
-                },
-            ));
-        };
-        if let Some(until) = checkpoint.settle_until
-            && tokio::time::Instant::now() < until
-        {
-            tokio::time::sleep_until(until).await;
-        }
-        self.abort_uploads_of(destination_key).await;
-        match self
-            .applied(destination_key, Expected::of(entry), &head)
-            .await
-            .map_err(|e| (index, e))?
-        {
-            Some(written) => {
-                self.record(Record::Done {
-                    key: history.key.clone(),
-                    index: index as u32,
-                    written: Some(written.clone()),
-                    last: index + 1 == history.entries.len(),
-                });
-                self.progress.reconciled();
-                Ok((index + 1, DestinationHead::Version(written)))
-            }
-            None => Ok((index, head)),
-        }
     }
 
     /// A crash between CreateMultipartUpload and its record leaves an upload only the destination knows.
@@ -530,15 +778,10 @@ impl<C: S3Api> Executor<C> {
         }
     }
 
-    async fn replay_entry(
-        &self,
-        entry: &Entry,
-        destination_key: &str,
-        head: &mut DestinationHead,
-    ) -> S3Result<()> {
-        let bucket = self.destination_bucket();
+    /// The source version an entry names (a never-versioned source's null version is not named).
+    fn source_ref(&self, entry: &Entry) -> VersionRef {
         let unnamed = self.job.selection.source_unversioned && entry.version_id == "null";
-        let source = VersionRef {
+        VersionRef {
             bucket: self.job.selection.mapping.source.bucket.clone(),
             key: entry.key.clone(),
             version_id: if unnamed {
@@ -546,11 +789,21 @@ impl<C: S3Api> Executor<C> {
             } else {
                 entry.version_id.clone()
             },
-        };
+        }
+    }
+
+    async fn replay_entry(
+        &self,
+        entry: &Entry,
+        destination_key: &str,
+        head: &mut DestinationHead,
+    ) -> S3Result<()> {
+        let bucket = self.destination_bucket();
+        let source = self.source_ref(entry);
         let size = entry.size();
         match self.job.plan.action(entry) {
             Action::DeleteMarker => {
-                self.write(destination_key, Expected::DeleteMarker, head, || {
+                self.write(destination_key, entry, head, || {
                     self.destination.delete_object(bucket, destination_key)
                 })
                 .await?;
@@ -582,14 +835,14 @@ impl<C: S3Api> Executor<C> {
                         .or(storage_class.filter(|c| c != "STANDARD")),
                     sse_kms_key_id: self.job.write.sse_kms_key_id.clone(),
                 };
-                self.write(destination_key, Expected::Object { size }, head, || {
+                self.write(destination_key, entry, head, || {
                     self.destination.copy_object(&request)
                 })
                 .await?;
                 self.progress.copied(Copied::Single { bytes: size });
             }
             Action::Multipart => {
-                copy_multipart(self, &source, size, destination_key, head).await?;
+                copy_multipart(self, entry, &source, destination_key, head).await?;
                 self.progress.copied(Copied::Multipart { bytes: size });
             }
         }
@@ -609,11 +862,12 @@ impl<C: S3Api> Executor<C> {
         });
     }
 
-    /// Runs a write that adds a version, reconciling with the destination when its outcome is unknown.
+    /// Runs a write of source entry `entry` that adds a version, reconciling with the destination when
+    /// its outcome is unknown.
     pub(crate) async fn write<F, Fut>(
         &self,
         key: &str,
-        expected: Expected,
+        entry: &Entry,
         head: &mut DestinationHead,
         mut attempt: F,
     ) -> S3Result<()>
@@ -639,7 +893,7 @@ impl<C: S3Api> Executor<C> {
             }
             uncertain = true;
             self.progress.retried();
-            if let Some(written) = self.applied(key, expected, head).await? {
+            if let Some(written) = self.applied(key, entry, head).await? {
                 *head = DestinationHead::Version(written);
                 self.progress.reconciled();
                 return Ok(());
@@ -654,15 +908,24 @@ impl<C: S3Api> Executor<C> {
         })
     }
 
-    /// The destination version our write created, if the destination shows it was applied.
+    /// The destination version our write of `entry` created, if the destination shows it was applied:
+    /// its newest entry is new since `head` and is the same as `entry` (kind, size and ETag, or the
+    /// HEAD comparison where ETags are not comparable).
     async fn applied(
         &self,
         key: &str,
-        expected: Expected,
+        entry: &Entry,
         head: &DestinationHead,
     ) -> S3Result<Option<String>> {
         let newest = newest_entries(&*self.destination, self.destination_bucket(), key).await?;
-        Ok(was_applied(&newest, head, expected).then(|| newest[0].version_id.clone()))
+        if !is_new(&newest, head) {
+            return Ok(None);
+        }
+        let written = &newest[0];
+        Ok(self
+            .same_entry(entry, written, key)
+            .await?
+            .map(|_| written.version_id.clone()))
     }
 }
 
@@ -693,23 +956,17 @@ async fn newest_entries<C: S3Api>(client: &C, bucket: &str, key: &str) -> S3Resu
     Ok(page.entries.into_iter().filter(|e| e.key == key).collect())
 }
 
-/// Decides from the destination key's newest entries (newest first) whether the write we attempted
-/// after `head` was applied.
-pub fn was_applied(newest: &[Entry], head: &DestinationHead, expected: Expected) -> bool {
+/// Whether the destination key's newest entries (newest first) show a write made after `head`.
+pub fn is_new(newest: &[Entry], head: &DestinationHead) -> bool {
     let Some(first) = newest.first() else {
         return false;
     };
-    let same_kind = match expected {
-        Expected::DeleteMarker => first.is_delete_marker(),
-        Expected::Object { size } => !first.is_delete_marker() && first.size() == size,
-    };
-    same_kind
-        && match head {
-            DestinationHead::Version(previous) => &first.version_id != previous,
-            DestinationHead::Empty => newest.len() == 1,
-            // Repeating a write on an unversioned destination adds nothing: just repeat it.
-            DestinationHead::Unversioned => false,
-        }
+    match head {
+        DestinationHead::Version(previous) => &first.version_id != previous,
+        DestinationHead::Empty => newest.len() == 1,
+        // Repeating a write on an unversioned destination adds nothing: just repeat it.
+        DestinationHead::Unversioned => false,
+    }
 }
 
 #[cfg(test)]
@@ -735,47 +992,23 @@ mod tests {
     }
 
     #[test]
-    fn a_new_version_after_a_known_head_is_ours() {
+    fn a_write_is_new_only_after_the_head_it_followed() {
         let head = DestinationHead::Version("v1".into());
-        let object = Expected::Object { size: 5 };
-        assert!(was_applied(
+        assert!(is_new(
             &[entry("v2", false, 5), entry("v1", false, 5)],
-            &head,
-            object
+            &head
         ));
-        assert!(!was_applied(&[entry("v1", false, 5)], &head, object));
-        assert!(!was_applied(&[entry("v2", false, 6)], &head, object));
-        assert!(!was_applied(
-            &[entry("v2", true, 0)],
-            &head,
-            Expected::Object { size: 0 }
-        ));
-        assert!(was_applied(
-            &[entry("v2", true, 0)],
-            &head,
-            Expected::DeleteMarker
-        ));
-        assert!(!was_applied(&[], &head, object));
-    }
-
-    #[test]
-    fn a_first_write_was_applied_only_if_it_is_the_only_entry() {
-        let object = Expected::Object { size: 1 };
-        assert!(was_applied(
-            &[entry("x", false, 1)],
-            &DestinationHead::Empty,
-            object
-        ));
-        assert!(!was_applied(
+        assert!(!is_new(&[entry("v1", false, 5)], &head));
+        assert!(!is_new(&[], &head));
+        // A first write: only if it is the key's only entry.
+        assert!(is_new(&[entry("x", false, 1)], &DestinationHead::Empty));
+        assert!(!is_new(
             &[entry("x", false, 1), entry("y", false, 1)],
-            &DestinationHead::Empty,
-            object
+            &DestinationHead::Empty
         ));
-        assert!(!was_applied(&[], &DestinationHead::Empty, object));
-        assert!(!was_applied(
+        assert!(!is_new(
             &[entry("x", false, 1)],
-            &DestinationHead::Unversioned,
-            object
+            &DestinationHead::Unversioned
         ));
     }
 

@@ -161,11 +161,7 @@ async fn copies_every_version_from_an_inventory_report_on_s3() {
         &uri,
     ]);
     assert!(output.status.success(), "{}", text(&output));
-    assert!(
-        text(&output).contains("copied 0 versions"),
-        "{}",
-        text(&output)
-    );
+    assert!(text(&output).contains("nothing to do"), "{}", text(&output));
     assert_same_histories(&source, &destination).await;
 
     // A report without Size and IsLatest: those keys are planned by listing them, and the copy is exact.

@@ -488,7 +488,11 @@ async fn setup_with_existing_copy_backfills_what_replication_skips() {
         "--existing",
         "copy",
     ]);
-    assert!(output.contains("4. existing objects: copying"), "{output}");
+    // The backfill comes before the rule, and a catch-up after it.
+    let backfill = output.find("3. existing objects: copying").expect(&output);
+    let rule = output.find("4. replication rule and role").expect(&output);
+    let catch_up = output.find("5. catch-up").expect(&output);
+    assert!(backfill < rule && rule < catch_up, "{output}");
     let listed = client
         .list_object_versions()
         .bucket(&destination)

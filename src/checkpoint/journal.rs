@@ -99,6 +99,8 @@ pub struct Journal {
     path: PathBuf,
     /// What the journal proves, kept current by the writer (one copy: it can hold many keys).
     state: Arc<Mutex<State>>,
+    /// The writer's first error; from then on it acknowledges nothing.
+    failure: Arc<Mutex<Option<String>>>,
 }
 
 /// Compact when the file holds this many times the records the live state needs (and at least this many).
@@ -161,15 +163,18 @@ impl Journal {
         let writer_path = path.to_path_buf();
         let state = Arc::new(Mutex::new(state));
         let writer_state = Arc::clone(&state);
+        let failure = Arc::new(Mutex::new(None));
+        let writer_failure = Arc::clone(&failure);
         let writer = std::thread::Builder::new()
             .name("checkpoint-journal".into())
-            .spawn(move || write_loop(&writer_path, file, &writer_state, receiver))
+            .spawn(move || write_loop(&writer_path, file, &writer_state, receiver, &writer_failure))
             .map_err(open_error)?;
         Ok(Journal {
             sender: Some(sender),
             writer: Some(writer),
             path: path.to_path_buf(),
             state,
+            failure,
         })
     }
 
@@ -189,13 +194,32 @@ impl Journal {
         }
     }
 
-    /// Appends and waits until the record is written to the file (see the module doc for when it is synced).
-    pub async fn append_durable(&self, record: Record) {
+    /// Appends and waits until the record is written to the file (see the module doc for when it is
+    /// synced). An error means it is not, and will not be: the journal could not be written (disk
+    /// full, a file-size limit, an I/O error), and the write the record announces must not be sent.
+    pub async fn append_durable(&self, record: Record) -> Result<(), JournalError> {
         let (done, wait) = oneshot::channel();
-        if let Some(sender) = &self.sender
-            && sender.send(Command::Durable(record, done)).is_ok()
-        {
-            let _ = wait.await;
+        let sent = self
+            .sender
+            .as_ref()
+            .is_some_and(|s| s.send(Command::Durable(record, done)).is_ok());
+        match (sent, if sent { wait.await.ok() } else { None }) {
+            (true, Some(())) => Ok(()),
+            _ => Err(self.write_error()),
+        }
+    }
+
+    /// Why the writer stopped acknowledging: the first write error it met.
+    fn write_error(&self) -> JournalError {
+        let message = self
+            .failure
+            .lock()
+            .expect("journal failure lock")
+            .clone()
+            .unwrap_or_else(|| "the journal writer stopped".into());
+        JournalError::Write {
+            path: self.path.display().to_string(),
+            source: std::io::Error::other(message),
         }
     }
 
@@ -213,10 +237,7 @@ impl Journal {
                 path: self.path.display().to_string(),
                 source: std::io::Error::other(message),
             }),
-            None => Err(JournalError::Write {
-                path: self.path.display().to_string(),
-                source: std::io::Error::other("the journal writer stopped"),
-            }),
+            None => Err(self.write_error()),
         }
     }
 }
@@ -237,7 +258,13 @@ pub fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
-fn write_loop(path: &Path, mut file: File, shared: &Mutex<State>, receiver: Receiver<Command>) {
+fn write_loop(
+    path: &Path,
+    mut file: File,
+    shared: &Mutex<State>,
+    receiver: Receiver<Command>,
+    first_failure: &Mutex<Option<String>>,
+) {
     let mut records_in_file = shared.lock().expect("journal state lock").record_count();
     let mut buffer = Vec::new();
     let mut failure: Option<String> = None;
@@ -307,6 +334,12 @@ fn write_loop(path: &Path, mut file: File, shared: &Mutex<State>, receiver: Rece
                 Ok(()) => unsynced_since = None,
                 Err(error) => failure = Some(error.to_string()),
             }
+        }
+        if let Some(failure) = &failure {
+            first_failure
+                .lock()
+                .expect("journal failure lock")
+                .get_or_insert_with(|| failure.clone());
         }
         for done in flushes {
             let _ = done.send(failure.clone().map_or(Ok(()), Err));

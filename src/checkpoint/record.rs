@@ -20,6 +20,14 @@ pub struct JobIdentity {
     /// `K/N` when this process copies one shard of the keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
+    /// Where each side is: its endpoint URL as resolved (`--endpoint-url`, the environment or the
+    /// profile; `AWS` for Amazon S3's own) and its region, so the same bucket names on another
+    /// endpoint are another job. Bucket names are unique within an endpoint, so these and the
+    /// bucket name identify a bucket; a profile name is not recorded (what it points to can change).
+    #[serde(default)]
+    pub source_endpoint: String,
+    #[serde(default)]
+    pub destination_endpoint: String,
 }
 
 impl JobIdentity {
@@ -66,6 +74,16 @@ impl JobIdentity {
             "--shard",
             format!("{:?}", self.shard),
             format!("{:?}", other.shard),
+        );
+        compare(
+            "source endpoint",
+            self.source_endpoint.clone(),
+            other.source_endpoint.clone(),
+        );
+        compare(
+            "destination endpoint",
+            self.destination_endpoint.clone(),
+            other.destination_endpoint.clone(),
         );
         compare(
             "input",
@@ -131,6 +149,11 @@ pub enum Record {
     /// Every key up to and including `key`, in listing order, is finished (written or failed).
     Watermark {
         key: String,
+    },
+    /// The run listed and replayed every key of the job: the next run is a new pass over everything
+    /// (a catch-up that writes only what the destination lacks), never "nothing to do".
+    PassComplete {
+        finished_unix: u64,
     },
     /// Progress figures for `status`. `finished` when a run wrote it as it ended with no request in
     /// flight (completed, or stopped by Ctrl-C): a resume then has no late write to wait for.
@@ -219,17 +242,21 @@ mod tests {
             sse_kms_key_id: None,
             input: None,
             shard: None,
+            source_endpoint: "AWS us-east-1".into(),
+            destination_endpoint: "AWS us-east-1".into(),
         };
         let other = JobIdentity {
             destination: "s3://c/".into(),
             latest_only: true,
+            destination_endpoint: "http://127.0.0.1:9000 us-east-1".into(),
             ..identity.clone()
         };
         assert_eq!(
             identity.differences(&other),
             [
                 "destination s3://b/ (now s3://c/)",
-                "--latest-only false (now true)"
+                "--latest-only false (now true)",
+                "destination endpoint AWS us-east-1 (now http://127.0.0.1:9000 us-east-1)"
             ]
         );
         assert_ne!(identity.fingerprint(), other.fingerprint());

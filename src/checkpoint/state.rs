@@ -41,6 +41,8 @@ pub struct State {
     pub updated_unix: u64,
     /// The last record is a run's final `Stats`: no request of that run can still be in flight.
     pub ended_cleanly: bool,
+    /// A run went over every key (`PassComplete`): the next run starts a new pass.
+    pub pass_complete: bool,
 }
 
 impl State {
@@ -123,6 +125,7 @@ impl State {
                 self.keys.retain(|k, _| k > key);
                 self.watermark = Some(key.clone());
             }
+            Record::PassComplete { .. } => self.pass_complete = true,
             Record::Stats {
                 listed_entries,
                 done_entries,
@@ -143,7 +146,7 @@ impl State {
 
     /// How many records `each_record` produces.
     pub fn record_count(&self) -> usize {
-        self.keys.len() + self.failed.len() + self.uploads.len() + 3
+        self.keys.len() + self.failed.len() + self.uploads.len() + 4
     }
 
     /// A minimal journal that rebuilds this state.
@@ -201,6 +204,11 @@ impl State {
             emit(Record::UploadStarted {
                 key: key.clone(),
                 upload_id: upload_id.clone(),
+            });
+        }
+        if self.pass_complete {
+            emit(Record::PassComplete {
+                finished_unix: self.updated_unix,
             });
         }
         // Last, so that it overrides the counts the Done records above add.
@@ -280,6 +288,8 @@ mod tests {
                 sse_kms_key_id: None,
                 input: None,
                 shard: None,
+                source_endpoint: String::new(),
+                destination_endpoint: String::new(),
             },
             created_unix: 1,
         }];

@@ -106,6 +106,24 @@ pub struct ObjectHead {
     pub server_side_encryption: Option<String>,
     pub sse_kms_key_id: Option<String>,
     pub object_lock: LockSettings,
+    /// The object's full-object checksum, `(algorithm, value)`, when it has one (a composite checksum
+    /// of a multipart upload is left out: it never equals a single-part object's).
+    pub checksum: Option<(String, String)>,
+    /// The object is encrypted with a customer-provided key (SSE-C): its ETag is not an MD5.
+    pub sse_customer: bool,
+}
+
+impl ObjectHead {
+    /// Whether this object's ETag is the MD5 of its bytes, comparable with another copy's: not for a
+    /// multipart upload (`-N`), SSE-KMS or SSE-C.
+    pub fn etag_is_md5(&self) -> bool {
+        !self.etag.contains('-')
+            && !self.sse_customer
+            && !self
+                .server_side_encryption
+                .as_deref()
+                .is_some_and(|sse| sse.starts_with("aws:kms"))
+    }
 }
 
 /// Settings the user overrides on the destination.

@@ -37,6 +37,9 @@ pub struct Connection {
 #[derive(Clone, Debug)]
 pub struct AwsS3 {
     client: aws_sdk_s3::Client,
+    /// The endpoint URL as resolved (`AWS` for Amazon S3's own) and the region, e.g.
+    /// `http://127.0.0.1:9000 us-east-1`: where this side's buckets are.
+    place: String,
 }
 
 /// The shared AWS configuration of one side: profile, region, endpoint, the credentials chain.
@@ -76,13 +79,28 @@ impl AwsS3 {
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
             .force_path_style(connection.path_style);
+        let place = format!(
+            "{} {}",
+            shared.endpoint_url().unwrap_or("AWS"),
+            shared.region().map_or("us-east-1", |r| r.as_ref())
+        );
         AwsS3 {
             client: aws_sdk_s3::Client::from_conf(builder.build()),
+            place,
         }
     }
 
     pub fn from_client(client: aws_sdk_s3::Client) -> Self {
-        AwsS3 { client }
+        // Built elsewhere (bench, demo, setup): the endpoint is not known here, only the region.
+        let place = format!(
+            "unknown {}",
+            client.config().region().map_or("us-east-1", |r| r.as_ref())
+        );
+        AwsS3 { client, place }
+    }
+
+    pub fn place(&self) -> &str {
+        &self.place
     }
 
     pub fn client(&self) -> &aws_sdk_s3::Client {
@@ -402,9 +420,23 @@ impl S3Api for AwsS3 {
             .key(&version.key)
             .set_version_id(named_version(version))
             .set_part_number(part_number.map(|n| n as i32))
+            .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
             .send()
             .await
             .map_err(|e| classify(e, &version.bucket))?;
+        let checksum = [
+            ("CRC32", out.checksum_crc32()),
+            ("CRC32C", out.checksum_crc32_c()),
+            ("CRC64NVME", out.checksum_crc64_nvme()),
+            ("SHA1", out.checksum_sha1()),
+            ("SHA256", out.checksum_sha256()),
+        ]
+        .into_iter()
+        .find_map(|(algorithm, value)| Some((algorithm.to_string(), value?.to_string())))
+        .filter(|(_, value)| {
+            !value.contains('-')
+                && out.checksum_type() != Some(&aws_sdk_s3::types::ChecksumType::Composite)
+        });
         let length = out.content_length().unwrap_or(0).max(0) as u64;
         let full_size = out
             .content_range()
@@ -439,6 +471,8 @@ impl S3Api for AwsS3 {
                     .object_lock_legal_hold_status()
                     .map(|s| s.as_str().to_string()),
             },
+            checksum,
+            sse_customer: out.sse_customer_algorithm().is_some(),
         })
     }
 

@@ -598,10 +598,13 @@ pub async fn put_rule(
     } else {
         println!("replication role: {role}");
     }
-    println!(
-        "replication copies only objects written from now on; for the existing ones run:\n  s3-backfill copy s3://{} s3://{}",
-        source.bucket, destination.bucket
-    );
+    if command != "setup" {
+        // `setup` says what it does about the existing objects itself.
+        println!(
+            "replication copies only objects written from now on; for the existing ones run:\n  s3-backfill copy s3://{} s3://{}",
+            source.bucket, destination.bucket
+        );
+    }
     Ok(Change::Changed)
 }
 
@@ -717,7 +720,7 @@ pub async fn delete_replication(
     Ok(Change::Changed)
 }
 
-/// `setup`: buckets, versioning, role, rule; returns whether anything changed.
+/// `setup`: buckets, versioning on both, then the rule and its role. Returns whether anything changed.
 pub async fn setup(
     clients: &Clients,
     source: &Location,
@@ -726,6 +729,19 @@ pub async fn setup(
     rule: &RuleArgs,
     endpoints: &EndpointArgs,
 ) -> Result<Change, Error> {
+    let changes = prepare(clients, source, destination, name, rule, endpoints).await?;
+    put_rule_step(clients, source, destination, name, rule, changes, 3).await
+}
+
+/// The steps of `setup` before the rule: checks, buckets (1), versioning on both (2).
+pub async fn prepare(
+    clients: &Clients,
+    source: &Location,
+    destination: &Location,
+    name: &str,
+    rule: &RuleArgs,
+    endpoints: &EndpointArgs,
+) -> Result<Vec<Change>, Error> {
     check_rule_options(source, destination, name)?;
     if rule.role_arn.is_none() && rule.create_role.is_none() {
         return Err(role_missing("setup"));
@@ -766,7 +782,20 @@ pub async fn setup(
         )
         .await?,
     );
-    println!("3. replication rule and role");
+    Ok(changes)
+}
+
+/// The rule and its role, as step `step` of `setup`; `changes` are the earlier steps'.
+pub async fn put_rule_step(
+    clients: &Clients,
+    source: &Location,
+    destination: &Location,
+    name: &str,
+    rule: &RuleArgs,
+    mut changes: Vec<Change>,
+    step: usize,
+) -> Result<Change, Error> {
+    println!("{step}. replication rule and role");
     changes.push(put_rule(clients, source, destination, name, rule, "setup").await?);
     let change = if changes.contains(&Change::Changed) {
         Change::Changed

@@ -92,6 +92,8 @@ pub struct Counts {
     pub object_lock_headers: AtomicU64,
     /// The request line (method, path and query) of every request, in arrival order.
     pub request_lines: Mutex<Vec<String>>,
+    /// Set: no more faults, every request is forwarded as it is (the fault was fixed).
+    pub healed: std::sync::atomic::AtomicBool,
 }
 
 pub struct ChaosProxy {
@@ -183,6 +185,11 @@ fn serve(
     let head = String::from_utf8_lossy(&request[..request.len().min(2048)]).to_ascii_lowercase();
     let kind = Kind::of(&head);
     let is_copy = kind == Kind::Copy;
+    let faults = if counts.healed.load(Relaxed) {
+        Faults::default()
+    } else {
+        faults
+    };
     if is_copy && faults.deny_copies_after > 0 && number > faults.deny_copies_after {
         counts.denied.fetch_add(1, Relaxed);
         let _ = client.write_all(&error_response("403 Forbidden", "AccessDenied"));

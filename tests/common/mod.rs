@@ -422,3 +422,50 @@ pub async fn same_bytes(source: &str, destination: &str, key: &str) -> bool {
     }
     true
 }
+
+/// A multipart upload in 5 MiB parts: a copy that keeps the source's part layout keeps its ETag.
+pub async fn put_multipart(bucket: &str, key: &str, size: usize, seed: usize) {
+    let client = client();
+    let upload = client
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let upload_id = upload.upload_id().unwrap();
+    let body: Vec<u8> = (0..size).map(|i| ((i + seed) % 241) as u8).collect();
+    let mut parts = Vec::new();
+    for (index, chunk) in body.chunks(5 << 20).enumerate() {
+        let number = index as i32 + 1;
+        let part = client
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(ByteStream::from(chunk.to_vec()))
+            .send()
+            .await
+            .unwrap();
+        parts.push(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(number)
+                .e_tag(part.e_tag().unwrap())
+                .build(),
+        );
+    }
+    client
+        .complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}

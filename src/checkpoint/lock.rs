@@ -1,0 +1,142 @@
+//! One run per checkpoint: an advisory lock (`flock`) on `CHECKPOINT.lock`, held for the whole run.
+//!
+//! Two runs on one checkpoint would both list the destination before either wrote, and both would write
+//! what is missing: every entry twice. The lock is on a file of its own because compaction renames a new
+//! journal over the old one (a lock on the journal's inode would be lost with it). The file holds the
+//! holder's pid and host, so the second run can name them; the kernel drops the lock when the holder
+//! exits, however it exits, so a stale file never blocks anyone.
+//!
+//! `flock` works on local filesystems; on NFS Linux emulates it with POSIX locks (NFSv4, or NFSv3 with
+//! lockd). Where the filesystem cannot lock at all, the run refuses to start rather than run unguarded.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(
+        "checkpoint {checkpoint} is in use by another run ({holder}); wait for it to end or stop it, or give \
+         this run another --checkpoint (two runs of one job at once would write every entry twice)"
+    )]
+    Held { checkpoint: String, holder: String },
+    #[error(
+        "failed to open checkpoint {path}: {source}; choose a writable path with --checkpoint, or --no-checkpoint"
+    )]
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "failed to lock checkpoint {path}: {source}; put the checkpoint on a local filesystem (or NFS with \
+         locking) with --checkpoint"
+    )]
+    Unavailable {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// The lock, released when dropped (or when the process ends).
+#[derive(Debug)]
+pub struct CheckpointLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl CheckpointLock {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Where the lock of `checkpoint` lives.
+pub fn lock_path(checkpoint: &Path) -> PathBuf {
+    let mut name = checkpoint.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Takes the lock of `checkpoint` without waiting.
+pub fn lock(checkpoint: &Path) -> Result<CheckpointLock, LockError> {
+    let path = lock_path(checkpoint);
+    let unavailable = |source| LockError::Unavailable {
+        path: path.display().to_string(),
+        source,
+    };
+    let cannot_open = |source| LockError::Open {
+        path: checkpoint.display().to_string(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(cannot_open)?;
+    }
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(cannot_open)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            return Err(LockError::Held {
+                checkpoint: checkpoint.display().to_string(),
+                holder: if holder.is_empty() {
+                    "its pid is not recorded yet".into()
+                } else {
+                    holder.to_string()
+                },
+            });
+        }
+        Err(std::fs::TryLockError::Error(error)) => return Err(unavailable(error)),
+    }
+    let holder = format!(
+        "pid {} on host {}, since {}",
+        std::process::id(),
+        hostname(),
+        aws_smithy_types::DateTime::from_secs(super::now_unix() as i64)
+            .fmt(aws_smithy_types::date_time::Format::DateTime)
+            .unwrap_or_default()
+    );
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(holder.as_bytes()))
+        .map_err(unavailable)?;
+    Ok(CheckpointLock { _file: file, path })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_is_refused_naming_the_holder_and_freed_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoint = dir.path().join("job.checkpoint");
+        let held = lock(&checkpoint).unwrap();
+        let error = lock(&checkpoint).unwrap_err().to_string();
+        assert!(
+            error.contains(&format!("pid {}", std::process::id())) && error.contains("in use"),
+            "{error}"
+        );
+        assert_eq!(held.path(), lock_path(&checkpoint));
+        drop(held);
+        lock(&checkpoint).expect("free again once dropped");
+    }
+}

@@ -1,0 +1,517 @@
+//! Reruns under any circumstances are safe and cheap: the destination is the truth, the checkpoint an
+//! accelerator. Each test is one way a user or an operator reruns, interrupts or misuses a copy, and
+//! each failed on the engine that trusted its checkpoint alone (it wrote every version again, skipped a
+//! failed one, or copied an arbitrary subset of later changes, all with exit 0). What arrived is checked
+//! with the independent listing.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use common::chaos_proxy::{ChaosProxy, Faults};
+use common::*;
+
+/// Keys with several versions, delete markers between and on top, an empty object, a multipart
+/// source (ETag `-N`), spread over two prefixes so the listing is split.
+async fn seed(bucket: &str, keys: usize) {
+    futures::future::join_all((0..keys).map(|index| {
+        let bucket = bucket.to_string();
+        async move {
+            let key = format!("{}/{index:03}", if index % 2 == 0 { "a" } else { "b" });
+            for version in 0..(1 + index % 3) {
+                put(&bucket, &key, format!("{key} v{version}")).await;
+            }
+            if index % 5 == 0 {
+                delete(&bucket, &key).await;
+            }
+            if index % 10 == 0 {
+                put(&bucket, &key, "").await;
+            }
+        }
+    }))
+    .await;
+    put_multipart(bucket, "m/multipart", 11 << 20, 1).await;
+}
+
+/// Every entry (versions and delete markers) in `bucket`.
+async fn entry_count(bucket: &str) -> usize {
+    histories(bucket, "")
+        .await
+        .iter()
+        .map(|(_, h)| h.len())
+        .sum()
+}
+
+fn report_of(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Entries a run wrote, from its report.
+fn written(report: &serde_json::Value) -> u64 {
+    report["copied_versions"].as_u64().unwrap() + report["delete_markers"].as_u64().unwrap()
+}
+
+fn copy_in(dir: &Path, source: &str, destination: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "copy".to_string(),
+        format!("s3://{source}"),
+        format!("s3://{destination}"),
+        "--progress".into(),
+        "never".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    command(&args).current_dir(dir).output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_completed_copy_rerun_from_anywhere_writes_nothing() {
+    let source = create_bucket("again-src", true).await;
+    let destination = create_bucket("again-dst", true).await;
+    seed(&source, 60).await;
+    // The multipart source is copied with parts: SeaweedFS gives the copy another ETag (composite
+    // part ETags), so it can only be matched by HEAD.
+    let parts = ["--multipart-threshold", "5MiB"];
+    let first = tempfile::tempdir().unwrap();
+    let output = copy_in(first.path(), &source, &destination, &parts);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_same_histories(&source, &destination).await;
+    let before = entry_count(&destination).await;
+    // Another working directory (no checkpoint there), no checkpoint at all, a discarded one, and the
+    // same directory again (a completed checkpoint: a new pass, never "nothing to do" unchecked).
+    let elsewhere = tempfile::tempdir().unwrap();
+    for (dir, extra) in [
+        (elsewhere.path(), &[][..]),
+        (first.path(), &["--no-checkpoint"][..]),
+        (first.path(), &["--restart"][..]),
+        (first.path(), &[][..]),
+    ] {
+        let report = tempfile::NamedTempFile::new().unwrap();
+        let mut args = extra.to_vec();
+        args.extend(parts);
+        args.extend(["--report", report.path().to_str().unwrap()]);
+        let output = copy_in(dir, &source, &destination, &args);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{extra:?}: {}",
+            text(&output)
+        );
+        let json = report_of(report.path());
+        assert_eq!(written(&json), 0, "{extra:?}: {json}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("nothing to do"),
+            "{extra:?}: {}",
+            text(&output)
+        );
+        // The multipart source's copy has another ETag: it is matched by HEAD, and counted.
+        assert_eq!(
+            json["matched_by_checksum"].as_u64().unwrap()
+                + json["matched_by_size_only"].as_u64().unwrap(),
+            1,
+            "{json}"
+        );
+        assert_eq!(entry_count(&destination).await, before, "{extra:?}");
+    }
+    assert_same_histories(&source, &destination).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rerun_after_source_changes_appends_exactly_what_changed() {
+    let source = create_bucket("catch-src", true).await;
+    let destination = create_bucket("catch-dst", true).await;
+    seed(&source, 40).await;
+    let dir = tempfile::tempdir().unwrap();
+    let map = dir.path().join("versions.csv");
+    let map_arg = ["--version-map", map.to_str().unwrap()];
+    let output = copy_in(dir.path(), &source, &destination, &map_arg);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    // New versions of finished keys, an overwrite with the same size (another ETag), deletes, new keys
+    // below and above everything listed before.
+    put(&source, "a/000", "a/000 v9").await;
+    put(&source, "b/001", "b/001 v0").await;
+    delete(&source, "a/002").await;
+    delete(&source, "b/039").await;
+    put(&source, "0-new-first", "new").await;
+    put(&source, "z-new-last", "new").await;
+    put(&source, "a/010x", "between").await;
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let output = copy_in(
+        dir.path(),
+        &source,
+        &destination,
+        &[&map_arg[..], &["--report", report.path().to_str().unwrap()]].concat(),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_same_histories(&source, &destination).await;
+    let json = report_of(report.path());
+    assert_eq!(written(&json), 7, "{json}");
+    // The version map has a row per destination entry, across both runs, each naming real versions.
+    let rows: Vec<csv::StringRecord> = csv::Reader::from_path(&map)
+        .unwrap()
+        .records()
+        .map(Result::unwrap)
+        .collect();
+    let raw = raw_histories(&destination, "").await;
+    assert_eq!(rows.len(), raw.iter().map(|(_, h)| h.len()).sum::<usize>());
+    for row in &rows {
+        let (key, written) = (&row[2], &row[3]);
+        let (_, history) = raw.iter().find(|(k, _)| k == key).expect(key);
+        assert!(history.iter().any(|e| e.version_id == written), "{row:?}");
+    }
+    // Nothing new: the same command once more writes nothing.
+    let output = copy_in(
+        dir.path(),
+        &source,
+        &destination,
+        &["--report", report.path().to_str().unwrap()],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(written(&report_of(report.path())), 0);
+    assert_same_histories(&source, &destination).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_with_a_foreign_version_is_left_alone_and_reported_unless_append_is_asked() {
+    let source = create_bucket("div-src", true).await;
+    let destination = create_bucket("div-dst", true).await;
+    for key in ["k/ours", "k/theirs"] {
+        put(&source, key, "one").await;
+        put(&source, key, "two").await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let output = copy_in(dir.path(), &source, &destination, &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    // Someone else writes into the destination; the source moves on.
+    put(&destination, "k/theirs", "foreign").await;
+    put(&source, "k/theirs", "three").await;
+    put(&source, "k/ours", "three").await;
+    let before = histories(&destination, "k/theirs").await;
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let output = copy_in(
+        dir.path(),
+        &source,
+        &destination,
+        &["--report", report.path().to_str().unwrap()],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&format!("diverged: s3://{destination}/k/theirs at entry 3")),
+        "{}",
+        text(&output)
+    );
+    let json = report_of(report.path());
+    assert_eq!(json["diverged"].as_array().unwrap().len(), 1, "{json}");
+    assert_eq!(json["diverged"][0]["position"], 3, "{json}");
+    assert_eq!(histories(&destination, "k/theirs").await, before, "touched");
+    // The other key got its new version.
+    assert_eq!(
+        histories(&destination, "k/ours").await,
+        histories(&source, "k/ours").await
+    );
+    // Asked to, the missing source entry is appended after the foreign one.
+    let output = copy_in(
+        dir.path(),
+        &source,
+        &destination,
+        &["--on-diverged", "append"],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let theirs = histories(&destination, "k/theirs").await;
+    let want = histories(&source, "k/theirs").await;
+    assert_eq!(theirs[0].1.len(), 4, "{theirs:?}");
+    assert_eq!(theirs[0].1[3], want[0].1[2], "{theirs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_version_is_retried_in_its_place_not_skipped() {
+    let source = create_bucket("retry-src", true).await;
+    let destination = create_bucket("retry-dst", true).await;
+    put(&source, "same/k", "AAAA").await;
+    put(&source, "same/k", "BBBB").await;
+    put(&source, "same/k", "CCCCCC").await;
+    put(&source, "other", "x").await;
+    let middle = version_ids(&source, "same/k").await[1].to_ascii_lowercase();
+    // Copies of the middle version are refused as if it were archived.
+    let proxy = ChaosProxy::start(
+        server().port,
+        Faults {
+            archived: Some(Box::leak(middle.into_boxed_str())),
+            ..Faults::default()
+        },
+        1,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join("job.checkpoint");
+    let run = || {
+        copy_via(&proxy.endpoint, &source, &destination)
+            .args(["--checkpoint", checkpoint.to_str().unwrap()])
+            .args(["--progress", "never"])
+            .output()
+            .unwrap()
+    };
+    let output = run();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert_eq!(histories(&destination, "same/k").await[0].1.len(), 1);
+    // Restored: the rerun with the same checkpoint writes BBBB, then CCCCCC.
+    proxy.counts.healed.store(true, Relaxed);
+    let output = run();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_same_histories(&source, &destination).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_after_a_kill_ends_exact() {
+    let source = create_bucket("kill-src", true).await;
+    let destination = create_bucket("kill-dst", true).await;
+    seed(&source, 400).await;
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join("job.checkpoint");
+    let checkpoint = checkpoint.to_str().unwrap();
+    let args = [
+        "copy",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+        "--checkpoint",
+        checkpoint,
+        "--resume-wait",
+        "2",
+        "--concurrency",
+        "4",
+        "--progress",
+        "never",
+    ];
+    // Killed three times, each run after the first discarding the checkpoint's progress (the fix a
+    // corrupt checkpoint suggests): none may duplicate what the killed runs wrote or left in flight.
+    for round in 0..3 {
+        let restart: &[&str] = if round == 0 { &[] } else { &["--restart"] };
+        let at_start = entry_count(&destination).await;
+        let mut child = command(&[&args[..], restart].concat())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while entry_count(&destination).await < at_start + 40 && Instant::now() < give_up {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    assert!(entry_count(&destination).await < entry_count(&source).await);
+    let output = cli(&[&args[..], &["--restart"]].concat());
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_same_histories(&source, &destination).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn latest_only_rerun_copies_only_the_keys_whose_current_version_changed() {
+    let source = create_bucket("latest-src", true).await;
+    let destination = create_bucket("latest-dst", false).await;
+    for index in 0..30 {
+        let key = format!("l/{index:02}");
+        put(&source, &key, "old").await;
+        put(&source, &key, format!("current {index}")).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let output = copy_in(dir.path(), &source, &destination, &["--latest-only"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    put(&source, "l/03", "changed").await;
+    put(&source, "l/17", "changed too").await;
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let output = copy_in(
+        dir.path(),
+        &source,
+        &destination,
+        &["--latest-only", "--report", report.path().to_str().unwrap()],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let json = report_of(report.path());
+    assert_eq!(written(&json), 2, "{json}");
+    assert_eq!(json["keys_in_step"], 28, "{json}");
+    for (key, history) in histories(&source, "").await {
+        let current = history.last().unwrap();
+        let copy = histories(&destination, &key).await;
+        assert_eq!(copy[0].1.last().unwrap(), current, "{key}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_runs_on_one_checkpoint_cannot_both_write() {
+    let source = create_bucket("lock-src", true).await;
+    let destination = create_bucket("lock-dst", true).await;
+    seed(&source, 60).await;
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join("job.checkpoint");
+    let args = [
+        "copy",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--rate-limit",
+        "40",
+        "--progress",
+        "never",
+    ];
+    let first = command(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = dir.path().join("job.checkpoint.lock");
+    let give_up = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&lock)
+        .unwrap_or_default()
+        .is_empty()
+        && Instant::now() < give_up
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = cli(&args);
+    assert_eq!(second.status.code(), Some(2), "{}", text(&second));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("in use by another run") && stderr.contains(&format!("pid {}", first.id())),
+        "{stderr}"
+    );
+    let output = first.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_same_histories(&source, &destination).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unwritable_checkpoint_stops_the_run_with_exit_3_and_the_rerun_is_exact() {
+    let source = create_bucket("full-src", true).await;
+    let destination = create_bucket("full-dst", true).await;
+    seed(&source, 300).await;
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join("job.checkpoint");
+    let args = [
+        "copy".to_string(),
+        format!("s3://{source}"),
+        format!("s3://{destination}"),
+        "--checkpoint".into(),
+        checkpoint.display().to_string(),
+        "--progress".into(),
+        "never".into(),
+    ];
+    // A file-size limit of 16 KiB (as a full disk would): writes past it fail with EFBIG.
+    let mut limited = std::process::Command::new("bash");
+    limited
+        .arg("-c")
+        .arg(r#"ulimit -f 16; trap "" XFSZ; exec "$@""#)
+        .arg("bash")
+        .arg(env!("CARGO_BIN_EXE_s3-backfill"))
+        .args(&args)
+        .args(["--endpoint-url", &server().endpoint])
+        .current_dir(work_dir())
+        .envs(server().env())
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL");
+    let output = limited.output().unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the run stopped") && stderr.contains("rerun the same command"),
+        "{stderr}"
+    );
+    let written_then = entry_count(&destination).await;
+    assert!(written_then < entry_count(&source).await, "stopped at once");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = cli(&[&args[..], &["--resume-wait", "1"]].concat());
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_same_histories(&source, &destination).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_checkpoint_file_is_a_new_one_and_an_interrupted_run_resumes() {
+    let source = create_bucket("empty-src", true).await;
+    let destination = create_bucket("empty-dst", true).await;
+    seed(&source, 60).await;
+    let file = tempfile::NamedTempFile::new().unwrap(); // as `mktemp` makes it
+    let args = [
+        "copy",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+        "--checkpoint",
+        file.path().to_str().unwrap(),
+        "--rate-limit",
+        "40",
+        "--progress",
+        "never",
+    ];
+    let child = command(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let give_up = Instant::now() + Duration::from_secs(20);
+    while entry_count(&destination).await < 10 && Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", text(&output));
+    let status = offline(&["status", "--checkpoint", file.path().to_str().unwrap()]);
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status));
+    let output = cli(&args[..args.len() - 4]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_same_histories(&source, &destination).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_command_against_another_endpoint_is_another_job() {
+    let source = create_bucket("where-src", true).await;
+    let destination = create_bucket("where-dst", true).await;
+    put(&source, "k", "v").await;
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join("job.checkpoint");
+    let checkpoint = checkpoint.to_str().unwrap();
+    let output = copy_in(
+        dir.path(),
+        &source,
+        &destination,
+        &["--checkpoint", checkpoint],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    // The same buckets behind another endpoint URL (a proxy to the same server here).
+    let proxy = ChaosProxy::start(server().port, Faults::default(), 1);
+    let output = copy_via(&proxy.endpoint, &source, &destination)
+        .args(["--checkpoint", checkpoint])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("destination endpoint"),
+        "{}",
+        text(&output)
+    );
+    // Their default checkpoints differ.
+    for endpoint in [&server().endpoint, &proxy.endpoint] {
+        let output = copy_via(endpoint, &source, &destination)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    }
+    let defaults = std::fs::read_dir(dir.path().join(".s3-backfill"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "checkpoint")
+        })
+        .count();
+    assert_eq!(defaults, 2);
+    assert_same_histories(&source, &destination).await;
+}
