@@ -106,6 +106,7 @@ async fn main() {
         shard: None,
         source_endpoint: String::new(),
         destination_endpoint: String::new(),
+        as_of: None,
     };
     let realistic = dir.path().join("million-with-watermark.checkpoint");
     {

@@ -264,6 +264,7 @@ async fn build_manifests(
         latest_only: false,
         shard: None,
         source_unversioned: false,
+        as_of: None,
     };
     let progress = Arc::new(Progress::default());
     let mut histories: tokio::sync::mpsc::Receiver<Result<KeyHistory, S3Error>> = match &args.from {

@@ -486,6 +486,10 @@ pub struct CopyArgs {
     /// Copy only each key's current version (keys whose current entry is a delete marker are skipped).
     #[arg(long)]
     pub latest_only: bool,
+    /// Copy each key's history up to this moment (RFC 3339, e.g. 2026-11-30T00:00:00Z): the bucket as
+    /// it was then. With --latest-only, the version that was current then.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub as_of: Option<String>,
     /// Requests in flight at once.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub concurrency: u32,
@@ -572,6 +576,34 @@ pub struct CopyArgs {
     pub resume_wait: f64,
     #[command(flatten)]
     pub endpoints: EndpointArgs,
+}
+
+/// An RFC 3339 time, kept in UTC (the form S3 timestamps have).
+fn parse_time(text: &str) -> Result<String, String> {
+    use aws_smithy_types::DateTime;
+    use aws_smithy_types::date_time::Format;
+    // The SDK parses `Z` only: a numeric offset is taken off here and applied after.
+    let (utc, offset_seconds) = match text.len().checked_sub(6).map(|at| text.split_at(at)) {
+        Some((time, offset))
+            if time.contains('T')
+                && (offset.starts_with('+') || offset.starts_with('-'))
+                && offset.as_bytes()[3] == b':' =>
+        {
+            let hours: i64 = offset[1..3].parse().map_err(|_| text.to_string())?;
+            let minutes: i64 = offset[4..].parse().map_err(|_| text.to_string())?;
+            let sign = if offset.starts_with('-') { -1 } else { 1 };
+            (format!("{time}Z"), sign * (hours * 3600 + minutes * 60))
+        }
+        _ => (text.to_string(), 0),
+    };
+    DateTime::from_str(&utc, Format::DateTime)
+        .ok()
+        .and_then(|t| t.to_millis().ok())
+        .map(|millis| DateTime::from_millis(millis - offset_seconds * 1000))
+        .and_then(|t| t.fmt(Format::DateTime).ok())
+        .ok_or_else(|| {
+            format!("{text:?} is not an RFC 3339 time; write e.g. 2026-11-30T00:00:00Z or 2026-11-30T01:00:00+01:00")
+        })
 }
 
 fn parse_seconds(text: &str) -> Result<f64, String> {
@@ -678,5 +710,25 @@ impl EndpointArgs {
             &self.dest_region,
             &self.dest_profile,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_of_times_are_rfc_3339_with_any_offset_kept_in_utc() {
+        assert_eq!(
+            parse_time("2026-11-30T00:00:00Z").unwrap(),
+            "2026-11-30T00:00:00Z"
+        );
+        assert_eq!(
+            parse_time("2026-11-30T01:00:00.250+01:00").unwrap(),
+            "2026-11-30T00:00:00.25Z"
+        );
+        for bad in ["yesterday", "2026-11-30", "2026-11-30 00:00:00"] {
+            assert!(parse_time(bad).unwrap_err().contains("RFC 3339"), "{bad}");
+        }
     }
 }

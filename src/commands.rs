@@ -168,6 +168,7 @@ fn identity(args: &CopyArgs, places: &Places) -> JobIdentity {
         storage_class: args.storage_class.clone(),
         sse_kms_key_id: args.sse_kms_key_id.clone(),
         input: input_spec(args).map(|spec| spec.to_string()),
+        as_of: args.as_of.clone(),
         shard: shard(args).ok().flatten().map(|s| s.to_string()),
     }
 }
@@ -408,7 +409,13 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         source_unversioned: crate::s3::S3Api::bucket_versioning(&*source, &args.source.bucket)
             .await
             == Ok(crate::s3::Versioning::Never),
+        as_of: args.as_of.as_deref().and_then(crate::history::unix_millis),
     };
+    if let Some(as_of) = &args.as_of {
+        eprintln!(
+            "as of {as_of}: each key's history up to that moment; later entries are not copied"
+        );
+    }
     if let Some(shard) = selection.shard {
         eprintln!("shard {shard}: copying the keys whose hash falls in shard {shard}");
     }

@@ -101,6 +101,9 @@ pub struct Selection {
     /// The source bucket has never been versioned: it is listed with ListObjectsV2 and its (null)
     /// versions are copied without naming them, which costs the server less.
     pub source_unversioned: bool,
+    /// `--as-of`: only entries last modified at or before this moment (Unix milliseconds), so each
+    /// key's history is what it was then.
+    pub as_of: Option<i64>,
 }
 
 impl Selection {
@@ -125,6 +128,19 @@ impl Selection {
         if !self.selects_key(&history.key) {
             return None;
         }
+        if let Some(as_of) = self.as_of {
+            // Histories are oldest first: what came later is cut off. An entry without a readable time
+            // (none comes from a listing) is kept.
+            let later = history
+                .entries
+                .iter()
+                .position(|e| unix_millis(&e.last_modified).is_some_and(|at| at > as_of))
+                .unwrap_or(history.entries.len());
+            history.entries.truncate(later);
+            if history.entries.is_empty() {
+                return None;
+            }
+        }
         if self.latest_only {
             // The current entry is the newest; a key whose current entry is a delete marker is skipped.
             let current = history.entries.pop()?;
@@ -147,6 +163,13 @@ impl Selection {
         );
         Some(selected)
     }
+}
+
+/// An S3 timestamp (`2026-11-26T13:43:01.000Z`) as Unix milliseconds.
+pub fn unix_millis(time: &str) -> Option<i64> {
+    aws_smithy_types::DateTime::from_str(time, aws_smithy_types::date_time::Format::DateTime)
+        .ok()
+        .and_then(|t| t.to_millis().ok())
 }
 
 /// How many histories may wait between the lister and the executor (and in each prefix's lister).
@@ -583,6 +606,7 @@ mod tests {
             latest_only,
             shard: None,
             source_unversioned: false,
+            as_of: None,
         }
     }
 
@@ -732,6 +756,30 @@ mod tests {
             }
         }
         assert!(owners.iter().all(|&o| o == 1));
+    }
+
+    #[test]
+    fn as_of_keeps_each_history_as_it_was_then() {
+        let timed = |id: &str, marker: bool, time: &str| Entry {
+            last_modified: time.into(),
+            ..entry("data/k", id, marker)
+        };
+        let history = KeyHistory {
+            key: "data/k".into(),
+            entries: vec![
+                timed("1", false, "2026-01-01T00:00:00.000Z"),
+                timed("2", true, "2026-01-02T00:00:00.000Z"),
+                timed("3", false, "2026-01-03T00:00:00.500Z"),
+            ],
+        };
+        let mut s = selection(&[], &[], false);
+        s.as_of = unix_millis("2026-01-02T00:00:00Z");
+        assert_eq!(ids(&s.select(history.clone()).unwrap()), ["1", "2"]);
+        // Latest only: the current entry then was the delete marker, so the key is skipped.
+        s.latest_only = true;
+        assert!(s.select(history.clone()).is_none());
+        s.as_of = unix_millis("2025-12-31T23:59:59Z");
+        assert!(s.select(history).is_none());
     }
 
     #[test]

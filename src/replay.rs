@@ -322,6 +322,7 @@ impl<C: S3Api> Executor<C> {
             latest_only: false,
             shard: None,
             source_unversioned: self.job.destination_never_versioned,
+            as_of: None,
         }
     }
 

@@ -46,6 +46,7 @@ pub async fn verify<C: S3Api>(
         latest_only,
         shard: None,
         source_unversioned: false,
+        as_of: None,
     };
     let reverse = KeyMapping {
         source: mapping.destination.clone(),

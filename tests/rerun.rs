@@ -515,3 +515,44 @@ async fn the_same_command_against_another_endpoint_is_another_job() {
     assert_eq!(defaults, 2);
     assert_same_histories(&source, &destination).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn as_of_copies_the_bucket_as_it_was_then_and_a_later_run_catches_up() {
+    let source = create_bucket("asof-src", true).await;
+    let destination = create_bucket("asof-dst", true).await;
+    put(&source, "k", "one").await;
+    put(&source, "k", "two").await;
+    put(&source, "gone", "deleted later").await;
+    // SeaweedFS keeps whole seconds: the cut is the newest time so far, later writes a second after.
+    let then = raw_histories(&source, "")
+        .await
+        .iter()
+        .flat_map(|(_, h)| h.iter().map(|e| e.last_modified.clone()))
+        .max()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    put(&source, "k", "three").await;
+    delete(&source, "gone").await;
+    put(&source, "new", "after").await;
+    let dir = tempfile::tempdir().unwrap();
+    let output = copy_in(dir.path(), &source, &destination, &["--as-of", &then]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let copied = histories(&destination, "").await;
+    let source_now = histories(&source, "").await;
+    let find = |all: &[(String, Vec<Seen>)], key: &str| {
+        all.iter().find(|(k, _)| k == key).map(|(_, h)| h.clone())
+    };
+    assert_eq!(copied.len(), 2, "{copied:?}");
+    assert_eq!(
+        find(&copied, "k").unwrap(),
+        find(&source_now, "k").unwrap()[..2]
+    );
+    assert_eq!(
+        find(&copied, "gone").unwrap(),
+        find(&source_now, "gone").unwrap()[..1]
+    );
+    // The same copy without --as-of (another job) appends what came after.
+    let output = copy_in(dir.path(), &source, &destination, &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_same_histories(&source, &destination).await;
+}

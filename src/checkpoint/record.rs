@@ -28,6 +28,9 @@ pub struct JobIdentity {
     pub source_endpoint: String,
     #[serde(default)]
     pub destination_endpoint: String,
+    /// `--as-of`: the moment the histories are cut at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<String>,
 }
 
 impl JobIdentity {
@@ -84,6 +87,11 @@ impl JobIdentity {
             "destination endpoint",
             self.destination_endpoint.clone(),
             other.destination_endpoint.clone(),
+        );
+        compare(
+            "--as-of",
+            format!("{:?}", self.as_of),
+            format!("{:?}", other.as_of),
         );
         compare(
             "input",
@@ -244,6 +252,7 @@ mod tests {
             shard: None,
             source_endpoint: "AWS us-east-1".into(),
             destination_endpoint: "AWS us-east-1".into(),
+            as_of: None,
         };
         let other = JobIdentity {
             destination: "s3://c/".into(),

@@ -290,6 +290,7 @@ mod tests {
                 shard: None,
                 source_endpoint: String::new(),
                 destination_endpoint: String::new(),
+                as_of: None,
             },
             created_unix: 1,
         }];
