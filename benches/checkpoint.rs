@@ -157,7 +157,7 @@ async fn main() {
     let mut bytes = Vec::new();
     encode(
         &Record::Job {
-            identity,
+            identity: Box::new(identity),
             created_unix: 0,
         },
         &mut bytes,

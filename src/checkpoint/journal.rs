@@ -143,7 +143,7 @@ impl Journal {
                 .open(path)
                 .map_err(open_error)?;
             let job = Record::Job {
-                identity: identity.clone(),
+                identity: Box::new(identity.clone()),
                 created_unix: now_unix(),
             };
             let mut bytes = Vec::new();

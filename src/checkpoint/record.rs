@@ -115,7 +115,7 @@ impl JobIdentity {
 pub enum Record {
     /// The first record of every journal file.
     Job {
-        identity: JobIdentity,
+        identity: Box<JobIdentity>,
         created_unix: u64,
     },
     /// About to write entry `index` of `key` to the destination; `previous` is the destination version id our

@@ -55,7 +55,7 @@ impl State {
                 identity,
                 created_unix,
             } => {
-                self.identity = Some(identity.clone());
+                self.identity = Some(JobIdentity::clone(identity));
                 self.updated_unix = self.updated_unix.max(*created_unix);
             }
             Record::Intent {
@@ -160,7 +160,7 @@ impl State {
     pub fn each_record(&self, mut emit: impl FnMut(Record)) {
         if let Some(identity) = &self.identity {
             emit(Record::Job {
-                identity: identity.clone(),
+                identity: Box::new(identity.clone()),
                 created_unix: self.updated_unix,
             });
         }
@@ -278,7 +278,7 @@ mod tests {
         let mut stopped = [false; 6];
         let mut finished = [false; 6];
         let mut out = vec![Record::Job {
-            identity: JobIdentity {
+            identity: Box::new(JobIdentity {
                 source: "s3://a/".into(),
                 destination: "s3://b/".into(),
                 include: vec![],
@@ -291,7 +291,7 @@ mod tests {
                 source_endpoint: String::new(),
                 destination_endpoint: String::new(),
                 as_of: None,
-            },
+            }),
             created_unix: 1,
         }];
         let mut watermark = None;
