@@ -529,3 +529,153 @@ async fn setup_with_existing_copy_backfills_what_replication_skips() {
         ],
     );
 }
+
+/// Each key's versions on moto, oldest first, as (ETag, size); moto lists a key's versions newest first
+/// (there are no delete markers here).
+async fn version_etags(bucket: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    let listed = s3()
+        .await
+        .list_object_versions()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    assert!(!listed.is_truncated().unwrap_or(false));
+    let mut keys = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for version in listed.versions() {
+        keys.entry(version.key().unwrap().to_string())
+            .or_default()
+            .push(version.e_tag().unwrap().to_string());
+    }
+    for etags in keys.values_mut() {
+        etags.reverse();
+    }
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_seed_flow_never_fights_live_replication() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    let (source, destination) = (name("live-src"), name("live-dst"));
+    let (src, dst) = (format!("s3://{source}"), format!("s3://{destination}"));
+    ok(&["mb", &src]);
+    ok(&["s3bu", &src]);
+    let client = s3().await;
+    let put = move |bucket: String, key: String, body: String| {
+        let client = client.clone();
+        async move {
+            client
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(aws_sdk_s3::primitives::ByteStream::from(body.into_bytes()))
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    for index in 0..20 {
+        let key = format!("{}/{index:02}", if index < 4 { "hot" } else { "cold" });
+        for version in 0..2 {
+            put(source.clone(), key.clone(), format!("{key} v{version}")).await;
+        }
+    }
+    let before = version_etags(&source).await;
+    // A writer keeps writing new versions of the hot keys while setup runs. A stand-in for S3
+    // Replication mirrors each write made once the rule exists into the destination (the rule is
+    // looked up after the write, so a write it mirrors came at most one request before the rule).
+    let setup_done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (source, destination, done) = (source.clone(), destination.clone(), setup_done.clone());
+        tokio::spawn(async move {
+            let mut writes = Vec::new(); // (key, replicated)
+            for n in 0.. {
+                let replicated_so_far = writes.iter().filter(|(_, r)| *r).count();
+                if done.load(Relaxed) && replicated_so_far >= 5 {
+                    break;
+                }
+                let key = format!("hot/{:02}", n % 4);
+                let body = format!("{key} live {n}");
+                put(source.clone(), key.clone(), body.clone()).await;
+                let replicated = rules(&source).await.is_some();
+                if replicated {
+                    put(destination.clone(), key.clone(), body).await;
+                }
+                writes.push((key, replicated));
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            writes
+        })
+    };
+    let args = [
+        "setup".to_string(),
+        src.clone(),
+        dst.clone(),
+        "--rule-name".into(),
+        "live".into(),
+        "--role-arn".into(),
+        ROLE.into(),
+        "--existing".into(),
+        "copy".into(),
+    ];
+    let output = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli(&args)
+    })
+    .await
+    .unwrap();
+    setup_done.store(true, Relaxed);
+    let writes = writer.await.unwrap();
+    let shown = text(&output);
+    assert!(matches!(output.status.code(), Some(0 | 1)), "{shown}");
+    let before_rule = writes.iter().filter(|(_, r)| !r).count();
+    assert!(
+        before_rule > 0,
+        "no write landed during the backfill: {shown}"
+    );
+    let (sources, copies) = (
+        version_etags(&source).await,
+        version_etags(&destination).await,
+    );
+    assert_eq!(
+        sources.keys().collect::<Vec<_>>(),
+        copies.keys().collect::<Vec<_>>()
+    );
+    for (key, history) in &sources {
+        let copy = &copies[key];
+        // The current version is the source's, and every version from before setup is there, first.
+        assert_eq!(
+            copy.last(),
+            history.last(),
+            "{key}: {copy:?} vs {history:?}\n{shown}"
+        );
+        assert_eq!(copy[..before[key].len()], before[key][..], "{key}\n{shown}");
+    }
+    // Only keys written both before the rule and after it can be diverged, and each is named.
+    let diverged: Vec<&str> = shown
+        .lines()
+        .filter_map(|line| line.strip_prefix(&format!("diverged: {dst}/")))
+        .map(|rest| rest.split(' ').next().unwrap())
+        .collect();
+    eprintln!(
+        "{before_rule} writes before the rule, {} after it; diverged: {diverged:?}",
+        writes.len() - before_rule
+    );
+    for key in &diverged {
+        let mine = writes.iter().filter(|(k, _)| k == key);
+        assert!(
+            mine.clone().any(|(_, r)| *r) && mine.clone().any(|(_, r)| !r),
+            "{key} reported diverged without writes in both windows: {shown}"
+        );
+    }
+    assert_eq!(
+        output.status.code(),
+        Some(if diverged.is_empty() { 0 } else { 1 }),
+        "{shown}"
+    );
+    // Keys nobody wrote to meanwhile are in step: the copy of every version, nothing else.
+    for (key, history) in sources.iter().filter(|(k, _)| k.starts_with("cold/")) {
+        assert_eq!(&copies[key], history, "{key}");
+    }
+}
