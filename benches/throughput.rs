@@ -6,6 +6,9 @@
 //!    when asked for).
 //! 2. 1,000 keys x 3 versions + 100 delete markers on top, every version: s3-backfill vs
 //!    `s3sync --enable-versioning` (the only peer that copies versions); histories compared afterwards.
+//!    With S3_BACKFILL_BENCH_BASELINE=/path/to/s3-backfill (a binary built from another commit, e.g.
+//!    a049eb9, the last one that did not list the destination), that binary runs workload 2 beside
+//!    this one: the cost of merging with the destination listing, on an empty destination.
 //! 4. The same through a loopback proxy that delays every request by 20 ms, s3-backfill at 16, 64 and
 //!    256 in flight: throughput should follow concurrency / latency, as on real S3.
 //!
@@ -292,7 +295,9 @@ async fn versions_workload(
         .await;
     let want = histories(client, "w2-source").await;
     let entries = KEYS * VERSIONS + MARKERS;
+    let baseline = std::env::var("S3_BACKFILL_BENCH_BASELINE").ok();
     let tools: Vec<&str> = std::iter::once("s3-backfill")
+        .chain(baseline.as_ref().map(|_| "baseline"))
         .chain(peers.names().into_iter().filter(|name| *name == "s3sync"))
         .collect();
     let mut results = vec![Samples::default(); tools.len()];
@@ -300,19 +305,22 @@ async fn versions_workload(
         for (index, tool) in tools.iter().enumerate() {
             let destination = format!("w2-{round}-{index}");
             support::create_bucket(client, &destination, true).await;
+            let args = [
+                "copy",
+                "s3://w2-source",
+                &format!("s3://{destination}"),
+                "--concurrency",
+                WORKERS,
+                "--no-checkpoint",
+            ];
             let mut command = match *tool {
-                "s3-backfill" => support::backfill(
-                    server,
-                    &server.endpoint,
-                    &[
-                        "copy",
-                        "s3://w2-source",
-                        &format!("s3://{destination}"),
-                        "--concurrency",
-                        WORKERS,
-                        "--no-checkpoint",
-                    ],
-                ),
+                "s3-backfill" => support::backfill(server, &server.endpoint, &args),
+                "baseline" => {
+                    let mut c = std::process::Command::new(baseline.as_deref().unwrap());
+                    c.args(args)
+                        .args(["--endpoint-url", &server.endpoint, "--progress", "never"]);
+                    c
+                }
                 peer => {
                     let mut c =
                         peers.copy(peer, "w2-source", &destination, &server.endpoint, WORKERS);
@@ -334,7 +342,7 @@ async fn versions_workload(
                 })
                 .count()
                 + got.keys().filter(|key| !want.contains_key(*key)).count();
-            if *tool == "s3-backfill" {
+            if matches!(*tool, "s3-backfill" | "baseline") {
                 assert_eq!(
                     differing, 0,
                     "s3-backfill left {differing} keys with a different history"
@@ -364,11 +372,15 @@ async fn versions_workload(
         );
         rates.push(rate);
     }
-    if let [ours, s3sync] = rates[..] {
+    for (tool, rate) in tools.iter().zip(&rates).skip(1) {
+        let label = match *tool {
+            "baseline" => "the baseline (no destination listing)",
+            other => other,
+        };
         table!(
             out,
-            "s3-backfill / s3sync: {:.2}x versions/s",
-            ours / s3sync
+            "s3-backfill / {label}: {:.2}x versions/s",
+            rates[0] / rate
         );
     }
 }

@@ -80,6 +80,8 @@ pub struct Report {
     pub already_done: u64,
     /// The bytes of those entries: what this run did not copy again.
     pub bytes_saved: u64,
+    /// The write requests (copies, parts, delete markers) those entries would have taken.
+    pub requests_saved: u64,
     /// Keys whose destination history was the source's already.
     pub keys_in_step: u64,
     /// Entries matched though their ETags are not comparable (multipart layouts, SSE-KMS, SSE-C): by
@@ -138,6 +140,7 @@ fn report(
         reconciled_writes: progress.reconciled.load(Relaxed),
         already_done: progress.already_done.load(Relaxed),
         bytes_saved: progress.already_done_bytes.load(Relaxed),
+        requests_saved: progress.requests_saved.load(Relaxed),
         keys_in_step: progress.keys_in_step.load(Relaxed),
         matched_by_checksum: progress.matched_by_checksum.load(Relaxed),
         matched_by_size_only: progress.matched_by_size.load(Relaxed),
@@ -330,7 +333,17 @@ fn open_checkpoint(args: &CopyArgs, places: &Places) -> Result<Option<Checkpoint
                  every key with the destination and copies only what the source gained since",
                 path.display()
             );
-            (State::default(), true)
+            // A new pass keeps nothing but the job, and the failed keys when they are not to be retried.
+            let next = State {
+                identity: state.identity,
+                failed: if args.retry_failed {
+                    Default::default()
+                } else {
+                    state.failed
+                },
+                ..State::default()
+            };
+            (next, false)
         }
         Some(state) => (state, false),
     };
@@ -603,10 +616,12 @@ fn print_summary(report: &Report) {
     let written = report.copied_versions + report.delete_markers;
     if written == 0 && report.failed == 0 && report.diverged.is_empty() {
         println!(
-            "nothing to do: {} already in step ({}, {}) between {} and {}; checked in {:.1} s",
+            "nothing to do: {} already in step ({}, {}, {} write requests saved) between {} and {}; \
+             checked in {:.1} s",
             plural(report.keys_in_step, "key", "keys"),
             plural(report.already_done, "entry", "entries"),
             human_bytes(report.bytes_saved),
+            report.requests_saved,
             report.source,
             report.destination,
             report.duration_seconds,
@@ -630,9 +645,10 @@ fn print_summary(report: &Report) {
         );
         if report.already_done > 0 {
             println!(
-                "already in the destination, not copied again: {} ({}); {} wholly in step",
+                "already in the destination, not copied again: {} ({}, {} write requests); {} wholly in step",
                 plural(report.already_done, "entry", "entries"),
                 human_bytes(report.bytes_saved),
+                report.requests_saved,
                 plural(report.keys_in_step, "key", "keys"),
             );
         }
@@ -742,8 +758,14 @@ pub fn status(args: &StatusArgs) -> Result<(), Error> {
         }
     );
     println!("  done:         {} entries", state.done_entries);
+    let diverged = state
+        .failed
+        .values()
+        .filter(|f| f.reason.starts_with("diverged: "))
+        .count();
     println!(
-        "  failed:       {} keys (retried by the next run unless --retry-failed=false)",
+        "  failed:       {} keys, {diverged} of them diverged (looked at again by the next run unless \
+         --retry-failed=false)",
         state.failed.len()
     );
     println!("  in progress:  {pending_keys} keys");

@@ -45,6 +45,8 @@ pub struct Progress {
     /// Entries the destination already held (an earlier run's, or anyone's): not written again.
     pub already_done: AtomicU64,
     pub already_done_bytes: AtomicU64,
+    /// The write requests those entries would have taken.
+    pub requests_saved: AtomicU64,
     /// Keys whose destination history was the source's already: nothing written.
     pub keys_in_step: AtomicU64,
     /// Entries found the same though their ETags are not comparable: by checksum, by size alone.
@@ -146,10 +148,12 @@ impl Progress {
         self.failures.lock().expect("failures lock").push(failure);
     }
 
-    /// `entries` of a key (`bytes` in all) were in the destination already.
-    pub fn in_step(&self, entries: u64, bytes: u64) {
+    /// `entries` of a key (`bytes` in all, `requests` write requests to copy) were in the
+    /// destination already.
+    pub fn in_step(&self, entries: u64, bytes: u64, requests: u64) {
         self.already_done.fetch_add(entries, Relaxed);
         self.already_done_bytes.fetch_add(bytes, Relaxed);
+        self.requests_saved.fetch_add(requests, Relaxed);
     }
 
     pub fn key_in_step(&self) {

@@ -688,8 +688,11 @@ impl<C: S3Api> Executor<C> {
             }
         };
         let already: &[Entry] = &history.entries[..start];
-        self.progress
-            .in_step(already.len() as u64, already.iter().map(Entry::size).sum());
+        self.progress.in_step(
+            already.len() as u64,
+            already.iter().map(Entry::size).sum(),
+            already.iter().map(|e| self.write_requests(e)).sum(),
+        );
         let mut head = DestinationHead::of(&held, self.job.destination_versioned);
         for (index, entry) in history.entries.iter().enumerate().skip(start) {
             if self.stop.is_set() {
@@ -776,6 +779,19 @@ impl<C: S3Api> Executor<C> {
                     .abort_multipart(bucket, destination_key, &upload_id)
                     .await;
             }
+        }
+    }
+
+    /// The write requests copying `entry` takes: one, or for a multipart copy one per part (at the
+    /// default part size) plus its create and complete.
+    fn write_requests(&self, entry: &Entry) -> u64 {
+        match self.job.plan.action(entry) {
+            Action::Multipart => self
+                .job
+                .plan
+                .part_size(entry.size(), None)
+                .map_or(1, |part| entry.size().div_ceil(part.max(1)) + 2),
+            _ => 1,
         }
     }
 

@@ -37,7 +37,7 @@ pub enum JournalError {
         source: std::io::Error,
     },
     #[error(
-        "checkpoint {path} is corrupt at line {line} ({reason}); it cannot prove what was copied: pass --restart to discard it and copy again"
+        "checkpoint {path} is corrupt at line {line} ({reason}); pass --restart to discard it: that is safe, the copy compares every key with the destination and writes only what it lacks"
     )]
     Corrupt {
         path: String,

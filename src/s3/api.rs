@@ -319,3 +319,42 @@ pub trait S3Api: Send + Sync + 'static {
         bucket: &str,
     ) -> impl Future<Output = S3Result<Option<ObjectLock>>> + Send;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_single_part_unencrypted_or_sse_s3_etag_is_an_md5() {
+        let plain = ObjectHead {
+            etag: "\"9a0364b9e99bb480dd25e1f0284c8555\"".into(),
+            ..ObjectHead::default()
+        };
+        assert!(plain.etag_is_md5());
+        let sse_s3 = ObjectHead {
+            server_side_encryption: Some("AES256".into()),
+            ..plain.clone()
+        };
+        assert!(sse_s3.etag_is_md5());
+        for not_md5 in [
+            ObjectHead {
+                etag: "\"9a0364b9e99bb480dd25e1f0284c8555-3\"".into(),
+                ..plain.clone()
+            },
+            ObjectHead {
+                server_side_encryption: Some("aws:kms".into()),
+                ..plain.clone()
+            },
+            ObjectHead {
+                server_side_encryption: Some("aws:kms:dsse".into()),
+                ..plain.clone()
+            },
+            ObjectHead {
+                sse_customer: true,
+                ..plain.clone()
+            },
+        ] {
+            assert!(!not_md5.etag_is_md5(), "{not_md5:?}");
+        }
+    }
+}
