@@ -437,6 +437,7 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         let histories = input_histories(input, &source, &selection, &progress, Box::new(|_| false));
         return dry_run(args, source, selection, plan, progress, started, histories).await;
     }
+    crate::preflight::check_destination_listing(&*destination, &args.destination).await?;
     let checkpoint = open_checkpoint(args, &places)?;
     let destination_versioning =
         crate::s3::S3Api::bucket_versioning(&*destination, &args.destination.bucket).await;

@@ -101,6 +101,32 @@ pub async fn preflight<C: S3Api>(
     Ok(())
 }
 
+/// The destination range must be listable: every key is compared with what the destination holds
+/// before anything is written to it.
+pub async fn check_destination_listing<C: S3Api>(
+    destination: &C,
+    to: &Location,
+) -> Result<(), Error> {
+    match destination
+        .list_versions(ListRequest {
+            bucket: to.bucket.clone(),
+            prefix: to.prefix.clone(),
+            max_keys: Some(1),
+            ..ListRequest::default()
+        })
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(S3Error::AccessDenied { code, .. }) => Err(Error::Usage(format!(
+            "the destination credentials cannot list destination bucket {} ({code}): copy compares every key \
+             with what the destination already holds, so that a rerun never writes anything twice; grant \
+             s3:ListBucket and s3:ListBucketVersions on it",
+            to.bucket
+        ))),
+        Err(error) => Err(bucket_error(Side::Destination, &to.bucket, error)),
+    }
+}
+
 /// Fails unless `bucket` has versioning Enabled; the message ends with `fix`. One check for every
 /// command that needs a versioned bucket (copy, replication, setup).
 pub async fn require_versioning<C: S3Api>(

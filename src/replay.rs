@@ -425,18 +425,37 @@ impl<C: S3Api> Executor<C> {
             ),
         };
         let mut complete = true;
+        let mut last: Option<String> = None;
         while let Some(history) = histories.recv().await {
             if self.stop.is_set() {
                 complete = false;
                 break;
             }
             let history = history?;
-            let held = if self.job.destination_per_key {
+            // The merge needs keys in increasing order (listings give them so, and inputs are sorted);
+            // a key out of order is looked up on its own rather than taken for absent.
+            let in_order = last
+                .as_deref()
+                .is_none_or(|last| history.key.as_str() > last);
+            let held = if self.job.destination_per_key || !in_order {
                 self.destination_history(&history.key).await?
             } else {
                 let relative = self.job.selection.mapping.relative(&history.key);
-                destination.take(relative).await?
+                destination
+                    .take(relative)
+                    .await
+                    .map_err(|error| S3Error::Other {
+                        code: "DestinationListing".into(),
+                        message: format!(
+                            "listing the destination s3://{}/{} to compare with it: {error}",
+                            self.destination_bucket(),
+                            self.job.selection.mapping.destination.prefix
+                        ),
+                    })?
             };
+            if in_order {
+                last = Some(history.key.clone());
+            }
             self.dispatch(
                 history,
                 held,
