@@ -439,6 +439,17 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
     }
     crate::preflight::check_destination_listing(&*destination, &args.destination).await?;
     let checkpoint = open_checkpoint(args, &places)?;
+    // One run at a time into one destination range on this machine, whatever its checkpoint.
+    let _destination_lock = crate::checkpoint::lock_destination(&format!(
+        "{} at {}{}",
+        args.destination,
+        places.destination,
+        selection
+            .shard
+            .map(|shard| format!(", shard {shard}"))
+            .unwrap_or_default()
+    ))
+    .map_err(|e| Error::Usage(e.to_string()))?;
     let destination_versioning =
         crate::s3::S3Api::bucket_versioning(&*destination, &args.destination.bucket).await;
     // A resumed run over an input skips the keys below the watermark, except failed ones to retry.

@@ -556,3 +556,48 @@ async fn as_of_copies_the_bucket_as_it_was_then_and_a_later_run_catches_up() {
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert_same_histories(&source, &destination).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_runs_into_one_destination_from_two_directories_cannot_both_write() {
+    let source = create_bucket("twice-src", true).await;
+    let destination = create_bucket("twice-dst", true).await;
+    seed(&source, 60).await;
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let args = [
+        "copy",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+        "--rate-limit",
+        "40",
+        "--progress",
+        "never",
+    ];
+    let first = command(&args)
+        .current_dir(one.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Its default checkpoint appears once it holds the destination.
+    let give_up = Instant::now() + Duration::from_secs(20);
+    while entry_count(&destination).await == 0 && Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Another directory (so another default checkpoint), and no checkpoint at all.
+    for extra in [&[][..], &["--no-checkpoint"][..]] {
+        let second = command(&[&args[..], extra].concat())
+            .current_dir(two.path())
+            .output()
+            .unwrap();
+        assert_eq!(second.status.code(), Some(2), "{}", text(&second));
+        let stderr = String::from_utf8_lossy(&second.stderr);
+        assert!(
+            stderr.contains("another run on this machine is copying into")
+                && stderr.contains(&format!("pid {}", first.id())),
+            "{stderr}"
+        );
+    }
+    let output = first.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_same_histories(&source, &destination).await;
+}

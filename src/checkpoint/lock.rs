@@ -6,6 +6,12 @@
 //! holder's pid and host, so the second run can name them; the kernel drops the lock when the holder
 //! exits, however it exits, so a stale file never blocks anyone.
 //!
+//! Two runs with different checkpoints (another directory, `--no-checkpoint`) into the same destination
+//! range on one machine would race the same way: every run also takes a lock named by the destination
+//! (its endpoint, bucket, prefix and shard) in `$XDG_RUNTIME_DIR/s3-backfill`, else
+//! `~/.cache/s3-backfill/locks`. Runs on different machines cannot see each other's locks: give each
+//! machine its own shard (`--shard`).
+//!
 //! `flock` works on local filesystems; on NFS Linux emulates it with POSIX locks (NFSv4, or NFSv3 with
 //! lockd). Where the filesystem cannot lock at all, the run refuses to start rather than run unguarded.
 
@@ -21,6 +27,11 @@ pub enum LockError {
          this run another --checkpoint (two runs of one job at once would write every entry twice)"
     )]
     Held { checkpoint: String, holder: String },
+    #[error(
+        "another run on this machine is copying into {destination} ({holder}); wait for it to end or stop it \
+         (two runs into one destination at once would both write what it lacks: every entry twice)"
+    )]
+    DestinationBusy { destination: String, holder: String },
     #[error(
         "failed to open checkpoint {path}: {source}; choose a writable path with --checkpoint, or --no-checkpoint"
     )]
@@ -61,16 +72,52 @@ pub fn lock_path(checkpoint: &Path) -> PathBuf {
 /// Takes the lock of `checkpoint` without waiting.
 pub fn lock(checkpoint: &Path) -> Result<CheckpointLock, LockError> {
     let path = lock_path(checkpoint);
-    let unavailable = |source| LockError::Unavailable {
-        path: path.display().to_string(),
-        source,
-    };
     let cannot_open = |source| LockError::Open {
         path: checkpoint.display().to_string(),
         source,
     };
+    take(&path, cannot_open, |holder| LockError::Held {
+        checkpoint: checkpoint.display().to_string(),
+        holder,
+    })
+}
+
+/// Takes the machine-wide lock of the destination range `destination` (a description naming its
+/// endpoint, bucket, prefix and shard) without waiting.
+pub fn lock_destination(destination: &str) -> Result<CheckpointLock, LockError> {
+    let directory = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(|dir| PathBuf::from(dir).join("s3-backfill"))
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|home| PathBuf::from(home).join(".cache/s3-backfill/locks"))
+        })
+        .unwrap_or_else(|| std::env::temp_dir().join("s3-backfill-locks"));
+    let path = directory.join(format!(
+        "destination-{:016x}.lock",
+        crate::digest::fnv1a(destination.as_bytes())
+    ));
+    let unavailable = |source| LockError::Unavailable {
+        path: path.display().to_string(),
+        source,
+    };
+    take(&path, unavailable, |holder| LockError::DestinationBusy {
+        destination: destination.to_string(),
+        holder,
+    })
+}
+
+/// Creates (if need be) and locks `path`, writing this process's pid and host into it.
+fn take(
+    path: &Path,
+    cannot_open: impl Fn(std::io::Error) -> LockError,
+    held: impl FnOnce(String) -> LockError,
+) -> Result<CheckpointLock, LockError> {
+    let unavailable = |source| LockError::Unavailable {
+        path: path.display().to_string(),
+        source,
+    };
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(cannot_open)?;
+        std::fs::create_dir_all(parent).map_err(&cannot_open)?;
     }
     let mut file = OpenOptions::new()
         .create(true)
@@ -78,22 +125,19 @@ pub fn lock(checkpoint: &Path) -> Result<CheckpointLock, LockError> {
         .read(true)
         .write(true)
         .mode(0o600)
-        .open(&path)
-        .map_err(cannot_open)?;
+        .open(path)
+        .map_err(&cannot_open)?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
             let holder = holder.trim();
-            return Err(LockError::Held {
-                checkpoint: checkpoint.display().to_string(),
-                holder: if holder.is_empty() {
-                    "its pid is not recorded yet".into()
-                } else {
-                    holder.to_string()
-                },
-            });
+            return Err(held(if holder.is_empty() {
+                "its pid is not recorded yet".into()
+            } else {
+                holder.to_string()
+            }));
         }
         Err(std::fs::TryLockError::Error(error)) => return Err(unavailable(error)),
     }
@@ -109,7 +153,10 @@ pub fn lock(checkpoint: &Path) -> Result<CheckpointLock, LockError> {
         .and_then(|()| file.rewind())
         .and_then(|()| file.write_all(holder.as_bytes()))
         .map_err(unavailable)?;
-    Ok(CheckpointLock { _file: file, path })
+    Ok(CheckpointLock {
+        _file: file,
+        path: path.to_path_buf(),
+    })
 }
 
 fn hostname() -> String {
@@ -138,5 +185,14 @@ mod tests {
         assert_eq!(held.path(), lock_path(&checkpoint));
         drop(held);
         lock(&checkpoint).expect("free again once dropped");
+        let name = format!("s3://unit-test-{}/prefix/ shard 0/1", std::process::id());
+        let held = lock_destination(&name).unwrap();
+        let error = lock_destination(&name).unwrap_err().to_string();
+        assert!(
+            error.contains("another run on this machine") && error.contains(&name),
+            "{error}"
+        );
+        assert!(lock_destination(&format!("{name}x")).is_ok());
+        drop(held);
     }
 }
