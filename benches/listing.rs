@@ -6,8 +6,6 @@
 
 mod support;
 
-use aws_sdk_s3::primitives::ByteStream;
-use futures::StreamExt;
 use s3_backfill::local_server::SeaweedFs;
 
 const PREFIXES: usize = 16;
@@ -20,29 +18,13 @@ async fn main() {
     let server = SeaweedFs::start().unwrap();
     let client = server.client();
     support::create_bucket(&client, "listing", true).await;
-    let started = std::time::Instant::now();
-    futures::stream::iter(0..KEYS)
-        .for_each_concurrent(64, |index| {
-            let client = client.clone();
-            async move {
-                for version in 0..VERSIONS {
-                    client
-                        .put_object()
-                        .bucket("listing")
-                        .key(format!("p{:02}/{index:07}", index % PREFIXES))
-                        .body(ByteStream::from(format!("{version}").into_bytes()))
-                        .send()
-                        .await
-                        .unwrap();
-                }
-            }
-        })
-        .await;
+    let took =
+        support::put_versions_in_prefixes(&client, "listing", KEYS, VERSIONS, PREFIXES).await;
     support::create_bucket(&client, "listing-dst", false).await;
     println!(
         "seeded {} versions in {PREFIXES} prefixes in {:.0} s",
         KEYS * VERSIONS,
-        started.elapsed().as_secs_f64()
+        took.as_secs_f64()
     );
     let proxy = support::latency_proxy(server.port, std::time::Duration::from_millis(20)).await;
     for (label, endpoint) in [

@@ -11,8 +11,6 @@
 
 mod support;
 
-use aws_sdk_s3::primitives::ByteStream;
-use futures::StreamExt;
 use s3_backfill::local_server::SeaweedFs;
 
 const PREFIXES: usize = 16;
@@ -26,28 +24,12 @@ async fn main() {
     let client = server.client();
     support::create_bucket(&client, "rerun-src", true).await;
     support::create_bucket(&client, "rerun-dst", true).await;
-    let started = std::time::Instant::now();
-    futures::stream::iter(0..KEYS)
-        .for_each_concurrent(64, |index| {
-            let client = client.clone();
-            async move {
-                for version in 0..VERSIONS {
-                    client
-                        .put_object()
-                        .bucket("rerun-src")
-                        .key(format!("p{:02}/{index:07}", index % PREFIXES))
-                        .body(ByteStream::from(format!("{version}").into_bytes()))
-                        .send()
-                        .await
-                        .unwrap();
-                }
-            }
-        })
-        .await;
+    let took =
+        support::put_versions_in_prefixes(&client, "rerun-src", KEYS, VERSIONS, PREFIXES).await;
     println!(
         "seeded {} versions in {PREFIXES} prefixes in {:.0} s",
         KEYS * VERSIONS,
-        started.elapsed().as_secs_f64()
+        took.as_secs_f64()
     );
     let work = tempfile::tempdir().unwrap();
     let report = work.path().join("report.json");

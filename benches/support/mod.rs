@@ -46,6 +46,40 @@ pub async fn put_small_objects(client: &aws_sdk_s3::Client, bucket: &str, count:
         .await;
 }
 
+/// Puts `versions` tiny versions of each of `keys` keys, `pNN/0000000` on, spread over `prefixes`
+/// prefixes, 64 keys at a time; returns how long it took.
+#[allow(dead_code, reason = "not every benchmark uses every helper")]
+pub async fn put_versions_in_prefixes(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    keys: usize,
+    versions: usize,
+    prefixes: usize,
+) -> std::time::Duration {
+    use futures::StreamExt;
+    let started = Instant::now();
+    futures::stream::iter(0..keys)
+        .for_each_concurrent(64, |index| {
+            let client = client.clone();
+            async move {
+                for version in 0..versions {
+                    client
+                        .put_object()
+                        .bucket(bucket)
+                        .key(format!("p{:02}/{index:07}", index % prefixes))
+                        .body(aws_sdk_s3::primitives::ByteStream::from(
+                            format!("{version}").into_bytes(),
+                        ))
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            }
+        })
+        .await;
+    started.elapsed()
+}
+
 /// Every page of ListObjectVersions of `bucket`, for checking what a run left there.
 #[allow(dead_code, reason = "not every benchmark uses every helper")]
 pub async fn version_pages(
