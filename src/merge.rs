@@ -18,7 +18,7 @@
 //! checksums where both have one of the same algorithm, else by size alone; the report counts both.
 //! With `--latest-only`, only the current entries are compared.
 
-use crate::s3::{Entry, EntryKind};
+use crate::s3::{Entry, EntryKind, ObjectHead};
 
 /// What to do with a key whose destination history is neither the source's nor a prefix of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -71,6 +71,22 @@ pub enum MatchedBy {
     Checksum,
     /// Size alone: ETags not comparable and no checksum on both sides.
     Size,
+}
+
+/// Whether two objects of the same size whose listed ETags differ are the same, from a HEAD of each.
+pub fn by_heads(theirs: &ObjectHead, ours: &ObjectHead) -> Option<MatchedBy> {
+    if theirs.etag == ours.etag {
+        // The listing did not give one side's ETag (an inventory without that column).
+        return Some(MatchedBy::Etag);
+    }
+    if theirs.etag_is_md5() && ours.etag_is_md5() {
+        // Both ETags are MD5s of the bytes: the bytes differ.
+        return None;
+    }
+    match (&theirs.checksum, &ours.checksum) {
+        (Some((a, x)), Some((b, y))) if a == b => (x == y).then_some(MatchedBy::Checksum),
+        _ => Some(MatchedBy::Size),
+    }
 }
 
 /// What to write for one key.
@@ -365,6 +381,39 @@ mod tests {
         assert_eq!(
             plan(&source[1..], &source, true, OnDiverged::Skip),
             KeyPlan::InStep
+        );
+    }
+
+    #[test]
+    fn unverified_pairs_are_decided_by_etags_then_checksums_then_size() {
+        let head = |etag: &str, sse: Option<&str>, checksum: Option<(&str, &str)>| ObjectHead {
+            etag: format!("\"{etag}\""),
+            server_side_encryption: sse.map(str::to_string),
+            checksum: checksum.map(|(a, v)| (a.to_string(), v.to_string())),
+            ..ObjectHead::default()
+        };
+        // Plain MD5 ETags that differ: different bytes, whatever else.
+        let crc = Some(("CRC32", "AAAA"));
+        assert_eq!(
+            by_heads(&head("aa", None, crc), &head("bb", None, crc)),
+            None
+        );
+        // The same ETag once both are read (one was missing from the listing).
+        assert_eq!(
+            by_heads(&head("aa", None, None), &head("aa", None, None)),
+            Some(MatchedBy::Etag)
+        );
+        // Not comparable (multipart, SSE-KMS): checksums of one algorithm decide, else size.
+        let multipart = head("aa-3", None, crc);
+        let kms = head("cc", Some("aws:kms"), crc);
+        assert_eq!(by_heads(&multipart, &kms), Some(MatchedBy::Checksum));
+        let other_bytes = head("dd", Some("aws:kms"), Some(("CRC32", "BBBB")));
+        assert_eq!(by_heads(&multipart, &other_bytes), None);
+        let sha = head("dd", Some("aws:kms"), Some(("SHA256", "x")));
+        assert_eq!(by_heads(&multipart, &sha), Some(MatchedBy::Size));
+        assert_eq!(
+            by_heads(&head("aa-3", None, None), &head("ee", None, None)),
+            Some(MatchedBy::Size)
         );
     }
 

@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 
 use crate::checkpoint::{Journal, KeyState, Record};
 use crate::history::{KeyHistory, Selection, list_histories_with, list_key};
-use crate::merge::{KeyPlan, Likeness, MatchedBy, OnDiverged, likeness, plan_key};
+use crate::merge::{KeyPlan, Likeness, MatchedBy, OnDiverged, by_heads, likeness, plan_key};
 use crate::multipart::copy_multipart;
 use crate::plan::{Action, PlanSettings};
 use crate::progress::{Copied, Diverged, Failure, Progress};
@@ -585,20 +585,7 @@ impl<C: S3Api> Executor<C> {
                     self.destination.head_object(&destination, None),
                 )
                 .await?;
-                if theirs.etag == ours.etag {
-                    // The listing did not give one side's ETag (an inventory without that column).
-                    return Ok(Some(MatchedBy::Etag));
-                }
-                if theirs.etag_is_md5() && ours.etag_is_md5() {
-                    // Both ETags are MD5s of the bytes: the bytes differ.
-                    return Ok(None);
-                }
-                Ok(match (&theirs.checksum, &ours.checksum) {
-                    (Some((a, x)), Some((b, y))) if a == b => {
-                        (x == y).then_some(MatchedBy::Checksum)
-                    }
-                    _ => Some(MatchedBy::Size),
-                })
+                Ok(by_heads(&theirs, &ours))
             }
         }
     }
