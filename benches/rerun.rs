@@ -1,6 +1,7 @@
 //! The cost of a rerun over a fully copied bucket: 100,000 versions (50,000 keys x 2, in 16 prefixes)
 //! copied once, then, alternating, 3 rounds of
-//! - listing the source alone (`copy --dry-run`, which lists and plans everything and writes nothing),
+//! - listing the source alone (`copy --dry-run` into an empty bucket: it lists and plans everything,
+//!   and the empty destination's listing is one request),
 //! - a rerun without the checkpoint (`--no-checkpoint`: both sides listed and merged key by key),
 //! - a rerun of the completed job with its checkpoint (a new pass: the same work),
 //!
@@ -24,6 +25,7 @@ async fn main() {
     let client = server.client();
     support::create_bucket(&client, "rerun-src", true).await;
     support::create_bucket(&client, "rerun-dst", true).await;
+    support::create_bucket(&client, "rerun-empty", true).await;
     let took =
         support::put_versions_in_prefixes(&client, "rerun-src", KEYS, VERSIONS, PREFIXES).await;
     println!(
@@ -41,18 +43,25 @@ async fn main() {
         c
     });
     println!("first copy: {wall:.1} s, CPU {cpu:.1} s");
+    let into_empty = ["copy", "s3://rerun-src", "s3://rerun-empty", "--dry-run"];
     let runs: [(&str, &[&str]); 3] = [
-        ("listing the source alone (copy --dry-run)", &["--dry-run"]),
-        ("rerun, --no-checkpoint", &["--no-checkpoint"]),
-        ("rerun of the completed job, with its checkpoint", &[]),
+        (
+            "listing the source alone (copy --dry-run into an empty bucket)",
+            &into_empty,
+        ),
+        (
+            "rerun, --no-checkpoint",
+            &[&copy[..], &["--no-checkpoint"]].concat(),
+        ),
+        ("rerun of the completed job, with its checkpoint", &copy),
     ];
     let mut samples = vec![(Vec::new(), Vec::new(), Vec::new()); runs.len()];
     for round in 0..ROUNDS {
-        for (index, (label, extra)) in runs.iter().enumerate() {
+        for (index, (label, args)) in runs.iter().enumerate() {
             let mut command = support::backfill(
                 &server,
                 &server.endpoint,
-                &[&copy[..], extra, &["--report", report_arg]].concat(),
+                &[args, &["--report", report_arg][..]].concat(),
             );
             command.current_dir(work.path());
             let server_before = support::server_cpu_seconds(server.port);

@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::history::{KeyHistory, Selection};
 use crate::input::InputSpec;
 use crate::location::KeyMapping;
-use crate::plan::{Action, PlanSettings};
+use crate::plan::PlanSettings;
 use crate::preflight::preflight;
 use crate::progress::{Failure, Progress, Renderer};
 use crate::replay::{Checkpoint, CopyJob, Executor, Stop};
@@ -84,6 +84,8 @@ pub struct Report {
     pub requests_saved: u64,
     /// Keys whose destination history was the source's already.
     pub keys_in_step: u64,
+    /// Keys this run wrote entries to (a dry run: would write to).
+    pub keys_written: u64,
     /// Entries matched though their ETags are not comparable (multipart layouts, SSE-KMS, SSE-C): by
     /// checksum, and by size alone where neither side has a checksum.
     pub matched_by_checksum: u64,
@@ -142,6 +144,7 @@ fn report(
         bytes_saved: progress.already_done_bytes.load(Relaxed),
         requests_saved: progress.requests_saved.load(Relaxed),
         keys_in_step: progress.keys_in_step.load(Relaxed),
+        keys_written: progress.keys_written.load(Relaxed),
         matched_by_checksum: progress.matched_by_checksum.load(Relaxed),
         matched_by_size_only: progress.matched_by_size.load(Relaxed),
         diverged: progress.diverged_keys(),
@@ -433,23 +436,28 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         eprintln!("shard {shard}: copying the keys whose hash falls in shard {shard}");
     }
     let input = load_input(args, &source).await?;
-    if args.dry_run {
-        let histories = input_histories(input, &source, &selection, &progress, Box::new(|_| false));
-        return dry_run(args, source, selection, plan, progress, started, histories).await;
-    }
     crate::preflight::check_destination_listing(&*destination, &args.destination).await?;
-    let checkpoint = open_checkpoint(args, &places)?;
+    // A dry run plans against the destination like a run, and writes nothing: no checkpoint, no lock.
+    let checkpoint = if args.dry_run {
+        None
+    } else {
+        open_checkpoint(args, &places)?
+    };
     // One run at a time into one destination range on this machine, whatever its checkpoint.
-    let _destination_lock = crate::checkpoint::lock_destination(&format!(
-        "{} at {}{}",
-        args.destination,
-        places.destination,
-        selection
-            .shard
-            .map(|shard| format!(", shard {shard}"))
-            .unwrap_or_default()
-    ))
-    .map_err(|e| Error::Usage(e.to_string()))?;
+    let _destination_lock = (!args.dry_run)
+        .then(|| {
+            crate::checkpoint::lock_destination(&format!(
+                "{} at {}{}",
+                args.destination,
+                places.destination,
+                selection
+                    .shard
+                    .map(|shard| format!(", shard {shard}"))
+                    .unwrap_or_default()
+            ))
+        })
+        .transpose()
+        .map_err(|e| Error::Usage(e.to_string()))?;
     let destination_versioning =
         crate::s3::S3Api::bucket_versioning(&*destination, &args.destination.bucket).await;
     // A resumed run over an input skips the keys below the watermark, except failed ones to retry.
@@ -490,6 +498,7 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         destination_versioned: destination_versioning == Ok(crate::s3::Versioning::Enabled),
         destination_never_versioned: destination_versioning == Ok(crate::s3::Versioning::Never),
         destination_per_key: args.manifest.is_some(),
+        dry_run: args.dry_run,
     };
     let version_map = args
         .version_map
@@ -568,65 +577,33 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
     Ok(report)
 }
 
-async fn dry_run(
-    args: &CopyArgs,
-    source: Arc<crate::commands::Client>,
-    selection: Selection,
-    plan: PlanSettings,
-    progress: Arc<Progress>,
-    started: Instant,
-    input: Option<tokio::sync::mpsc::Receiver<Result<KeyHistory, crate::s3::S3Error>>>,
-) -> Result<Report, Error> {
-    let mut histories = match input {
-        Some(histories) => histories,
-        None => crate::history::list_histories_with(
-            source,
-            args.source.bucket.clone(),
-            selection.clone(),
-            Arc::clone(&progress),
-            None,
-            args.listers as usize,
-        ),
-    };
-    let (mut keys, mut versions, mut bytes, mut multipart, mut markers) =
-        (0u64, 0u64, 0u64, 0u64, 0u64);
-    while let Some(history) = histories.recv().await {
-        let history = history.map_err(|source| Error::Listing {
-            bucket: args.source.bucket.clone(),
-            prefix: args.source.prefix.clone(),
-            source,
-        })?;
-        keys += 1;
-        for entry in &history.entries {
-            match plan.action(entry) {
-                Action::DeleteMarker => markers += 1,
-                action => {
-                    versions += 1;
-                    bytes += entry.size();
-                    multipart += u64::from(action == Action::Multipart);
-                }
-            }
-        }
-    }
-    println!(
-        "dry run: would copy {versions} versions ({}, {multipart} of them multipart) and recreate {markers} delete \
-         markers across {keys} keys from {} to {}; nothing was written",
-        human_bytes(bytes),
-        args.source,
-        args.destination
-    );
-    let report = report(args, &progress, started, None);
-    write_report(args, &report)?;
-    Ok(report)
-}
-
 fn plural(count: u64, one: &str, many: &str) -> String {
     format!("{count} {}", if count == 1 { one } else { many })
 }
 
 fn print_summary(report: &Report) {
     let written = report.copied_versions + report.delete_markers;
-    if written == 0 && report.failed == 0 && report.diverged.is_empty() {
+    if report.dry_run {
+        println!(
+            "dry run: would copy {} ({}, {} of them multipart) and recreate {} across {} from {} to {}; \
+             nothing was written",
+            plural(report.copied_versions, "version", "versions"),
+            human_bytes(report.copied_bytes),
+            report.multipart_copies,
+            plural(report.delete_markers, "delete marker", "delete markers"),
+            plural(report.keys_written, "key", "keys"),
+            report.source,
+            report.destination,
+        );
+        if report.already_done > 0 {
+            println!(
+                "already in the destination: {} ({}); {} wholly in step",
+                plural(report.already_done, "entry", "entries"),
+                human_bytes(report.bytes_saved),
+                plural(report.keys_in_step, "key", "keys"),
+            );
+        }
+    } else if written == 0 && report.failed == 0 && report.diverged.is_empty() {
         println!(
             "nothing to do: {} already in step ({}, {}, {} write requests saved) between {} and {}; \
              checked in {:.1} s",

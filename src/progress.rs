@@ -49,6 +49,8 @@ pub struct Progress {
     pub requests_saved: AtomicU64,
     /// Keys whose destination history was the source's already: nothing written.
     pub keys_in_step: AtomicU64,
+    /// Keys with entries written (a dry run: to write).
+    pub keys_written: AtomicU64,
     /// Entries found the same though their ETags are not comparable: by checksum, by size alone.
     pub matched_by_checksum: AtomicU64,
     pub matched_by_size: AtomicU64,
@@ -158,6 +160,10 @@ impl Progress {
 
     pub fn key_in_step(&self) {
         self.keys_in_step.fetch_add(1, Relaxed);
+    }
+
+    pub fn key_written(&self) {
+        self.keys_written.fetch_add(1, Relaxed);
     }
 
     pub fn matched_weakly(&self, by_checksum: u64, by_size: u64) {

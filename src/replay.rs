@@ -45,6 +45,8 @@ pub struct CopyJob {
     /// Look at the destination one key at a time instead of listing its range (a manifest names a
     /// few keys of what may be a huge destination).
     pub destination_per_key: bool,
+    /// Plan every key against the destination and count what would be written; write nothing.
+    pub dry_run: bool,
 }
 
 /// What the destination key held before our next write.
@@ -699,6 +701,26 @@ impl<C: S3Api> Executor<C> {
             already.iter().map(Entry::size).sum(),
             already.iter().map(|e| self.write_requests(e)).sum(),
         );
+        if start < history.entries.len() {
+            self.progress.key_written();
+        }
+        if self.job.dry_run {
+            for entry in &history.entries[start..] {
+                self.progress.copied(match self.job.plan.action(entry) {
+                    Action::DeleteMarker => Copied::DeleteMarker,
+                    Action::Copy => Copied::Single {
+                        bytes: entry.size(),
+                    },
+                    Action::Multipart => Copied::Multipart {
+                        bytes: entry.size(),
+                    },
+                });
+            }
+            if start == history.entries.len() {
+                self.progress.key_in_step();
+            }
+            return true;
+        }
         let mut head = DestinationHead::of(&held, self.job.destination_versioned);
         for (index, entry) in history.entries.iter().enumerate().skip(start) {
             if self.stop.is_set() {

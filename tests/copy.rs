@@ -346,10 +346,36 @@ async fn dry_run_plans_and_writes_nothing() {
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        stdout.contains("would copy 3 versions (6 B, 0 of them multipart) and recreate 1 delete markers across 2 keys"),
+        stdout.contains("would copy 3 versions (6 B, 0 of them multipart) and recreate 1 delete marker across 2 keys"),
         "{stdout}"
     );
     assert!(histories(&destination, "").await.is_empty());
+    // Planned against the destination: once "a" is copied and "b" has a new version, only that
+    // version would be copied.
+    let output = cli(&[
+        "copy",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+        "--include-prefix",
+        "a",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    put(&source, "b", "4444").await;
+    let before = histories(&destination, "").await;
+    let output = cli(&[
+        "copy",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+        "--dry-run",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("would copy 2 versions (7 B, 0 of them multipart) and recreate 0 delete markers across 1 key")
+            && stdout.contains("already in the destination: 3 entries (3 B); 1 key wholly in step"),
+        "{stdout}"
+    );
+    assert_eq!(histories(&destination, "").await, before);
 }
 
 #[tokio::test(flavor = "multi_thread")]
