@@ -230,6 +230,10 @@ impl Progress {
             self.retries.load(Relaxed),
             self.failure_count(),
         );
+        let in_step = self.already_done.load(Relaxed);
+        if in_step > 0 {
+            line.push_str(&format!(", {in_step} already in the destination"));
+        }
         let throttles = self.throttles.load(Relaxed);
         if throttles > 0 {
             line.push_str(&format!(
