@@ -479,9 +479,12 @@ pub struct StatusArgs {
 
 #[derive(Debug, Args)]
 pub struct CopyArgs {
-    /// Source: s3://BUCKET[/PREFIX]
+    /// Source: s3://BUCKET[/PREFIX]; a prefix is a directory, as in `aws s3 cp --recursive`
+    /// (s3://B/logs is logs/ and below, not logs2/).
+    #[arg(value_parser = parse_range)]
     pub source: Location,
-    /// Destination: s3://BUCKET[/PREFIX]; the source prefix is replaced by this prefix.
+    /// Destination: s3://BUCKET[/PREFIX]; the source prefix is replaced by this prefix (a directory too).
+    #[arg(value_parser = parse_range)]
     pub destination: Location,
     /// Copy only each key's current version (keys whose current entry is a delete marker are skipped).
     #[arg(long)]
@@ -578,6 +581,16 @@ pub struct CopyArgs {
     pub endpoints: EndpointArgs,
 }
 
+/// A copy range: `s3://B/logs` is the directory `logs/`, as `aws s3 cp --recursive` reads it, so
+/// `logs2/x` and `logsX` are not in it (nor a key exactly `logs`, which aws leaves out too).
+fn parse_range(text: &str) -> Result<Location, crate::location::LocationError> {
+    let location: Location = text.parse()?;
+    Ok(Location {
+        prefix: crate::location::as_directory(&location.prefix),
+        ..location
+    })
+}
+
 /// An RFC 3339 time, kept in UTC (the form S3 timestamps have).
 fn parse_time(text: &str) -> Result<String, String> {
     use aws_smithy_types::DateTime;
@@ -617,7 +630,11 @@ fn parse_seconds(text: &str) -> Result<f64, String> {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
+    /// Source: s3://BUCKET[/PREFIX] (a prefix is a directory, as for copy).
+    #[arg(value_parser = parse_range)]
     pub source: Location,
+    /// Destination: s3://BUCKET[/PREFIX].
+    #[arg(value_parser = parse_range)]
     pub destination: Location,
     /// Compare only current versions.
     #[arg(long)]

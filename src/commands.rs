@@ -41,6 +41,14 @@ pub struct Places {
     pub destination: String,
 }
 
+impl Places {
+    /// Both sides talk to one endpoint URL, where one bucket name is one bucket (on Amazon S3 in
+    /// whatever region: bucket names are global there).
+    fn same_endpoint(&self) -> bool {
+        self.source.split(' ').next() == self.destination.split(' ').next()
+    }
+}
+
 async fn clients_and_places(
     endpoints: &EndpointArgs,
     limits: &Arc<Limits>,
@@ -401,6 +409,7 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         &args.source,
         &args.destination,
         !args.latest_only && !args.dry_run,
+        places.same_endpoint(),
     )
     .await?;
     let carry_object_lock = crate::preflight::object_lock(

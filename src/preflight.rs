@@ -77,20 +77,47 @@ pub async fn check_bucket<C: S3Api>(client: &C, side: Side, bucket: &str) -> Res
     Err(bucket_error(side, bucket, error))
 }
 
+/// `same_endpoint`: both sides are on one endpoint URL.
+///
+/// Ranges that overlap by name are refused even on two endpoints: a server-side copy is sent to the
+/// destination endpoint, which reads the source bucket *by name on its own side*, so with one bucket
+/// name it would read what it writes (and two URLs of one service are one bucket anyway). On two
+/// endpoints the destination must also be able to see the source bucket; between independent clusters
+/// it cannot, and no server-side copy can work.
 pub async fn preflight<C: S3Api>(
     source: &C,
     destination: &C,
     from: &Location,
     to: &Location,
     needs_versioning: bool,
+    same_endpoint: bool,
 ) -> Result<(), Error> {
     if from.overlaps(to) {
-        return Err(Error::Usage(format!(
-            "{from} and {to} overlap: the copy would read what it writes; choose a destination outside the source range"
-        )));
+        let why = if same_endpoint {
+            "the copy would read what it writes; choose a destination outside the source range"
+                .to_string()
+        } else {
+            format!(
+                "a server-side copy is sent to the destination endpoint, which reads the source bucket {} by name \
+                 on its own side, so it would read what it writes; copying between independent clusters needs a \
+                 tool that moves the bytes (rclone, s5cmd), and two URLs of one service name one bucket",
+                from.bucket
+            )
+        };
+        return Err(Error::Usage(format!("{from} and {to} overlap: {why}")));
     }
     check_bucket(source, Side::Source, &from.bucket).await?;
     check_bucket(destination, Side::Destination, &to.bucket).await?;
+    if !same_endpoint
+        && let Err(S3Error::NoSuchBucket { .. }) = destination.head_bucket(&from.bucket).await
+    {
+        return Err(Error::Usage(format!(
+            "the destination endpoint has no bucket {}: a server-side copy is sent to the destination, which must \
+             reach the source bucket itself (two regions or accounts of one S3 service can; two independent \
+             clusters cannot); between clusters, copy with a tool that moves the bytes (rclone, s5cmd)",
+            from.bucket
+        )));
+    }
     if needs_versioning {
         let fix = format!(
             "enable it (`s3-backfill s3bu s3://{}`) or copy only current versions with --latest-only",

@@ -719,3 +719,108 @@ async fn bench_measures_each_concurrency_and_cleans_up() {
         text(&again)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prefix_is_a_directory_as_in_aws_s3_cp_recursive() {
+    let source = create_bucket("dir-src", true).await;
+    let destination = create_bucket("dir-dst", true).await;
+    for key in ["logs", "logs/a", "logs/sub/b", "logs2/b", "logsX"] {
+        put(&source, key, key).await;
+    }
+    // Without the trailing slash, as users type it: logs2/b, logsX and the key exactly "logs" are
+    // outside the range (aws s3 cp --recursive s3://B/logs s3://D/x copies logs/a and logs/sub/b only).
+    let output = cli(&[
+        "copy",
+        &format!("s3://{source}/logs"),
+        &format!("s3://{destination}/x"),
+        "--progress",
+        "never",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let keys: Vec<String> = histories(&destination, "")
+        .await
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
+    assert_eq!(keys, ["x/a", "x/sub/b"]);
+    let output = cli(&[
+        "verify",
+        &format!("s3://{source}/logs"),
+        &format!("s3://{destination}/x"),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_independent_endpoints_are_refused_before_any_write() {
+    // A second SeaweedFS: an independent cluster. The destination endpoint performs every server-side
+    // copy, reading the source bucket by name on its own side, so it can never reach the first cluster.
+    let other = s3_backfill::local_server::SeaweedFs::start().unwrap();
+    let bucket = bucket_name("xfer");
+    client()
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    put(&bucket, "a", "one").await;
+    let there = other.client();
+    let target = bucket_name("xfer-dst");
+    for name in [&bucket, &target] {
+        there.create_bucket().bucket(name).send().await.unwrap();
+        there
+            .put_object()
+            .bucket(name)
+            .key("a")
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(b"theirs"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let run = |from: &str, to: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+            .current_dir(work_dir())
+            .args(["copy", from, to, "--latest-only", "--progress", "never"])
+            .args(["--source-endpoint-url", &server().endpoint])
+            .args(["--dest-endpoint-url", &other.endpoint])
+            .envs(server().env())
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_ENDPOINT_URL")
+            .output()
+            .unwrap()
+    };
+    // The same bucket name on both: the destination would copy its own "a" onto itself.
+    let output = run(&format!("s3://{bucket}"), &format!("s3://{bucket}"));
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("overlap") && text(&output).contains("by name on its own side"),
+        "{}",
+        text(&output)
+    );
+    // Another name, but the destination cluster has no such source bucket.
+    let missing = bucket_name("only-here");
+    client()
+        .create_bucket()
+        .bucket(&missing)
+        .send()
+        .await
+        .unwrap();
+    put(&missing, "a", "one").await;
+    let output = run(&format!("s3://{missing}"), &format!("s3://{target}"));
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains(&format!("the destination endpoint has no bucket {missing}")),
+        "{}",
+        text(&output)
+    );
+    // Nothing was written on the other cluster.
+    for name in [&bucket, &target] {
+        let listed = there
+            .list_object_versions()
+            .bucket(name)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.versions().len(), 1, "{name}");
+    }
+}
