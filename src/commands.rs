@@ -190,43 +190,65 @@ fn identity(args: &CopyArgs, places: &Places) -> JobIdentity {
 /// `--shard K/N`, or `--shard auto[/N]` from a Kubernetes Indexed Job (JOB_COMPLETION_INDEX, the count
 /// from /N or S3_BACKFILL_SHARDS) or an AWS Batch array job (AWS_BATCH_JOB_ARRAY_INDEX and _SIZE).
 pub fn shard(args: &CopyArgs) -> Result<Option<crate::history::Shard>, Error> {
-    let Some(text) = &args.shard else {
-        return Ok(None);
-    };
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let (index, count) = match text.split_once('/') {
-        Some(("auto", count)) => (
-            env("JOB_COMPLETION_INDEX").or_else(|| env("AWS_BATCH_JOB_ARRAY_INDEX")),
-            Some(count.to_string()),
-        ),
-        None if text == "auto" => (
-            env("JOB_COMPLETION_INDEX").or_else(|| env("AWS_BATCH_JOB_ARRAY_INDEX")),
-            env("AWS_BATCH_JOB_ARRAY_SIZE").or_else(|| env("S3_BACKFILL_SHARDS")),
-        ),
-        Some((index, count)) => (Some(index.to_string()), Some(count.to_string())),
-        None => (None, None),
-    };
-    let usage = |why: &str| {
+    args.shard
+        .as_deref()
+        .map(|text| parse_shard(text, env))
+        .transpose()
+}
+
+/// `K/N`, `auto` or `auto/N`, with `env` for the job's variables.
+fn parse_shard(
+    text: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<crate::history::Shard, Error> {
+    let usage = |why: String| {
         Error::Usage(format!(
             "--shard {text}: {why}; write --shard K/N (shard K of N, 0 <= K < N), or --shard auto in a \
              Kubernetes Indexed Job (JOB_COMPLETION_INDEX, with --shard auto/N or S3_BACKFILL_SHARDS) or an AWS \
              Batch array job (AWS_BATCH_JOB_ARRAY_INDEX and AWS_BATCH_JOB_ARRAY_SIZE)"
         ))
     };
-    let index: u64 = index
-        .ok_or_else(|| {
-            usage("no shard index (JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX is not set)")
-        })?
-        .parse()
-        .map_err(|_| usage("the shard index is not a number"))?;
-    let count: u64 = count
-        .ok_or_else(|| usage("no shard count"))?
-        .parse()
-        .map_err(|_| usage("the shard count is not a number"))?;
+    let from_job = || env("JOB_COMPLETION_INDEX").or_else(|| env("AWS_BATCH_JOB_ARRAY_INDEX"));
+    let (index, count) = match text.split_once('/') {
+        Some(("auto", count)) => (from_job(), Some(count.to_string())),
+        None if text == "auto" => (
+            from_job(),
+            env("AWS_BATCH_JOB_ARRAY_SIZE").or_else(|| env("S3_BACKFILL_SHARDS")),
+        ),
+        Some((index, count)) => (Some(index.to_string()), Some(count.to_string())),
+        None => return Err(usage("it is neither K/N nor auto".into())),
+    };
+    let number = |what: &str, value: Option<String>, missing: &str| {
+        let value = value.ok_or_else(|| usage(missing.to_string()))?;
+        value.parse::<u64>().map_err(|error| {
+            usage(match error.kind() {
+                std::num::IntErrorKind::PosOverflow => {
+                    format!(
+                        "the shard {what} {value} is too large (at most {})",
+                        u64::MAX
+                    )
+                }
+                _ => format!("the shard {what} {value:?} is not a whole number"),
+            })
+        })
+    };
+    let index = number(
+        "index",
+        index,
+        "no shard index: neither JOB_COMPLETION_INDEX nor AWS_BATCH_JOB_ARRAY_INDEX is set",
+    )?;
+    let count = number(
+        "count",
+        count,
+        "no shard count: write --shard auto/N, or set S3_BACKFILL_SHARDS or AWS_BATCH_JOB_ARRAY_SIZE",
+    )?;
     if count == 0 || index >= count {
-        return Err(usage("the index must be below the count"));
+        return Err(usage(format!(
+            "the index ({index}) must be below the count ({count})"
+        )));
     }
-    Ok(Some(crate::history::Shard { index, count }))
+    Ok(crate::history::Shard { index, count })
 }
 
 /// The inventory or manifest the copy reads instead of listing, if any.
@@ -670,13 +692,14 @@ fn print_summary(report: &Report) {
             }
         );
         for diverged in report.diverged.iter().take(20) {
-            println!(
+            let line = format!(
                 "diverged: s3://{}/{} at entry {}: {}",
                 report.destination_bucket(),
                 diverged.key,
                 diverged.position,
                 diverged.reason
             );
+            println!("{}", crate::error::printable(&line));
         }
         if report.diverged.len() > 20 {
             println!(
@@ -686,10 +709,11 @@ fn print_summary(report: &Report) {
         }
     }
     for failure in report.failures.iter().take(20) {
-        println!(
+        let line = format!(
             "failed: s3://{}/{} version {}: {}",
             failure.bucket, failure.key, failure.version_id, failure.reason
         );
+        println!("{}", crate::error::printable(&line));
     }
     if report.failures.len() > 20 {
         println!(
@@ -857,7 +881,7 @@ pub async fn verify(args: &VerifyArgs) -> Result<(), Error> {
         outcome.difference_count, args.source, args.destination, outcome.keys, outcome.entries
     );
     for difference in &outcome.differences {
-        println!("  {difference}");
+        println!("  {}", crate::error::printable(difference));
     }
     Err(Error::Failed(format!(
         "{} differences found",
@@ -1003,5 +1027,45 @@ pub fn copy_args_from(argv: &[String]) -> Result<CopyArgs, Error> {
     match parse_command(argv)? {
         crate::cli::Command::Copy(args) => Ok(args),
         _ => unreachable!("built a copy command"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_messages_name_what_is_wrong() {
+        let none = |_: &str| None;
+        let message = |text: &str| parse_shard(text, none).unwrap_err().to_string();
+        assert_eq!(
+            parse_shard("3/8", none).unwrap(),
+            crate::history::Shard { index: 3, count: 8 }
+        );
+        assert!(
+            message("abc").contains("neither K/N nor auto"),
+            "{}",
+            message("abc")
+        );
+        assert!(
+            message("1/18446744073709551616")
+                .contains("the shard count 18446744073709551616 is too large"),
+            "{}",
+            message("1/18446744073709551616")
+        );
+        assert!(message("x/4").contains("the shard index \"x\" is not a whole number"));
+        assert!(message("4/4").contains("the index (4) must be below the count (4)"));
+        assert!(message("auto").contains("neither JOB_COMPLETION_INDEX"));
+        let kubernetes = |name: &str| (name == "JOB_COMPLETION_INDEX").then(|| "2".to_string());
+        assert!(
+            parse_shard("auto", kubernetes)
+                .unwrap_err()
+                .to_string()
+                .contains("no shard count")
+        );
+        assert_eq!(
+            parse_shard("auto/4", kubernetes).unwrap(),
+            crate::history::Shard { index: 2, count: 4 }
+        );
     }
 }

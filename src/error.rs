@@ -17,6 +17,25 @@ pub mod exit {
     pub const INTERRUPTED: i32 = 130;
 }
 
+/// `text` with its control characters escaped (`\r`, `\n`, `\u{1b}`), for printing keys: a key may hold
+/// any character, and a raw carriage return or escape sequence would rewrite the terminal.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
 /// `arg` in single quotes for a POSIX shell, for the commands a message tells the user to run.
 pub fn shell_quoted(arg: &str) -> String {
     format!("'{}'", arg.replace('\'', r"'\''"))
@@ -56,5 +75,14 @@ impl Error {
             Error::Stopped(_) => exit::STOPPED,
             Error::Listing { .. } | Error::File { .. } | Error::Failed(_) => exit::FAILURES,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_characters_in_keys_are_escaped_for_printing() {
+        assert_eq!(super::printable("plain/key é"), "plain/key é");
+        assert_eq!(super::printable("a\rb\nc\u{1b}[2J"), "a\\rb\\nc\\u{1b}[2J");
     }
 }

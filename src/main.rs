@@ -160,6 +160,12 @@ async fn watch_signals(stop: Arc<Stop>, graceful: bool) {
 }
 
 fn main() {
+    // Output piped into `head` and the like: end quietly when the reader goes away (exit 141, as Unix
+    // tools do), not with a panic. Rust ignores SIGPIPE by default, which makes every println! panic.
+    // SAFETY: setting a signal's disposition to the default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     // Usage errors exit 2 from clap itself.
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new().expect("start the async runtime");

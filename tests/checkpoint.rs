@@ -343,6 +343,24 @@ async fn failed_entries_are_kept_exported_and_retried() {
         "{}",
         text(&output)
     );
+    // Piped into a reader that has gone (`status | head` once head has read enough): a quiet end by
+    // SIGPIPE, as Unix tools end, never a panic.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let piped = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+        .args(["status", "--checkpoint", path])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&piped.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&piped.status),
+        Some(libc::SIGPIPE),
+        "{:?} {stderr}",
+        piped.status
+    );
     let rows = std::fs::read_to_string(&csv).unwrap();
     let version = histories(&source, "").await;
     assert_eq!(version.len(), 2);

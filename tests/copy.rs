@@ -528,7 +528,8 @@ async fn a_permanent_failure_fails_that_key_only_and_is_reported() {
     let source = create_bucket("src", true).await;
     let destination = create_bucket("dst", true).await;
     // Under the destination prefix this key exceeds S3's 1,024 bytes: a permanent error for its entries.
-    let long = "L".repeat(1020);
+    // Its carriage return must not reach the terminal raw (it would rewrite the line).
+    let long = format!("{}\r", "L".repeat(1019));
     put(&source, &long, "first").await;
     put(&source, &long, "second").await;
     for key in ["fine/1", "fine/2", "fine/3"] {
@@ -546,6 +547,11 @@ async fn a_permanent_failure_fails_that_key_only_and_is_reported() {
         "never",
     ]);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !stdout.contains('\r') && stdout.contains(&format!("/{}\\r version", "L".repeat(1019))),
+        "{stdout:?}"
+    );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(report.path()).unwrap()).unwrap();
     assert_eq!(report["failed"], 1, "{report}");
