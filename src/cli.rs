@@ -619,6 +619,13 @@ fn parse_time(text: &str) -> Result<String, String> {
         })
 }
 
+fn parse_timeout(text: &str) -> Result<f64, String> {
+    match parse_seconds(text)? {
+        0.0 => Err("a request timeout must be more than 0 seconds".into()),
+        seconds => Ok(seconds),
+    }
+}
+
 fn parse_seconds(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(seconds) if seconds.is_finite() && (0.0..=3600.0).contains(&seconds) => Ok(seconds),
@@ -669,6 +676,10 @@ pub struct EndpointArgs {
     /// Path-style addressing (on by default when an endpoint URL is given): --path-style=false to turn off.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub path_style: Option<bool>,
+    /// Give up on a request attempt that has not answered after this many seconds (then retry it; a
+    /// write is first checked against the destination). Copies get 1 s more per 16 MiB they copy.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = parse_timeout)]
+    pub request_timeout: f64,
 }
 
 impl EndpointArgs {
@@ -693,6 +704,7 @@ impl EndpointArgs {
         if let Some(path_style) = self.path_style {
             args.push(format!("--path-style={path_style}"));
         }
+        args.push(format!("--request-timeout={}", self.request_timeout));
         args
     }
 
@@ -710,6 +722,7 @@ impl EndpointArgs {
             region: region.clone().or_else(|| self.region.clone()),
             profile: profile.clone().or_else(|| self.profile.clone()),
             path_style: self.path_style.unwrap_or(endpoint_given),
+            request_timeout: Some(std::time::Duration::from_secs_f64(self.request_timeout)),
         }
     }
 

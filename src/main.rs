@@ -135,6 +135,9 @@ async fn put_rule(args: &ReplicationPutArgs, command: &str) -> Result<i32, Error
     .map(|_| exit::SUCCESS)
 }
 
+/// How long the first Ctrl-C waits for in-flight requests before it stops the run anyway.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The first SIGINT/SIGTERM asks a copy to stop cleanly (other commands stop at once); the second stops
 /// at once. Either way nothing is lost: every write's intent is on disk before the write is sent.
 async fn watch_signals(stop: Arc<Stop>, graceful: bool) {
@@ -153,9 +156,22 @@ async fn watch_signals(stop: Arc<Stop>, graceful: bool) {
             std::process::exit(exit::INTERRUPTED);
         }
         eprintln!(
-            "stopping: finishing in-flight copies, aborting multipart uploads; press Ctrl-C again to stop at once"
+            "stopping: finishing in-flight copies (at most {} s), aborting multipart uploads; press Ctrl-C \
+             again to stop at once",
+            GRACE.as_secs()
         );
         stop.trigger();
+        // A request that never answers must not hold the stop up: after the grace period the run ends
+        // as a kill would (every write's intent is on disk; the next run checks them).
+        tokio::spawn(async {
+            tokio::time::sleep(GRACE).await;
+            eprintln!(
+                "interrupted: in-flight requests did not finish within {} s and were abandoned; the next run \
+                 waits for them and checks them against the destination",
+                GRACE.as_secs()
+            );
+            std::process::exit(exit::INTERRUPTED);
+        });
     }
 }
 

@@ -869,6 +869,7 @@ impl<C: S3Api> Executor<C> {
                 let request = CopyRequest {
                     object_lock,
                     source,
+                    size,
                     bucket: bucket.to_string(),
                     key: destination_key.to_string(),
                     // CopyObject makes the copy STANDARD unless told: keep the source's class.

@@ -233,3 +233,96 @@ async fn faults_on_one_kind_of_request_only_listings_here_leave_the_destination_
     assert_eq!(copies, 300, "{lines:?}");
     assert_same_histories(&source, &destination).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_that_never_answers_is_timed_out_and_retried() {
+    let source = create_bucket("hold-src", true).await;
+    let destination = create_bucket("hold-dst", true).await;
+    for index in 0..30 {
+        let key = format!("h/{index:02}");
+        put(&source, &key, "one").await;
+        put(&source, &key, "two!").await;
+    }
+    // Three copies are never answered (nor forwarded): each attempt gives up after 2 s, the
+    // destination shows the write did not happen, and it is sent again.
+    let proxy = ChaosProxy::start(
+        server().port,
+        Faults {
+            hold_copies: 3,
+            ..Faults::default()
+        },
+        5,
+    );
+    let started = std::time::Instant::now();
+    let output = copy_via(&proxy.endpoint, &source, &destination)
+        .args([
+            "--request-timeout",
+            "2",
+            "--no-checkpoint",
+            "--progress",
+            "never",
+        ])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(proxy.counts.held.load(Relaxed), 3);
+    assert!(took < std::time::Duration::from_secs(40), "{took:?}");
+    assert_same_histories(&source, &destination).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_during_a_request_that_never_answers_exits_within_the_grace_period() {
+    let source = create_bucket("grace-src", true).await;
+    let destination = create_bucket("grace-dst", true).await;
+    for index in 0..10 {
+        put(&source, &format!("g/{index}"), "one").await;
+    }
+    let proxy = ChaosProxy::start(
+        server().port,
+        Faults {
+            hold_copies: 1_000,
+            ..Faults::default()
+        },
+        6,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join("job.checkpoint");
+    let run = || {
+        let mut command = copy_via(&proxy.endpoint, &source, &destination);
+        command
+            .args(["--checkpoint", checkpoint.to_str().unwrap()])
+            .args(["--resume-wait", "1", "--progress", "never"]);
+        command
+    };
+    let child = run()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while proxy.counts.held.load(Relaxed) == 0 && std::time::Instant::now() < give_up {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(proxy.counts.held.load(Relaxed) > 0, "no copy was held");
+    let interrupted = std::time::Instant::now();
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let took = interrupted.elapsed();
+    assert_eq!(output.status.code(), Some(130), "{}", text(&output));
+    // The default request timeout is 30 s; the grace period is 10 s.
+    assert!(
+        took < std::time::Duration::from_secs(14),
+        "{took:?}: {}",
+        text(&output)
+    );
+    assert!(text(&output).contains("abandoned"), "{}", text(&output));
+    // Answers come again: the same command finishes the job exactly.
+    proxy.counts.healed.store(true, Relaxed);
+    let output = run().output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_same_histories(&source, &destination).await;
+}

@@ -138,6 +138,8 @@ pub struct WriteSettings {
 #[derive(Debug, Clone)]
 pub struct CopyRequest {
     pub source: VersionRef,
+    /// The source version's size (the request's timeout grows with it).
+    pub size: u64,
     pub bucket: String,
     pub key: String,
     /// Storage class to set; CopyObject otherwise makes the copy STANDARD.

@@ -32,11 +32,14 @@ pub struct Connection {
     pub region: Option<String>,
     pub profile: Option<String>,
     pub path_style: bool,
+    /// How long one request attempt may go unanswered (default 30 s); copies get more by size.
+    pub request_timeout: Option<std::time::Duration>,
 }
 
 #[derive(Clone, Debug)]
 pub struct AwsS3 {
     client: aws_sdk_s3::Client,
+    request_timeout: std::time::Duration,
     /// The endpoint URL as resolved (`AWS` for Amazon S3's own) and the region, e.g.
     /// `http://127.0.0.1:9000 us-east-1`: where this side's buckets are.
     place: String,
@@ -67,15 +70,15 @@ pub async fn load_config(connection: &Connection) -> aws_config::SdkConfig {
 impl AwsS3 {
     pub async fn connect(connection: &Connection) -> Self {
         let shared = load_config(connection).await;
+        let request_timeout = connection
+            .request_timeout
+            .unwrap_or(DEFAULT_REQUEST_TIMEOUT);
         let builder = aws_sdk_s3::config::Builder::from(&shared)
             // Our own retry layer decides what to retry: the SDK's blind retries of a write whose answer
             // was lost add duplicate versions on a versioned destination.
             .retry_config(RetryConfig::disabled())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(std::time::Duration::from_secs(10))
-                    .build(),
-            )
+            // Without an attempt timeout an answer that never comes waits forever.
+            .timeout_config(timeouts(request_timeout))
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
             .force_path_style(connection.path_style);
@@ -86,6 +89,7 @@ impl AwsS3 {
         );
         AwsS3 {
             client: aws_sdk_s3::Client::from_conf(builder.build()),
+            request_timeout,
             place,
         }
     }
@@ -96,7 +100,19 @@ impl AwsS3 {
             "unknown {}",
             client.config().region().map_or("us-east-1", |r| r.as_ref())
         );
-        AwsS3 { client, place }
+        AwsS3 {
+            client,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            place,
+        }
+    }
+
+    /// A request's configuration with an attempt timeout for copying `bytes`: the base, plus 1 s per
+    /// 16 MiB (S3 copies at well over that; a copy that answers later is a copy that hangs).
+    fn copying(&self, bytes: u64) -> aws_sdk_s3::config::Builder {
+        let extra = std::time::Duration::from_secs(bytes / COPY_BYTES_PER_SECOND);
+        aws_sdk_s3::config::Builder::default()
+            .timeout_config(timeouts(self.request_timeout + extra))
     }
 
     pub fn place(&self) -> &str {
@@ -106,6 +122,18 @@ impl AwsS3 {
     pub fn client(&self) -> &aws_sdk_s3::Client {
         &self.client
     }
+}
+
+/// How long a request attempt may go unanswered unless `--request-timeout` says otherwise.
+pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// The slowest copy rate a copy's timeout allows for (bytes per second).
+const COPY_BYTES_PER_SECOND: u64 = 16 << 20;
+
+fn timeouts(attempt: std::time::Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .operation_attempt_timeout(attempt)
+        .build()
 }
 
 /// Characters kept as they are in an `x-amz-copy-source` key: unreserved ones and `/`.
@@ -510,6 +538,8 @@ impl S3Api for AwsS3 {
             .set_object_lock_mode(lock_mode(&request.object_lock))
             .set_object_lock_retain_until_date(lock_until(&request.object_lock))
             .set_object_lock_legal_hold_status(legal_hold(&request.object_lock))
+            .customize()
+            .config_override(self.copying(request.size))
             .send()
             .await
             .map_err(|e| classify(e, &request.bucket))?;
@@ -586,6 +616,8 @@ impl S3Api for AwsS3 {
                 request.first_byte, request.last_byte
             ))
             .copy_source_if_match(&request.if_match)
+            .customize()
+            .config_override(self.copying(request.last_byte + 1 - request.first_byte))
             .send()
             .await
             .map_err(|e| classify(e, &request.bucket))?;
@@ -630,6 +662,9 @@ impl S3Api for AwsS3 {
                     .set_parts(Some(parts))
                     .build(),
             )
+            // S3 can take minutes to assemble a large object; allow for it as for copying 4 GiB.
+            .customize()
+            .config_override(self.copying(4 << 30))
             .send()
             .await
             .map_err(|e| classify(e, bucket))?;

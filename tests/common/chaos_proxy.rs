@@ -74,6 +74,9 @@ pub struct Faults {
     /// Copies (CopyObject, UploadPartCopy) of source keys containing this text are answered 403
     /// InvalidObjectState, as S3 answers for a version archived in GLACIER or DEEP_ARCHIVE.
     pub archived: Option<&'static str>,
+    /// The first this many copies (CopyObject, UploadPartCopy) are held: never forwarded, never
+    /// answered, the connection kept open for two minutes — a request that never answers.
+    pub hold_copies: u64,
 }
 
 #[derive(Default)]
@@ -88,6 +91,7 @@ pub struct Counts {
     pub archived: AtomicU64,
     pub reset_before: AtomicU64,
     pub delayed: AtomicU64,
+    pub held: AtomicU64,
     /// Requests that set Object Lock on the new version (x-amz-object-lock-mode).
     pub object_lock_headers: AtomicU64,
     /// The request line (method, path and query) of every request, in arrival order.
@@ -197,6 +201,17 @@ fn serve(
     }
     if let Some(line) = head.lines().next() {
         counts.request_lines.lock().unwrap().push(line.to_string());
+    }
+    if is_copy
+        && counts
+            .held
+            .fetch_update(Relaxed, Relaxed, |n| {
+                (n < faults.hold_copies).then_some(n + 1)
+            })
+            .is_ok()
+    {
+        std::thread::sleep(std::time::Duration::from_secs(120));
+        return;
     }
     if head.contains("\r\nx-amz-object-lock-mode:") {
         counts.object_lock_headers.fetch_add(1, Relaxed);
