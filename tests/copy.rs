@@ -654,7 +654,7 @@ async fn shards_together_copy_the_whole_bucket_exactly_once() {
     ]);
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
     assert!(
-        text(&output).contains("the index must be below the count"),
+        text(&output).contains("the index (3) must be below the count (3)"),
         "{}",
         text(&output)
     );
