@@ -1,5 +1,6 @@
 //! `verify`: compares the version histories of a source and a destination range key by key (count,
-//! kind, order, size, ETag where comparable, metadata and tags). Both listings are streamed and joined
+//! kind, order, size, ETag where comparable), and each version's attributes (`attribute_differences`)
+//! and tags. Both listings are streamed and joined
 //! by key, so memory does not grow with the bucket.
 
 use std::sync::Arc;
@@ -187,16 +188,80 @@ pub fn compare_histories(source: &KeyHistory, destination: &KeyHistory) -> Vec<S
     differences
 }
 
-/// What a copy must keep of an object: its headers, user metadata and tags.
-fn settings(head: &ObjectHead) -> impl PartialEq + std::fmt::Debug + '_ {
-    (
-        &head.content_type,
-        &head.cache_control,
-        &head.content_disposition,
-        &head.content_encoding,
-        &head.content_language,
-        &head.metadata,
-    )
+/// The attributes a copy must keep that differ between a source version and its copy, each as
+/// `attribute: source ..., destination ...`. Content headers, user metadata and the website redirect
+/// must be equal; storage class too (no class is STANDARD); encryption, the checksum algorithm and
+/// Object Lock settings the source has must be on the copy (a copy may gain encryption or a checksum
+/// from the destination's defaults). Checksum values are not compared: a multipart copy can only have
+/// a composite checksum, which never equals a single-part one.
+pub fn attribute_differences(source: &ObjectHead, copy: &ObjectHead) -> Vec<String> {
+    let mut differences = Vec::new();
+    let mut equal = |name: &str, a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| {
+        let (a, b) = (format!("{a:?}"), format!("{b:?}"));
+        if a != b {
+            differences.push(format!("{name}: source {a}, destination {b}"));
+        }
+    };
+    equal("Content-Type", &source.content_type, &copy.content_type);
+    equal("Cache-Control", &source.cache_control, &copy.cache_control);
+    equal(
+        "Content-Disposition",
+        &source.content_disposition,
+        &copy.content_disposition,
+    );
+    equal(
+        "Content-Encoding",
+        &source.content_encoding,
+        &copy.content_encoding,
+    );
+    equal(
+        "Content-Language",
+        &source.content_language,
+        &copy.content_language,
+    );
+    equal("Expires", &source.expires, &copy.expires);
+    equal("user metadata", &source.metadata, &copy.metadata);
+    equal(
+        "website redirect",
+        &source.website_redirect,
+        &copy.website_redirect,
+    );
+    let class = |head: &ObjectHead| head.storage_class.clone().unwrap_or("STANDARD".into());
+    equal("storage class", &class(source), &class(copy));
+    let mut kept = |name: &str, a: &Option<String>, b: &Option<String>| {
+        if a.is_some() && a != b {
+            differences.push(format!("{name}: source {a:?}, destination {b:?}"));
+        }
+    };
+    kept(
+        "server-side encryption",
+        &source.server_side_encryption,
+        &copy.server_side_encryption,
+    );
+    kept(
+        "checksum algorithm",
+        &source.checksum_algorithm,
+        &copy.checksum_algorithm,
+    );
+    kept(
+        "Object Lock mode",
+        &source.object_lock.mode,
+        &copy.object_lock.mode,
+    );
+    kept(
+        "Object Lock retain-until date",
+        &source.object_lock.retain_until,
+        &copy.object_lock.retain_until,
+    );
+    kept(
+        "Object Lock legal hold",
+        &source.object_lock.legal_hold,
+        &copy.object_lock.legal_hold,
+    );
+    if source.sse_customer && !copy.sse_customer {
+        differences.push("SSE-C: source encrypted with a customer key, destination not".into());
+    }
+    differences
 }
 
 async fn compare_settings<C: S3Api>(
@@ -223,13 +288,10 @@ async fn compare_settings<C: S3Api>(
             source.get_tags(&source_version),
             destination.get_tags(&destination_version),
         )?;
-        if settings(&source_head) != settings(&destination_head) {
+        for difference in attribute_differences(&source_head, &destination_head) {
             differences.push(format!(
-                "key {:?}, version {}: metadata differs: source {:?}, destination {:?}",
-                left.key,
-                s.version_id,
-                settings(&source_head),
-                settings(&destination_head)
+                "key {:?}, version {}: {difference}",
+                left.key, s.version_id
             ));
         }
         let sorted = |mut tags: Vec<(String, String)>| {
@@ -250,6 +312,110 @@ async fn compare_settings<C: S3Api>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_attribute_a_copy_must_keep_is_compared_and_named() {
+        let source = ObjectHead {
+            content_type: Some("text/plain".into()),
+            server_side_encryption: Some("AES256".into()),
+            checksum_algorithm: Some("SHA256".into()),
+            object_lock: crate::s3::LockSettings {
+                mode: Some("GOVERNANCE".into()),
+                retain_until: Some("2030-01-01T00:00:00Z".into()),
+                legal_hold: Some("ON".into()),
+            },
+            ..ObjectHead::default()
+        };
+        assert_eq!(
+            attribute_differences(&source, &source.clone()),
+            Vec::<String>::new()
+        );
+        let changes: Vec<(&str, Box<dyn Fn(&mut ObjectHead)>)> = vec![
+            (
+                "Content-Type",
+                Box::new(|h| h.content_type = Some("text/html".into())),
+            ),
+            (
+                "Cache-Control",
+                Box::new(|h| h.cache_control = Some("no-cache".into())),
+            ),
+            (
+                "Content-Disposition",
+                Box::new(|h| h.content_disposition = Some("inline".into())),
+            ),
+            (
+                "Content-Encoding",
+                Box::new(|h| h.content_encoding = Some("gzip".into())),
+            ),
+            (
+                "Content-Language",
+                Box::new(|h| h.content_language = Some("fr".into())),
+            ),
+            (
+                "Expires",
+                Box::new(|h| h.expires = Some("Thu, 01 Jan 2030 00:00:00 GMT".into())),
+            ),
+            (
+                "user metadata",
+                Box::new(|h| {
+                    h.metadata.insert("k".into(), "v".into());
+                }),
+            ),
+            (
+                "website redirect",
+                Box::new(|h| h.website_redirect = Some("/x".into())),
+            ),
+            (
+                "storage class",
+                Box::new(|h| h.storage_class = Some("GLACIER_IR".into())),
+            ),
+            (
+                "server-side encryption",
+                Box::new(|h| h.server_side_encryption = None),
+            ),
+            (
+                "checksum algorithm",
+                Box::new(|h| h.checksum_algorithm = None),
+            ),
+            (
+                "Object Lock mode",
+                Box::new(|h| h.object_lock.mode = Some("COMPLIANCE".into())),
+            ),
+            (
+                "Object Lock retain-until date",
+                Box::new(|h| h.object_lock.retain_until = None),
+            ),
+            (
+                "Object Lock legal hold",
+                Box::new(|h| h.object_lock.legal_hold = Some("OFF".into())),
+            ),
+        ];
+        for (name, change) in changes {
+            let mut copy = source.clone();
+            change(&mut copy);
+            let differences = attribute_differences(&source, &copy);
+            assert_eq!(differences.len(), 1, "{name}: {differences:?}");
+            assert!(
+                differences[0].starts_with(&format!("{name}: ")),
+                "{differences:?}"
+            );
+        }
+        // A copy may gain what the source lacks (the destination's default encryption, a checksum),
+        // and no storage class is STANDARD.
+        let plain = ObjectHead::default();
+        let gained = ObjectHead {
+            server_side_encryption: Some("AES256".into()),
+            checksum_algorithm: Some("CRC64NVME".into()),
+            storage_class: Some("STANDARD".into()),
+            ..ObjectHead::default()
+        };
+        assert_eq!(attribute_differences(&plain, &gained), Vec::<String>::new());
+        let sse_c = ObjectHead {
+            sse_customer: true,
+            ..ObjectHead::default()
+        };
+        assert_eq!(attribute_differences(&sse_c, &plain).len(), 1);
+    }
 
     fn history(entries: &[(&str, Option<u64>)]) -> KeyHistory {
         KeyHistory {

@@ -830,3 +830,81 @@ async fn two_independent_endpoints_are_refused_before_any_write() {
         assert_eq!(listed.versions().len(), 1, "{name}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_names_every_attribute_that_differs() {
+    use aws_sdk_s3::types::{ChecksumAlgorithm, ServerSideEncryption, StorageClass};
+    let source = create_bucket("attr-src", true).await;
+    let destination = create_bucket("attr-dst", true).await;
+    let put_with = |bucket: String, key: &'static str, change: bool| async move {
+        let mut request = client()
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type("text/plain")
+            .body(ByteStream::from_static(b"same bytes"));
+        if change {
+            request = match key {
+                "Content-Type" => request.content_type("text/html"),
+                "Cache-Control" => request.cache_control("no-cache"),
+                "Content-Disposition" => request.content_disposition("inline"),
+                "Content-Encoding" => request.content_encoding("identity"),
+                "Content-Language" => request.content_language("fr"),
+                "Expires" => {
+                    request.expires(aws_sdk_s3::primitives::DateTime::from_secs(2_000_000_000))
+                }
+                "user metadata" => request.metadata("owner", "someone"),
+                "storage class" => request.storage_class(StorageClass::StandardIa),
+                "tags" => request.tagging("team=x"),
+                // The source has these; the destination's copy lacks them.
+                _ => request,
+            };
+        } else {
+            request = match key {
+                "server-side encryption" => {
+                    request.server_side_encryption(ServerSideEncryption::Aes256)
+                }
+                "checksum algorithm" => request.checksum_algorithm(ChecksumAlgorithm::Sha256),
+                _ => request,
+            };
+        }
+        request.send().await.unwrap();
+    };
+    let attributes = [
+        "Content-Type",
+        "Cache-Control",
+        "Content-Disposition",
+        "Content-Encoding",
+        "Content-Language",
+        "Expires",
+        "user metadata",
+        "storage class",
+        "tags",
+        "server-side encryption",
+        "checksum algorithm",
+    ];
+    for key in attributes {
+        put_with(source.clone(), key, false).await;
+        put_with(destination.clone(), key, true).await;
+    }
+    let output = cli(&[
+        "verify",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for attribute in attributes {
+        let named = if attribute == "tags" {
+            "tags differ"
+        } else {
+            attribute
+        };
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.contains(&format!("key {attribute:?}")) && l.contains(named)),
+            "{attribute}: {stdout}"
+        );
+    }
+}

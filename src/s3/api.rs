@@ -111,6 +111,8 @@ pub struct ObjectHead {
     pub checksum: Option<(String, String)>,
     /// The object is encrypted with a customer-provided key (SSE-C): its ETag is not an MD5.
     pub sse_customer: bool,
+    /// The algorithm of the object's checksum, full-object or composite (CRC32, SHA256, ...).
+    pub checksum_algorithm: Option<String>,
 }
 
 impl ObjectHead {

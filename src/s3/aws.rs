@@ -452,7 +452,7 @@ impl S3Api for AwsS3 {
             .send()
             .await
             .map_err(|e| classify(e, &version.bucket))?;
-        let checksum = [
+        let any_checksum = [
             ("CRC32", out.checksum_crc32()),
             ("CRC32C", out.checksum_crc32_c()),
             ("CRC64NVME", out.checksum_crc64_nvme()),
@@ -460,8 +460,11 @@ impl S3Api for AwsS3 {
             ("SHA256", out.checksum_sha256()),
         ]
         .into_iter()
-        .find_map(|(algorithm, value)| Some((algorithm.to_string(), value?.to_string())))
-        .filter(|(_, value)| {
+        .find_map(|(algorithm, value)| Some((algorithm.to_string(), value?.to_string())));
+        let checksum_algorithm = any_checksum
+            .as_ref()
+            .map(|(algorithm, _)| algorithm.clone());
+        let checksum = any_checksum.filter(|(_, value)| {
             !value.contains('-')
                 && out.checksum_type() != Some(&aws_sdk_s3::types::ChecksumType::Composite)
         });
@@ -501,6 +504,7 @@ impl S3Api for AwsS3 {
             },
             checksum,
             sse_customer: out.sse_customer_algorithm().is_some(),
+            checksum_algorithm,
         })
     }
 
