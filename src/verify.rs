@@ -330,65 +330,47 @@ mod tests {
             attribute_differences(&source, &source.clone()),
             Vec::<String>::new()
         );
-        let changes: Vec<(&str, Box<dyn Fn(&mut ObjectHead)>)> = vec![
-            (
-                "Content-Type",
-                Box::new(|h| h.content_type = Some("text/html".into())),
-            ),
-            (
-                "Cache-Control",
-                Box::new(|h| h.cache_control = Some("no-cache".into())),
-            ),
-            (
-                "Content-Disposition",
-                Box::new(|h| h.content_disposition = Some("inline".into())),
-            ),
-            (
-                "Content-Encoding",
-                Box::new(|h| h.content_encoding = Some("gzip".into())),
-            ),
-            (
-                "Content-Language",
-                Box::new(|h| h.content_language = Some("fr".into())),
-            ),
-            (
-                "Expires",
-                Box::new(|h| h.expires = Some("Thu, 01 Jan 2030 00:00:00 GMT".into())),
-            ),
-            (
-                "user metadata",
-                Box::new(|h| {
-                    h.metadata.insert("k".into(), "v".into());
-                }),
-            ),
-            (
-                "website redirect",
-                Box::new(|h| h.website_redirect = Some("/x".into())),
-            ),
-            (
-                "storage class",
-                Box::new(|h| h.storage_class = Some("GLACIER_IR".into())),
-            ),
-            (
-                "server-side encryption",
-                Box::new(|h| h.server_side_encryption = None),
-            ),
-            (
-                "checksum algorithm",
-                Box::new(|h| h.checksum_algorithm = None),
-            ),
-            (
-                "Object Lock mode",
-                Box::new(|h| h.object_lock.mode = Some("COMPLIANCE".into())),
-            ),
-            (
-                "Object Lock retain-until date",
-                Box::new(|h| h.object_lock.retain_until = None),
-            ),
-            (
-                "Object Lock legal hold",
-                Box::new(|h| h.object_lock.legal_hold = Some("OFF".into())),
-            ),
+        let changes: Vec<(&str, fn(&mut ObjectHead))> = vec![
+            ("Content-Type", |h| {
+                h.content_type = Some("text/html".into())
+            }),
+            ("Cache-Control", |h| {
+                h.cache_control = Some("no-cache".into())
+            }),
+            ("Content-Disposition", |h| {
+                h.content_disposition = Some("inline".into())
+            }),
+            ("Content-Encoding", |h| {
+                h.content_encoding = Some("gzip".into())
+            }),
+            ("Content-Language", |h| {
+                h.content_language = Some("fr".into())
+            }),
+            ("Expires", |h| {
+                h.expires = Some("Thu, 01 Jan 2030 00:00:00 GMT".into())
+            }),
+            ("user metadata", |h| {
+                h.metadata.insert("k".into(), "v".into());
+            }),
+            ("website redirect", |h| {
+                h.website_redirect = Some("/x".into())
+            }),
+            ("storage class", |h| {
+                h.storage_class = Some("GLACIER_IR".into())
+            }),
+            ("server-side encryption", |h| {
+                h.server_side_encryption = None
+            }),
+            ("checksum algorithm", |h| h.checksum_algorithm = None),
+            ("Object Lock mode", |h| {
+                h.object_lock.mode = Some("COMPLIANCE".into())
+            }),
+            ("Object Lock retain-until date", |h| {
+                h.object_lock.retain_until = None
+            }),
+            ("Object Lock legal hold", |h| {
+                h.object_lock.legal_hold = Some("OFF".into())
+            }),
         ];
         for (name, change) in changes {
             let mut copy = source.clone();
