@@ -330,7 +330,8 @@ mod tests {
             attribute_differences(&source, &source.clone()),
             Vec::<String>::new()
         );
-        let changes: Vec<(&str, fn(&mut ObjectHead))> = vec![
+        type Change = fn(&mut ObjectHead);
+        let changes: Vec<(&str, Change)> = vec![
             ("Content-Type", |h| {
                 h.content_type = Some("text/html".into())
             }),
