@@ -491,6 +491,14 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         .map_err(|e| Error::Usage(e.to_string()))?;
     let destination_versioning =
         crate::s3::S3Api::bucket_versioning(&*destination, &args.destination.bucket).await;
+    // Without default encryption on the destination, a CopyObject without encryption headers lands
+    // unencrypted whatever the source was: then each version's encryption is read and carried. An
+    // answer we cannot read counts as "none" (the safe side: one HEAD more per version).
+    let carry_encryption = args.sse_kms_key_id.is_none()
+        && !matches!(
+            crate::s3::S3Api::default_encryption(&*destination, &args.destination.bucket).await,
+            Ok(Some(_))
+        );
     // A resumed run over an input skips the keys below the watermark, except failed ones to retry.
     let skip: Box<dyn Fn(&str) -> bool + Send> = match &checkpoint {
         Some(c) => {
@@ -521,6 +529,7 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
             storage_class: args.storage_class.clone(),
             sse_kms_key_id: args.sse_kms_key_id.clone(),
             object_lock: carry_object_lock,
+            carry_encryption,
         },
         concurrency: args.concurrency as usize,
         tolerate_missing_source: args.inventory.is_some() || args.manifest.is_some(),

@@ -859,15 +859,26 @@ impl<C: S3Api> Executor<C> {
                     EntryKind::Object { storage_class, .. } => storage_class.clone(),
                     EntryKind::DeleteMarker => None,
                 };
-                // CopyObject does not carry retention or a legal hold: read them from the version
-                // (one HEAD, only when the source has Object Lock) and set them on the copy.
-                let object_lock = if self.job.write.object_lock {
-                    self.source.head_object(&source, None).await?.object_lock
+                // CopyObject carries neither retention and legal hold nor encryption (without the
+                // header a copy gets the destination's default, none on many S3-compatible stores):
+                // read them from the version (one HEAD, only when the source has Object Lock or the
+                // destination no default encryption) and ask for them on the copy.
+                let carry_encryption =
+                    self.job.write.carry_encryption && self.job.write.sse_kms_key_id.is_none();
+                let read = if self.job.write.object_lock || carry_encryption {
+                    Some(self.source.head_object(&source, None).await?)
                 } else {
-                    LockSettings::default()
+                    None
+                };
+                let object_lock = match &read {
+                    Some(read) if self.job.write.object_lock => read.object_lock.clone(),
+                    _ => LockSettings::default(),
                 };
                 let request = CopyRequest {
                     object_lock,
+                    server_side_encryption: read
+                        .filter(|_| carry_encryption)
+                        .and_then(|read| read.server_side_encryption),
                     source,
                     size,
                     bucket: bucket.to_string(),

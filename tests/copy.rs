@@ -908,3 +908,53 @@ async fn verify_names_every_attribute_that_differs() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sse_s3_survives_both_copy_paths_into_a_bucket_without_default_encryption() {
+    use aws_sdk_s3::types::ServerSideEncryption;
+    let source = create_bucket("sse-src", true).await;
+    let destination = create_bucket("sse-dst", true).await;
+    for (key, size) in [("small", 10), ("large", 6 << 20)] {
+        client()
+            .put_object()
+            .bucket(&source)
+            .key(key)
+            .server_side_encryption(ServerSideEncryption::Aes256)
+            .body(ByteStream::from(vec![7u8; size]))
+            .send()
+            .await
+            .unwrap();
+    }
+    put(&source, "plain", "not encrypted").await;
+    // "small" goes by CopyObject, "large" by UploadPartCopy.
+    let output = cli(&[
+        "copy",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+        "--multipart-threshold",
+        "5MiB",
+        "--progress",
+        "never",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    for (key, encrypted) in [("small", true), ("large", true), ("plain", false)] {
+        let head = client()
+            .head_object()
+            .bucket(&destination)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            head.server_side_encryption() == Some(&ServerSideEncryption::Aes256),
+            encrypted,
+            "{key}: {head:?}"
+        );
+    }
+    let output = cli(&[
+        "verify",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+}

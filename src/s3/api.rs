@@ -135,6 +135,9 @@ pub struct WriteSettings {
     pub sse_kms_key_id: Option<String>,
     /// Carry each version's Object Lock retention and legal hold (the source has Object Lock enabled).
     pub object_lock: bool,
+    /// Carry each version's encryption on CopyObject (one HEAD per version): the destination has no
+    /// default encryption, so a copy without encryption headers would land unencrypted.
+    pub carry_encryption: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -146,6 +149,8 @@ pub struct CopyRequest {
     pub key: String,
     /// Storage class to set; CopyObject otherwise makes the copy STANDARD.
     pub storage_class: Option<String>,
+    /// Encryption to ask for (`AES256`, `aws:kms`); None: the destination's default.
+    pub server_side_encryption: Option<String>,
     pub sse_kms_key_id: Option<String>,
     pub object_lock: LockSettings,
 }
@@ -322,6 +327,12 @@ pub trait S3Api: Send + Sync + 'static {
         &self,
         bucket: &str,
     ) -> impl Future<Output = S3Result<Option<ObjectLock>>> + Send;
+    /// The algorithm of the bucket's default encryption (`AES256`, `aws:kms`, ...); None when the
+    /// bucket has none, and a copy without encryption headers lands unencrypted.
+    fn default_encryption(
+        &self,
+        bucket: &str,
+    ) -> impl Future<Output = S3Result<Option<String>>> + Send;
 }
 
 #[cfg(test)]

@@ -526,9 +526,10 @@ impl S3Api for AwsS3 {
     }
 
     async fn copy_object(&self, request: &CopyRequest) -> S3Result<WrittenVersion> {
-        let (sse, kms_key) = match &request.sse_kms_key_id {
-            Some(key) => (Some(ServerSideEncryption::AwsKms), Some(key.clone())),
-            None => (None, None),
+        let (sse, kms_key) = match (&request.sse_kms_key_id, &request.server_side_encryption) {
+            (Some(key), _) => (Some(ServerSideEncryption::AwsKms), Some(key.clone())),
+            (None, Some(algorithm)) => (Some(ServerSideEncryption::from(algorithm.as_str())), None),
+            (None, None) => (None, None),
         };
         let out = self
             .client
@@ -792,6 +793,31 @@ impl S3Api for AwsS3 {
             Some(BucketVersioningStatus::Suspended) => Versioning::Suspended,
             _ => Versioning::Never,
         })
+    }
+
+    async fn default_encryption(&self, bucket: &str) -> S3Result<Option<String>> {
+        match self
+            .client
+            .get_bucket_encryption()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|e| classify(e, bucket))
+        {
+            Ok(out) => Ok(out
+                .server_side_encryption_configuration()
+                .and_then(|config| config.rules().first())
+                .and_then(|rule| rule.apply_server_side_encryption_by_default())
+                .map(|default| default.sse_algorithm().as_str().to_string())),
+            // S3 answers 404 ServerSideEncryptionConfigurationNotFoundError for a bucket without.
+            Err(S3Error::NotFound { .. }) => Ok(None),
+            Err(S3Error::Other { code, .. })
+                if code == "ServerSideEncryptionConfigurationNotFoundError" =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     async fn object_lock(&self, bucket: &str) -> S3Result<Option<ObjectLock>> {

@@ -204,6 +204,9 @@ impl<C: S3Api> S3Api for Limited<C> {
     async fn object_lock(&self, bucket: &str) -> S3Result<Option<ObjectLock>> {
         self.run(self.inner.object_lock(bucket)).await
     }
+    async fn default_encryption(&self, bucket: &str) -> S3Result<Option<String>> {
+        self.run(self.inner.default_encryption(bucket)).await
+    }
 }
 
 #[cfg(test)]

@@ -183,6 +183,10 @@ impl<C: S3Api> S3Api for Retrying<C> {
         self.run(Kind::Idempotent, || self.inner.object_lock(bucket))
             .await
     }
+    async fn default_encryption(&self, bucket: &str) -> S3Result<Option<String>> {
+        self.run(Kind::Idempotent, || self.inner.default_encryption(bucket))
+            .await
+    }
 }
 
 #[cfg(test)]
