@@ -958,3 +958,55 @@ async fn sse_s3_survives_both_copy_paths_into_a_bucket_without_default_encryptio
     ]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_checksum_algorithm_survives_both_copy_paths() {
+    use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode};
+    let source = create_bucket("sum-src", true).await;
+    let destination = create_bucket("sum-dst", true).await;
+    for (key, size, algorithm) in [
+        ("small", 10, ChecksumAlgorithm::Crc32),
+        ("large", 6 << 20, ChecksumAlgorithm::Sha256),
+    ] {
+        client()
+            .put_object()
+            .bucket(&source)
+            .key(key)
+            .checksum_algorithm(algorithm)
+            .body(ByteStream::from(vec![3u8; size]))
+            .send()
+            .await
+            .unwrap();
+    }
+    let output = cli(&[
+        "copy",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+        "--multipart-threshold",
+        "5MiB",
+        "--progress",
+        "never",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let head = |key: &'static str| {
+        client()
+            .head_object()
+            .bucket(&destination)
+            .key(key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+    };
+    assert!(head("small").await.unwrap().checksum_crc32().is_some());
+    // The multipart copy's checksum is composite (of its parts): the algorithm is what survives.
+    let large = head("large").await.unwrap();
+    assert!(
+        large.checksum_sha256().is_some_and(|v| v.contains('-')),
+        "{large:?}"
+    );
+    let output = cli(&[
+        "verify",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+}

@@ -182,6 +182,9 @@ pub struct PartCopyRequest {
 pub struct CompletedPart {
     pub part_number: u32,
     pub etag: String,
+    /// `(algorithm, value)` of the part's checksum, when the upload was created with an algorithm
+    /// (CompleteMultipartUpload then needs every part's).
+    pub checksum: Option<(String, String)>,
 }
 
 /// The version id a write created on the destination (None when the server did not say).

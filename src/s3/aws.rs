@@ -596,6 +596,12 @@ impl S3Api for AwsS3 {
             .set_object_lock_mode(lock_mode(&lock))
             .set_object_lock_retain_until_date(lock_until(&lock))
             .set_object_lock_legal_hold_status(legal_hold(&lock))
+            // The source's checksum algorithm: the copy gets a (composite) checksum of it.
+            .set_checksum_algorithm(
+                head.checksum_algorithm
+                    .as_deref()
+                    .map(aws_sdk_s3::types::ChecksumAlgorithm::from),
+            )
             .send()
             .await
             .map_err(|e| classify(e, &request.bucket))?;
@@ -626,17 +632,29 @@ impl S3Api for AwsS3 {
             .send()
             .await
             .map_err(|e| classify(e, &request.bucket))?;
-        let etag = out
-            .copy_part_result()
+        let result = out.copy_part_result();
+        let etag = result
             .and_then(|r| r.e_tag())
             .map(str::to_string)
             .ok_or_else(|| S3Error::Transient {
                 message: "UploadPartCopy answered without an ETag".into(),
                 maybe_applied: false,
             })?;
+        let checksum = result.and_then(|r| {
+            [
+                ("CRC32", r.checksum_crc32()),
+                ("CRC32C", r.checksum_crc32_c()),
+                ("CRC64NVME", r.checksum_crc64_nvme()),
+                ("SHA1", r.checksum_sha1()),
+                ("SHA256", r.checksum_sha256()),
+            ]
+            .into_iter()
+            .find_map(|(algorithm, value)| Some((algorithm.to_string(), value?.to_string())))
+        });
         Ok(CompletedPart {
             part_number: request.part_number,
             etag,
+            checksum,
         })
     }
 
@@ -650,9 +668,20 @@ impl S3Api for AwsS3 {
         let parts = parts
             .iter()
             .map(|p| {
-                SdkCompletedPart::builder()
+                let part = SdkCompletedPart::builder()
                     .part_number(p.part_number as i32)
-                    .e_tag(&p.etag)
+                    .e_tag(&p.etag);
+                let value = |algorithm: &str| {
+                    p.checksum
+                        .as_ref()
+                        .filter(|(a, _)| a == algorithm)
+                        .map(|(_, value)| value.clone())
+                };
+                part.set_checksum_crc32(value("CRC32"))
+                    .set_checksum_crc32_c(value("CRC32C"))
+                    .set_checksum_crc64_nvme(value("CRC64NVME"))
+                    .set_checksum_sha1(value("SHA1"))
+                    .set_checksum_sha256(value("SHA256"))
                     .build()
             })
             .collect();
