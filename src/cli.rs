@@ -517,6 +517,14 @@ pub struct CopyArgs {
     /// Encrypt the copies with this KMS key (default: the destination bucket's default encryption).
     #[arg(long, value_name = "KEY")]
     pub sse_kms_key_id: Option<String>,
+    /// The key of SSE-C encrypted source versions (as `aws s3 cp --sse-c-copy-source-key`): base64 of
+    /// the 32 bytes, or file:PATH of a file holding them. Never logged or stored.
+    #[arg(long, value_name = "KEY", value_parser = parse_customer_key)]
+    pub source_sse_c_key: Option<crate::s3::CustomerKey>,
+    /// Encrypt the copies with this customer-provided key (SSE-C), as `aws s3 cp --sse-c-key`: base64
+    /// or file:PATH. Needed to copy SSE-C sources, whose copies S3 cannot decrypt otherwise.
+    #[arg(long, value_name = "KEY", value_parser = parse_customer_key)]
+    pub sse_c_key: Option<crate::s3::CustomerKey>,
     /// Copy from a source with Object Lock without carrying each version's retention and legal hold
     /// (needed when the destination has no Object Lock).
     #[arg(long)]
@@ -579,6 +587,17 @@ pub struct CopyArgs {
     pub resume_wait: f64,
     #[command(flatten)]
     pub endpoints: EndpointArgs,
+}
+
+/// An SSE-C key: base64 of its 32 bytes, or `file:PATH` of a file holding the 32 bytes.
+fn parse_customer_key(text: &str) -> Result<crate::s3::CustomerKey, String> {
+    let bytes = match text.strip_prefix("file:") {
+        Some(path) => std::fs::read(path)
+            .map_err(|e| format!("cannot read the SSE-C key file {path}: {e}"))?,
+        None => aws_smithy_types::base64::decode(text.trim())
+            .map_err(|_| "an SSE-C key is base64 of 32 bytes, or file:PATH".to_string())?,
+    };
+    crate::s3::CustomerKey::new(&bytes)
 }
 
 /// A copy range: `s3://B/logs` is the directory `logs/`, as `aws s3 cp --recursive` reads it, so
@@ -723,6 +742,8 @@ impl EndpointArgs {
             profile: profile.clone().or_else(|| self.profile.clone()),
             path_style: self.path_style.unwrap_or(endpoint_given),
             request_timeout: Some(std::time::Duration::from_secs_f64(self.request_timeout)),
+            customer_key: None,
+            copy_source_customer_key: None,
         }
     }
 

@@ -31,7 +31,8 @@ pub async fn clients(
     limits: &Arc<Limits>,
     progress: &Arc<Progress>,
 ) -> (Arc<Client>, Arc<Client>) {
-    let (source, destination, _) = clients_and_places(endpoints, limits, progress).await;
+    let (source, destination, _) =
+        clients_and_places(endpoints, limits, progress, None, None).await;
     (source, destination)
 }
 
@@ -49,10 +50,14 @@ impl Places {
     }
 }
 
+/// The clients of both sides; with SSE-C keys, the source's reads use `source_key` and the
+/// destination's writes `destination_key`, its copies reading the source with `source_key`.
 async fn clients_and_places(
     endpoints: &EndpointArgs,
     limits: &Arc<Limits>,
     progress: &Arc<Progress>,
+    source_key: Option<crate::s3::CustomerKey>,
+    destination_key: Option<crate::s3::CustomerKey>,
 ) -> (Arc<Client>, Arc<Client>, Places) {
     let build = |aws: AwsS3| {
         Arc::new(Retrying::new(
@@ -61,8 +66,17 @@ async fn clients_and_places(
             Arc::clone(progress),
         ))
     };
-    let source = AwsS3::connect(&endpoints.source()).await;
-    let destination = AwsS3::connect(&endpoints.destination()).await;
+    let source = AwsS3::connect(&crate::s3::Connection {
+        customer_key: source_key.clone(),
+        ..endpoints.source()
+    })
+    .await;
+    let destination = AwsS3::connect(&crate::s3::Connection {
+        customer_key: destination_key,
+        copy_source_customer_key: source_key,
+        ..endpoints.destination()
+    })
+    .await;
     let places = Places {
         source: source.place().to_string(),
         destination: destination.place().to_string(),
@@ -423,8 +437,14 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         args.rate_limit,
         Arc::clone(&progress),
     );
-    let (source, destination, places) =
-        clients_and_places(&args.endpoints, &limits, &progress).await;
+    let (source, destination, places) = clients_and_places(
+        &args.endpoints,
+        &limits,
+        &progress,
+        args.source_sse_c_key.clone(),
+        args.sse_c_key.clone(),
+    )
+    .await;
     preflight(
         &*source,
         &*destination,
@@ -495,6 +515,7 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
     // unencrypted whatever the source was: then each version's encryption is read and carried. An
     // answer we cannot read counts as "none" (the safe side: one HEAD more per version).
     let carry_encryption = args.sse_kms_key_id.is_none()
+        && args.sse_c_key.is_none()
         && !matches!(
             crate::s3::S3Api::default_encryption(&*destination, &args.destination.bucket).await,
             Ok(Some(_))
@@ -530,6 +551,7 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
             sse_kms_key_id: args.sse_kms_key_id.clone(),
             object_lock: carry_object_lock,
             carry_encryption,
+            source_customer_key: args.source_sse_c_key.is_some(),
         },
         concurrency: args.concurrency as usize,
         tolerate_missing_source: args.inventory.is_some() || args.manifest.is_some(),

@@ -843,6 +843,34 @@ impl<C: S3Api> Executor<C> {
         destination_key: &str,
         head: &mut DestinationHead,
     ) -> S3Result<()> {
+        match self.write_entry(entry, destination_key, head).await {
+            // S3 refuses to copy an SSE-C version without its key with a bare 400; a HEAD without
+            // the key is refused the same way, which tells that case apart from other bad requests.
+            Err(S3Error::Other { code, message })
+                if (code == "InvalidRequest" || code == "400")
+                    && !self.job.write.source_customer_key =>
+            {
+                match self.source.head_object(&self.source_ref(entry), None).await {
+                    Err(S3Error::Other { code, .. }) if code == "400" => Err(S3Error::Other {
+                        code: "SSECustomerKeyRequired".into(),
+                        message: "the version is encrypted with a customer-provided key (SSE-C): pass that \
+                                  key with --source-sse-c-key (base64, or file:PATH), and --sse-c-key to \
+                                  encrypt the copies with a key of yours"
+                            .into(),
+                    }),
+                    _ => Err(S3Error::Other { code, message }),
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn write_entry(
+        &self,
+        entry: &Entry,
+        destination_key: &str,
+        head: &mut DestinationHead,
+    ) -> S3Result<()> {
         let bucket = self.destination_bucket();
         let source = self.source_ref(entry);
         let size = entry.size();

@@ -128,6 +128,37 @@ impl ObjectHead {
     }
 }
 
+/// A customer-provided encryption key (SSE-C), as S3 wants it: base64 of the 32 bytes and of their MD5.
+/// Its Debug output shows neither: it is never logged, reported or stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CustomerKey {
+    pub key_base64: String,
+    pub md5_base64: String,
+}
+
+impl std::fmt::Debug for CustomerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CustomerKey(redacted)")
+    }
+}
+
+impl CustomerKey {
+    /// From the 32 bytes of an AES-256 key.
+    pub fn new(key: &[u8]) -> Result<CustomerKey, String> {
+        use md5::Digest;
+        if key.len() != 32 {
+            return Err(format!(
+                "an SSE-C key is 32 bytes (AES-256), this one has {}",
+                key.len()
+            ));
+        }
+        Ok(CustomerKey {
+            key_base64: aws_smithy_types::base64::encode(key),
+            md5_base64: aws_smithy_types::base64::encode(md5::Md5::digest(key)),
+        })
+    }
+}
+
 /// Settings the user overrides on the destination.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteSettings {
@@ -138,6 +169,8 @@ pub struct WriteSettings {
     /// Carry each version's encryption on CopyObject (one HEAD per version): the destination has no
     /// default encryption, so a copy without encryption headers would land unencrypted.
     pub carry_encryption: bool,
+    /// An SSE-C key for the source was given (`--source-sse-c-key`); the key itself stays in the client.
+    pub source_customer_key: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -34,12 +34,18 @@ pub struct Connection {
     pub path_style: bool,
     /// How long one request attempt may go unanswered (default 30 s); copies get more by size.
     pub request_timeout: Option<std::time::Duration>,
+    /// SSE-C: the key of this side's objects (read by HEAD; on the destination, written with it).
+    pub customer_key: Option<CustomerKey>,
+    /// SSE-C, destination side: the key of the source objects its copies read.
+    pub copy_source_customer_key: Option<CustomerKey>,
 }
 
 #[derive(Clone, Debug)]
 pub struct AwsS3 {
     client: aws_sdk_s3::Client,
     request_timeout: std::time::Duration,
+    customer_key: Option<CustomerKey>,
+    copy_source_customer_key: Option<CustomerKey>,
     /// The endpoint URL as resolved (`AWS` for Amazon S3's own) and the region, e.g.
     /// `http://127.0.0.1:9000 us-east-1`: where this side's buckets are.
     place: String,
@@ -90,6 +96,8 @@ impl AwsS3 {
         AwsS3 {
             client: aws_sdk_s3::Client::from_conf(builder.build()),
             request_timeout,
+            customer_key: connection.customer_key.clone(),
+            copy_source_customer_key: connection.copy_source_customer_key.clone(),
             place,
         }
     }
@@ -103,6 +111,8 @@ impl AwsS3 {
         AwsS3 {
             client,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            customer_key: None,
+            copy_source_customer_key: None,
             place,
         }
     }
@@ -121,6 +131,18 @@ impl AwsS3 {
 
     pub fn client(&self) -> &aws_sdk_s3::Client {
         &self.client
+    }
+}
+
+/// `(algorithm, key, key MD5)` for SSE-C headers.
+fn customer(key: &Option<CustomerKey>) -> (Option<String>, Option<String>, Option<String>) {
+    match key {
+        Some(key) => (
+            Some("AES256".into()),
+            Some(key.key_base64.clone()),
+            Some(key.md5_base64.clone()),
+        ),
+        None => (None, None, None),
     }
 }
 
@@ -449,6 +471,9 @@ impl S3Api for AwsS3 {
             .set_version_id(named_version(version))
             .set_part_number(part_number.map(|n| n as i32))
             .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+            .set_sse_customer_algorithm(customer(&self.customer_key).0)
+            .set_sse_customer_key(customer(&self.customer_key).1)
+            .set_sse_customer_key_md5(customer(&self.customer_key).2)
             .send()
             .await
             .map_err(|e| classify(e, &version.bucket))?;
@@ -527,10 +552,14 @@ impl S3Api for AwsS3 {
 
     async fn copy_object(&self, request: &CopyRequest) -> S3Result<WrittenVersion> {
         let (sse, kms_key) = match (&request.sse_kms_key_id, &request.server_side_encryption) {
+            // An SSE-C copy asks for no other encryption.
+            _ if self.customer_key.is_some() => (None, None),
             (Some(key), _) => (Some(ServerSideEncryption::AwsKms), Some(key.clone())),
             (None, Some(algorithm)) => (Some(ServerSideEncryption::from(algorithm.as_str())), None),
             (None, None) => (None, None),
         };
+        let (algorithm, key, md5) = customer(&self.customer_key);
+        let (source_algorithm, source_key, source_md5) = customer(&self.copy_source_customer_key);
         let out = self
             .client
             .copy_object()
@@ -543,6 +572,12 @@ impl S3Api for AwsS3 {
             .set_object_lock_mode(lock_mode(&request.object_lock))
             .set_object_lock_retain_until_date(lock_until(&request.object_lock))
             .set_object_lock_legal_hold_status(legal_hold(&request.object_lock))
+            .set_sse_customer_algorithm(algorithm)
+            .set_sse_customer_key(key)
+            .set_sse_customer_key_md5(md5)
+            .set_copy_source_sse_customer_algorithm(source_algorithm)
+            .set_copy_source_sse_customer_key(source_key)
+            .set_copy_source_sse_customer_key_md5(source_md5)
             .customize()
             .config_override(self.copying(request.size))
             .send()
@@ -557,6 +592,8 @@ impl S3Api for AwsS3 {
             &request.settings.sse_kms_key_id,
             &head.server_side_encryption,
         ) {
+            // An SSE-C copy asks for no other encryption.
+            _ if self.customer_key.is_some() => (None, None),
             (Some(key), _) => (Some(ServerSideEncryption::AwsKms), Some(key.clone())),
             (None, Some(algorithm)) => (
                 Some(ServerSideEncryption::from(algorithm.as_str())),
@@ -596,6 +633,9 @@ impl S3Api for AwsS3 {
             .set_object_lock_mode(lock_mode(&lock))
             .set_object_lock_retain_until_date(lock_until(&lock))
             .set_object_lock_legal_hold_status(legal_hold(&lock))
+            .set_sse_customer_algorithm(customer(&self.customer_key).0)
+            .set_sse_customer_key(customer(&self.customer_key).1)
+            .set_sse_customer_key_md5(customer(&self.customer_key).2)
             // The source's checksum algorithm: the copy gets a (composite) checksum of it.
             .set_checksum_algorithm(
                 head.checksum_algorithm
@@ -627,6 +667,12 @@ impl S3Api for AwsS3 {
                 request.first_byte, request.last_byte
             ))
             .copy_source_if_match(&request.if_match)
+            .set_sse_customer_algorithm(customer(&self.customer_key).0)
+            .set_sse_customer_key(customer(&self.customer_key).1)
+            .set_sse_customer_key_md5(customer(&self.customer_key).2)
+            .set_copy_source_sse_customer_algorithm(customer(&self.copy_source_customer_key).0)
+            .set_copy_source_sse_customer_key(customer(&self.copy_source_customer_key).1)
+            .set_copy_source_sse_customer_key_md5(customer(&self.copy_source_customer_key).2)
             .customize()
             .config_override(self.copying(request.last_byte + 1 - request.first_byte))
             .send()
@@ -696,6 +742,9 @@ impl S3Api for AwsS3 {
                     .set_parts(Some(parts))
                     .build(),
             )
+            .set_sse_customer_algorithm(customer(&self.customer_key).0)
+            .set_sse_customer_key(customer(&self.customer_key).1)
+            .set_sse_customer_key_md5(customer(&self.customer_key).2)
             // S3 can take minutes to assemble a large object; allow for it as for copying 4 GiB.
             .customize()
             .config_override(self.copying(4 << 30))
