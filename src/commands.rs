@@ -511,6 +511,25 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         .map_err(|e| Error::Usage(e.to_string()))?;
     let destination_versioning =
         crate::s3::S3Api::bucket_versioning(&*destination, &args.destination.bucket).await;
+    // Website redirects matter on a bucket that serves a website; CopyObject drops them, so there
+    // each version's is read and set. Where the configuration cannot be read, they are not.
+    let carry_website_redirect = match crate::s3::S3Api::serves_website(
+        &*source,
+        &args.source.bucket,
+    )
+    .await
+    {
+        Ok(serves) => serves,
+        Err(crate::s3::S3Error::AccessDenied { .. }) => {
+            eprintln!(
+                "note: cannot read the website configuration of source bucket {}: if it serves a website, \
+                 its objects' website redirects are not carried by CopyObject (multipart copies carry them)",
+                args.source.bucket
+            );
+            false
+        }
+        Err(_) => false,
+    };
     // Without default encryption on the destination, a CopyObject without encryption headers lands
     // unencrypted whatever the source was: then each version's encryption is read and carried. An
     // answer we cannot read counts as "none" (the safe side: one HEAD more per version).
@@ -552,6 +571,7 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
             object_lock: carry_object_lock,
             carry_encryption,
             source_customer_key: args.source_sse_c_key.is_some(),
+            carry_website_redirect,
         },
         concurrency: args.concurrency as usize,
         tolerate_missing_source: args.inventory.is_some() || args.manifest.is_some(),

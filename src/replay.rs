@@ -887,13 +887,17 @@ impl<C: S3Api> Executor<C> {
                     EntryKind::Object { storage_class, .. } => storage_class.clone(),
                     EntryKind::DeleteMarker => None,
                 };
-                // CopyObject carries neither retention and legal hold nor encryption (without the
-                // header a copy gets the destination's default, none on many S3-compatible stores):
-                // read them from the version (one HEAD, only when the source has Object Lock or the
-                // destination no default encryption) and ask for them on the copy.
+                // CopyObject carries neither retention and legal hold, nor encryption (without the
+                // header a copy gets the destination's default, none on many S3-compatible stores),
+                // nor a website redirect: read them from the version (one HEAD, only when the source
+                // has Object Lock or serves a website, or the destination has no default encryption)
+                // and ask for them on the copy.
                 let carry_encryption =
                     self.job.write.carry_encryption && self.job.write.sse_kms_key_id.is_none();
-                let read = if self.job.write.object_lock || carry_encryption {
+                let read = if self.job.write.object_lock
+                    || carry_encryption
+                    || self.job.write.carry_website_redirect
+                {
                     Some(self.source.head_object(&source, None).await?)
                 } else {
                     None
@@ -904,6 +908,7 @@ impl<C: S3Api> Executor<C> {
                 };
                 let request = CopyRequest {
                     object_lock,
+                    website_redirect: read.as_ref().and_then(|read| read.website_redirect.clone()),
                     server_side_encryption: read
                         .filter(|_| carry_encryption)
                         .and_then(|read| read.server_side_encryption),

@@ -160,6 +160,9 @@ async fn put_large(bucket: &str, key: &str, size: usize) {
         .content_type("application/x-test")
         .cache_control("max-age=60")
         .content_disposition("attachment; filename=\"big.bin\"")
+        .content_language("en")
+        .expires(aws_sdk_s3::primitives::DateTime::from_secs(2_000_000_000))
+        .storage_class(aws_sdk_s3::types::StorageClass::StandardIa)
         .metadata("origin", "camera-1")
         .metadata("shot", "42")
         .tagging("project=apollo&stage=raw")
@@ -264,6 +267,13 @@ async fn multipart_copy_keeps_metadata_tags_and_content_like_a_single_copy() {
         &format!("s3://{destination}"),
     ]);
     assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+    // verify compares every attribute of both copies (the table in README): none differs.
+    let output = cli(&[
+        "verify",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
 }
 
 #[tokio::test(flavor = "multi_thread")]

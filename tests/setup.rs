@@ -4,6 +4,9 @@
 use std::process::Output;
 use std::sync::OnceLock;
 
+#[path = "common/chaos_proxy.rs"]
+mod chaos_proxy;
+
 use s3_backfill::local_server::Moto;
 
 fn moto() -> &'static Moto {
@@ -678,4 +681,103 @@ async fn the_seed_flow_never_fights_live_replication() {
     for (key, history) in sources.iter().filter(|(k, _)| k.starts_with("cold/")) {
         assert_eq!(&copies[key], history, "{key}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_website_buckets_redirects_survive_copy_object() {
+    // moto here: SeaweedFS keeps no website redirects.
+    let (source, destination) = (name("site-src"), name("site-dst"));
+    let (src, dst) = (format!("s3://{source}"), format!("s3://{destination}"));
+    for bucket in [&src, &dst] {
+        ok(&["mb", bucket]);
+        ok(&["s3bu", bucket]);
+    }
+    let client = s3().await;
+    client
+        .put_bucket_website()
+        .bucket(&source)
+        .website_configuration(
+            aws_sdk_s3::types::WebsiteConfiguration::builder()
+                .index_document(
+                    aws_sdk_s3::types::IndexDocument::builder()
+                        .suffix("index.html")
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // The destination encrypts by default, so no HEAD is made for encryption: the redirect alone asks.
+    client
+        .put_bucket_encryption()
+        .bucket(&destination)
+        .server_side_encryption_configuration(
+            aws_sdk_s3::types::ServerSideEncryptionConfiguration::builder()
+                .rules(
+                    aws_sdk_s3::types::ServerSideEncryptionRule::builder()
+                        .apply_server_side_encryption_by_default(
+                            aws_sdk_s3::types::ServerSideEncryptionByDefault::builder()
+                                .sse_algorithm(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+                                .build()
+                                .unwrap(),
+                        )
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    client
+        .put_object()
+        .bucket(&source)
+        .key("old-page.html")
+        .website_redirect_location("/new-page.html")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b""))
+        .send()
+        .await
+        .unwrap();
+    // Through the recording proxy: moto itself keeps redirects on CopyObject, S3 does not, so what
+    // matters is that the copy asks for it.
+    let proxy = chaos_proxy::ChaosProxy::start(moto().port, chaos_proxy::Faults::default(), 1);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+        .current_dir(std::env::temp_dir())
+        .args(["copy", &src, &dst, "--progress", "never"])
+        .args(["--endpoint-url", &proxy.endpoint])
+        .envs(moto().env())
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .unwrap();
+    let output = text(&output);
+    assert!(output.starts_with("exit Some(0)"), "{output}");
+    let lines = proxy.counts.request_lines.lock().unwrap().clone();
+    let copies = lines
+        .iter()
+        .filter(|line| line.starts_with("put ") && line.contains("old-page.html"))
+        .count();
+    assert_eq!(copies, 1, "{lines:?}");
+    assert_eq!(
+        proxy
+            .counts
+            .website_redirect_headers
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "{output}"
+    );
+    let head = client
+        .head_object()
+        .bucket(&destination)
+        .key("old-page.html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.website_redirect_location(),
+        Some("/new-page.html"),
+        "{output}"
+    );
 }

@@ -171,6 +171,9 @@ pub struct WriteSettings {
     pub carry_encryption: bool,
     /// An SSE-C key for the source was given (`--source-sse-c-key`); the key itself stays in the client.
     pub source_customer_key: bool,
+    /// Carry each version's website redirect on CopyObject (one HEAD per version): the source bucket
+    /// serves a website, and CopyObject does not copy redirects.
+    pub carry_website_redirect: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -184,6 +187,8 @@ pub struct CopyRequest {
     pub storage_class: Option<String>,
     /// Encryption to ask for (`AES256`, `aws:kms`); None: the destination's default.
     pub server_side_encryption: Option<String>,
+    /// The website redirect to set (CopyObject does not copy it).
+    pub website_redirect: Option<String>,
     pub sse_kms_key_id: Option<String>,
     pub object_lock: LockSettings,
 }
@@ -369,6 +374,9 @@ pub trait S3Api: Send + Sync + 'static {
         &self,
         bucket: &str,
     ) -> impl Future<Output = S3Result<Option<String>>> + Send;
+    /// Whether the bucket serves a website (has a website configuration), where objects' website
+    /// redirects matter.
+    fn serves_website(&self, bucket: &str) -> impl Future<Output = S3Result<bool>> + Send;
 }
 
 #[cfg(test)]

@@ -572,6 +572,7 @@ impl S3Api for AwsS3 {
             .set_object_lock_mode(lock_mode(&request.object_lock))
             .set_object_lock_retain_until_date(lock_until(&request.object_lock))
             .set_object_lock_legal_hold_status(legal_hold(&request.object_lock))
+            .set_website_redirect_location(request.website_redirect.clone())
             .set_sse_customer_algorithm(algorithm)
             .set_sse_customer_key(key)
             .set_sse_customer_key_md5(md5)
@@ -894,6 +895,23 @@ impl S3Api for AwsS3 {
             {
                 Ok(None)
             }
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn serves_website(&self, bucket: &str) -> S3Result<bool> {
+        match self
+            .client
+            .get_bucket_website()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|e| classify(e, bucket))
+        {
+            Ok(_) => Ok(true),
+            // S3 answers 404 NoSuchWebsiteConfiguration for a bucket without.
+            Err(S3Error::NotFound { .. }) => Ok(false),
+            Err(S3Error::Other { code, .. }) if code == "NoSuchWebsiteConfiguration" => Ok(false),
             Err(error) => Err(error),
         }
     }

@@ -118,4 +118,7 @@ impl S3Api for FakeS3 {
     async fn default_encryption(&self, _: &str) -> S3Result<Option<String>> {
         unreachable!()
     }
+    async fn serves_website(&self, _: &str) -> S3Result<bool> {
+        unreachable!()
+    }
 }

@@ -207,6 +207,9 @@ impl<C: S3Api> S3Api for Limited<C> {
     async fn default_encryption(&self, bucket: &str) -> S3Result<Option<String>> {
         self.run(self.inner.default_encryption(bucket)).await
     }
+    async fn serves_website(&self, bucket: &str) -> S3Result<bool> {
+        self.run(self.inner.serves_website(bucket)).await
+    }
 }
 
 #[cfg(test)]

@@ -187,6 +187,10 @@ impl<C: S3Api> S3Api for Retrying<C> {
         self.run(Kind::Idempotent, || self.inner.default_encryption(bucket))
             .await
     }
+    async fn serves_website(&self, bucket: &str) -> S3Result<bool> {
+        self.run(Kind::Idempotent, || self.inner.serves_website(bucket))
+            .await
+    }
 }
 
 #[cfg(test)]

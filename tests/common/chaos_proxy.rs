@@ -94,6 +94,8 @@ pub struct Counts {
     pub held: AtomicU64,
     /// Requests that set Object Lock on the new version (x-amz-object-lock-mode).
     pub object_lock_headers: AtomicU64,
+    /// Requests that set a website redirect (x-amz-website-redirect-location).
+    pub website_redirect_headers: AtomicU64,
     /// The request line (method, path and query) of every request, in arrival order.
     pub request_lines: Mutex<Vec<String>>,
     /// Set: no more faults, every request is forwarded as it is (the fault was fixed).
@@ -215,6 +217,9 @@ fn serve(
     }
     if head.contains("\r\nx-amz-object-lock-mode:") {
         counts.object_lock_headers.fetch_add(1, Relaxed);
+    }
+    if head.contains("\r\nx-amz-website-redirect-location:") {
+        counts.website_redirect_headers.fetch_add(1, Relaxed);
     }
     let copy_source = head
         .lines()
