@@ -1051,12 +1051,27 @@ async fn seed_then_replicate(
         4,
     )
     .await?;
+    // What replication will never copy is what was written before the rule: the catch-up copies each
+    // key's history up to now (an entry written in the instant after the rule may then arrive twice,
+    // which is better than not at all), and leaves everything later to replication.
+    let rule_time = aws_smithy_types::DateTime::from_millis(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
+    )
+    .fmt(aws_smithy_types::date_time::Format::DateTime)
+    .unwrap_or_default();
     println!(
-        "5. catch-up: copying what was written to the source during the backfill (replication covers \
-         everything written from now on); a key written both during the backfill and after the rule is \
-         reported as diverged with what its destination lacks, and keeps the source's current version"
+        "5. catch-up: copying what was written to the source during the backfill, up to {rule_time} \
+         (replication covers everything written from now on); a key written both during the backfill and \
+         after the rule is reported as diverged with what its destination lacks, and keeps the source's \
+         current version"
     );
-    let catch_up = copy(&copy_args, stop).await?;
+    let catch_up_args = CopyArgs {
+        as_of: Some(rule_time),
+        ..copy_args
+    };
+    let catch_up = copy(&catch_up_args, stop).await?;
     Ok(
         if backfill.failed + catch_up.failed + catch_up.unfinished_keys() > 0 {
             crate::error::exit::FAILURES
