@@ -1,10 +1,11 @@
-//! The executor: replays each key's history into the destination, oldest entry first, one entry at a
-//! time per key, many keys at once, recording progress in the checkpoint (see `checkpoint` for the design).
+//! The executor: lists the destination range alongside the source, merges each key's source history
+//! with what the destination holds (`merge`), and replays only the missing entries, oldest first, one
+//! entry at a time per key, many keys at once, recording progress in the checkpoint (see `checkpoint`).
 //!
 //! A write that adds a version (CopyObject, DeleteObject, CompleteMultipartUpload) and fails in a way that
 //! may nonetheless have been applied (a 500, a reset, a timeout) is never retried blindly: that would add a
-//! duplicate version. We look at the destination key first (`was_applied`), exactly as a resumed run does
-//! for an entry whose intent was recorded but whose completion was not.
+//! duplicate version. We look at the destination key first (`applied`: a new entry since the head we
+//! wrote after, the same as the source entry by `merge`'s comparison).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
