@@ -830,6 +830,16 @@ pub fn status(args: &StatusArgs) -> Result<(), Error> {
             ""
         }
     );
+    println!(
+        "  state:        {}",
+        if state.pass_complete {
+            "complete: the last run went over every key (the next run is a catch-up pass)"
+        } else if state.ended_cleanly {
+            "stopped: the next run of the same command resumes"
+        } else {
+            "running, or ended without a word (killed): the next run waits --resume-wait, then resumes"
+        }
+    );
     println!("  done:         {} entries", state.done_entries);
     let diverged = state
         .failed

@@ -462,9 +462,20 @@ async fn an_empty_checkpoint_file_is_a_new_one_and_an_interrupted_run_resumes() 
     assert_eq!(output.status.code(), Some(130), "{}", text(&output));
     let status = offline(&["status", "--checkpoint", file.path().to_str().unwrap()]);
     assert_eq!(status.status.code(), Some(0), "{}", text(&status));
+    assert!(
+        text(&status).contains("state:        stopped"),
+        "{}",
+        text(&status)
+    );
     let output = cli(&args[..args.len() - 4]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert_same_histories(&source, &destination).await;
+    let status = offline(&["status", "--checkpoint", file.path().to_str().unwrap()]);
+    assert!(
+        text(&status).contains("state:        complete"),
+        "{}",
+        text(&status)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
