@@ -663,6 +663,19 @@ fn plural(count: u64, one: &str, many: &str) -> String {
     format!("{count} {}", if count == 1 { one } else { many })
 }
 
+/// What the destination held already (a run or a dry run alike), when it held anything.
+fn print_already_there(report: &Report) {
+    if report.already_done > 0 {
+        println!(
+            "already in the destination, not copied again: {} ({}, {} write requests); {} wholly in step",
+            plural(report.already_done, "entry", "entries"),
+            human_bytes(report.bytes_saved),
+            report.requests_saved,
+            plural(report.keys_in_step, "key", "keys"),
+        );
+    }
+}
+
 fn print_summary(report: &Report) {
     let written = report.copied_versions + report.delete_markers;
     if report.dry_run {
@@ -677,14 +690,7 @@ fn print_summary(report: &Report) {
             report.source,
             report.destination,
         );
-        if report.already_done > 0 {
-            println!(
-                "already in the destination: {} ({}); {} wholly in step",
-                plural(report.already_done, "entry", "entries"),
-                human_bytes(report.bytes_saved),
-                plural(report.keys_in_step, "key", "keys"),
-            );
-        }
+        print_already_there(report);
     } else if written == 0 && report.failed == 0 && report.diverged.is_empty() {
         println!(
             "nothing to do: {} already in step ({}, {}, {} write requests saved) between {} and {}; \
@@ -714,15 +720,7 @@ fn print_summary(report: &Report) {
             report.throttles,
             report.failed,
         );
-        if report.already_done > 0 {
-            println!(
-                "already in the destination, not copied again: {} ({}, {} write requests); {} wholly in step",
-                plural(report.already_done, "entry", "entries"),
-                human_bytes(report.bytes_saved),
-                report.requests_saved,
-                plural(report.keys_in_step, "key", "keys"),
-            );
-        }
+        print_already_there(report);
     }
     if report.matched_by_checksum + report.matched_by_size_only > 0 {
         println!(

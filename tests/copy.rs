@@ -383,7 +383,9 @@ async fn dry_run_plans_and_writes_nothing() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains("would copy 2 versions (7 B, 0 of them multipart) and recreate 0 delete markers across 1 key")
-            && stdout.contains("already in the destination: 3 entries (3 B); 1 key wholly in step"),
+            && stdout.contains(
+                "already in the destination, not copied again: 3 entries (3 B, 3 write requests); 1 key wholly in step"
+            ),
         "{stdout}"
     );
     assert_eq!(histories(&destination, "").await, before);
@@ -920,6 +922,30 @@ async fn verify_names_every_attribute_that_differs() {
     }
 }
 
+/// Copies `source` into `destination` with a 5 MiB multipart threshold (objects above it go by
+/// UploadPartCopy, the rest by CopyObject), then checks that `verify` finds no difference.
+fn copy_by_both_paths(source: &str, destination: &str) -> impl FnOnce() {
+    let output = cli(&[
+        "copy",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+        "--multipart-threshold",
+        "5MiB",
+        "--progress",
+        "never",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let (source, destination) = (source.to_string(), destination.to_string());
+    move || {
+        let output = cli(&[
+            "verify",
+            &format!("s3://{source}"),
+            &format!("s3://{destination}"),
+        ]);
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sse_s3_survives_both_copy_paths_into_a_bucket_without_default_encryption() {
     use aws_sdk_s3::types::ServerSideEncryption;
@@ -938,16 +964,7 @@ async fn sse_s3_survives_both_copy_paths_into_a_bucket_without_default_encryptio
     }
     put(&source, "plain", "not encrypted").await;
     // "small" goes by CopyObject, "large" by UploadPartCopy.
-    let output = cli(&[
-        "copy",
-        &format!("s3://{source}"),
-        &format!("s3://{destination}"),
-        "--multipart-threshold",
-        "5MiB",
-        "--progress",
-        "never",
-    ]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let verify = copy_by_both_paths(&source, &destination);
     for (key, encrypted) in [("small", true), ("large", true), ("plain", false)] {
         let head = client()
             .head_object()
@@ -962,12 +979,7 @@ async fn sse_s3_survives_both_copy_paths_into_a_bucket_without_default_encryptio
             "{key}: {head:?}"
         );
     }
-    let output = cli(&[
-        "verify",
-        &format!("s3://{source}"),
-        &format!("s3://{destination}"),
-    ]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    verify();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -989,16 +1001,7 @@ async fn the_checksum_algorithm_survives_both_copy_paths() {
             .await
             .unwrap();
     }
-    let output = cli(&[
-        "copy",
-        &format!("s3://{source}"),
-        &format!("s3://{destination}"),
-        "--multipart-threshold",
-        "5MiB",
-        "--progress",
-        "never",
-    ]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let verify = copy_by_both_paths(&source, &destination);
     let head = |key: &'static str| {
         client()
             .head_object()
@@ -1014,12 +1017,7 @@ async fn the_checksum_algorithm_survives_both_copy_paths() {
         large.checksum_sha256().is_some_and(|v| v.contains('-')),
         "{large:?}"
     );
-    let output = cli(&[
-        "verify",
-        &format!("s3://{source}"),
-        &format!("s3://{destination}"),
-    ]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    verify();
 }
 
 #[tokio::test(flavor = "multi_thread")]
