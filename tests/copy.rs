@@ -96,13 +96,7 @@ async fn copies_every_version_and_delete_marker_in_order() {
         serde_json::from_str(&std::fs::read_to_string(report.path()).unwrap()).unwrap();
     assert_eq!(report["delete_markers"], 3);
     assert_eq!(report["failed"], 0);
-
-    let verify = cli(&[
-        "verify",
-        &format!("s3://{source}"),
-        &format!("s3://{destination}"),
-    ]);
-    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+    assert_verified(&source, &destination);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -262,19 +256,8 @@ async fn multipart_copy_keeps_metadata_tags_and_content_like_a_single_copy() {
         "orphaned uploads: {:?}",
         uploads.uploads()
     );
-    let verify = cli(&[
-        "verify",
-        &format!("s3://{source}"),
-        &format!("s3://{destination}"),
-    ]);
-    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
     // verify compares every attribute of both copies (the table in README): none differs.
-    let output = cli(&[
-        "verify",
-        &format!("s3://{source}"),
-        &format!("s3://{destination}"),
-    ]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_verified(&source, &destination);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -762,12 +745,7 @@ async fn a_prefix_is_a_directory_as_in_aws_s3_cp_recursive() {
         .map(|(key, _)| key)
         .collect();
     assert_eq!(keys, ["x/a", "x/sub/b"]);
-    let output = cli(&[
-        "verify",
-        &format!("s3://{source}/logs"),
-        &format!("s3://{destination}/x"),
-    ]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_verified(&format!("{source}/logs"), &format!("{destination}/x"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -922,9 +900,9 @@ async fn verify_names_every_attribute_that_differs() {
     }
 }
 
-/// Copies `source` into `destination` with a 5 MiB multipart threshold (objects above it go by
-/// UploadPartCopy, the rest by CopyObject), then checks that `verify` finds no difference.
-fn copy_by_both_paths(source: &str, destination: &str) -> impl FnOnce() {
+/// Copies `source` into `destination` with a 5 MiB multipart threshold: objects above it go by
+/// UploadPartCopy, the rest by CopyObject.
+fn copy_by_both_paths(source: &str, destination: &str) {
     let output = cli(&[
         "copy",
         &format!("s3://{source}"),
@@ -935,15 +913,6 @@ fn copy_by_both_paths(source: &str, destination: &str) -> impl FnOnce() {
         "never",
     ]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
-    let (source, destination) = (source.to_string(), destination.to_string());
-    move || {
-        let output = cli(&[
-            "verify",
-            &format!("s3://{source}"),
-            &format!("s3://{destination}"),
-        ]);
-        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -964,7 +933,7 @@ async fn sse_s3_survives_both_copy_paths_into_a_bucket_without_default_encryptio
     }
     put(&source, "plain", "not encrypted").await;
     // "small" goes by CopyObject, "large" by UploadPartCopy.
-    let verify = copy_by_both_paths(&source, &destination);
+    copy_by_both_paths(&source, &destination);
     for (key, encrypted) in [("small", true), ("large", true), ("plain", false)] {
         let head = client()
             .head_object()
@@ -979,7 +948,7 @@ async fn sse_s3_survives_both_copy_paths_into_a_bucket_without_default_encryptio
             "{key}: {head:?}"
         );
     }
-    verify();
+    assert_verified(&source, &destination);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1001,7 +970,7 @@ async fn the_checksum_algorithm_survives_both_copy_paths() {
             .await
             .unwrap();
     }
-    let verify = copy_by_both_paths(&source, &destination);
+    copy_by_both_paths(&source, &destination);
     let head = |key: &'static str| {
         client()
             .head_object()
@@ -1017,7 +986,7 @@ async fn the_checksum_algorithm_survives_both_copy_paths() {
         large.checksum_sha256().is_some_and(|v| v.contains('-')),
         "{large:?}"
     );
-    verify();
+    assert_verified(&source, &destination);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -191,6 +191,16 @@ pub fn copy_via(endpoint: &str, source: &str, destination: &str) -> std::process
     command
 }
 
+/// `verify s3://SOURCE s3://DESTINATION` (each `bucket` or `bucket/prefix`) finds no difference.
+pub fn assert_verified(source: &str, destination: &str) {
+    let output = cli(&[
+        "verify",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+}
+
 /// The independent listing of `destination` shows every history of `source`: the same keys, and per
 /// key the same versions and delete markers in the same order.
 pub async fn assert_same_histories(source: &str, destination: &str) {
