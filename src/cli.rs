@@ -132,6 +132,18 @@ pub enum Operation {
     Copy,
 }
 
+/// Whether a CopyObject carries each source version's own encryption (read with one HEAD per version).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CarryEncryption {
+    /// Read and carry it unless the destination's default encryption equals the source's (then a
+    /// copy gets the same setting without it; see README for the one case this misses).
+    Auto,
+    /// Read and carry it for every version (objects written with their own encryption headers).
+    Always,
+    /// Never: copies get the destination bucket's default encryption.
+    Never,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportScope {
     All,
@@ -517,6 +529,11 @@ pub struct CopyArgs {
     /// Encrypt the copies with this KMS key (default: the destination bucket's default encryption).
     #[arg(long, value_name = "KEY")]
     pub sse_kms_key_id: Option<String>,
+    /// Carry each source version's encryption (SSE-S3, SSE-KMS with its key and Bucket Key) on
+    /// CopyObject, which otherwise gives copies the destination's default. Multipart copies always
+    /// carry it.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = CarryEncryption::Auto)]
+    pub carry_encryption: CarryEncryption,
     /// The key of SSE-C encrypted source versions (as `aws s3 cp --sse-c-copy-source-key`): base64 of
     /// the 32 bytes, or file:PATH of a file holding them. Never logged or stored.
     #[arg(long, value_name = "KEY", value_parser = parse_customer_key)]
@@ -665,6 +682,15 @@ pub struct VerifyArgs {
     /// Compare only current versions.
     #[arg(long)]
     pub latest_only: bool,
+    /// The KMS key the copies were encrypted with (`copy --sse-kms-key-id`): every copy must use it.
+    #[arg(long, value_name = "KEY")]
+    pub sse_kms_key_id: Option<String>,
+    /// The key of SSE-C encrypted source versions (as for copy): base64 or file:PATH.
+    #[arg(long, value_name = "KEY", value_parser = parse_customer_key)]
+    pub source_sse_c_key: Option<crate::s3::CustomerKey>,
+    /// The key of SSE-C encrypted copies (as for copy): base64 or file:PATH.
+    #[arg(long, value_name = "KEY", value_parser = parse_customer_key)]
+    pub sse_c_key: Option<crate::s3::CustomerKey>,
     #[command(flatten)]
     pub endpoints: EndpointArgs,
 }

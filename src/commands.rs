@@ -530,15 +530,7 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         }
         Err(_) => false,
     };
-    // Without default encryption on the destination, a CopyObject without encryption headers lands
-    // unencrypted whatever the source was: then each version's encryption is read and carried. An
-    // answer we cannot read counts as "none" (the safe side: one HEAD more per version).
-    let carry_encryption = args.sse_kms_key_id.is_none()
-        && args.sse_c_key.is_none()
-        && !matches!(
-            crate::s3::S3Api::default_encryption(&*destination, &args.destination.bucket).await,
-            Ok(Some(_))
-        );
+    let carry_encryption = carry_encryption(args, &*source, &*destination).await;
     // A resumed run over an input skips the keys below the watermark, except failed ones to retry.
     let skip: Box<dyn Fn(&str) -> bool + Send> = match &checkpoint {
         Some(c) => {
@@ -904,7 +896,14 @@ pub fn status(args: &StatusArgs) -> Result<(), Error> {
 pub async fn verify(args: &VerifyArgs) -> Result<(), Error> {
     let progress = Arc::new(Progress::default());
     let limits = Limits::new(64, None, Arc::clone(&progress));
-    let (source, destination) = clients(&args.endpoints, &limits, &progress).await;
+    let (source, destination, _) = clients_and_places(
+        &args.endpoints,
+        &limits,
+        &progress,
+        args.source_sse_c_key.clone(),
+        args.sse_c_key.clone(),
+    )
+    .await;
     crate::preflight::check_bucket(
         &*source,
         crate::preflight::Side::Source,
@@ -921,7 +920,11 @@ pub async fn verify(args: &VerifyArgs) -> Result<(), Error> {
         source: args.source.clone(),
         destination: args.destination.clone(),
     };
-    let outcome = crate::verify::verify(source, destination, &mapping, args.latest_only)
+    let options = crate::verify::VerifyOptions {
+        latest_only: args.latest_only,
+        kms_key: args.sse_kms_key_id.clone(),
+    };
+    let outcome = crate::verify::verify(source, destination, &mapping, &options)
         .await
         .map_err(|source| Error::Listing {
             bucket: args.source.bucket.clone(),
@@ -1101,6 +1104,39 @@ pub fn copy_args_from(argv: &[String]) -> Result<CopyArgs, Error> {
     match parse_command(argv)? {
         crate::cli::Command::Copy(args) => Ok(args),
         _ => unreachable!("built a copy command"),
+    }
+}
+
+/// Whether CopyObject must carry each version's encryption (one HEAD per version). A CopyObject
+/// without encryption headers gets the destination's default: right when that default equals the
+/// source's (algorithm, KMS key, Bucket Key) or the source has none (a plaintext version may gain
+/// encryption), for versions written with their bucket's default; wrong otherwise (plaintext on a
+/// store without default encryption, SSE-S3 for a KMS source). `auto` reads both defaults and carries
+/// unless the copy is right without; a default we cannot read counts as different.
+async fn carry_encryption<S: crate::s3::S3Api>(
+    args: &CopyArgs,
+    source: &S,
+    destination: &S,
+) -> bool {
+    use crate::cli::CarryEncryption;
+    if args.sse_kms_key_id.is_some() || args.sse_c_key.is_some() {
+        // The user chose the copies' encryption.
+        return false;
+    }
+    match args.carry_encryption {
+        CarryEncryption::Always => true,
+        CarryEncryption::Never => false,
+        CarryEncryption::Auto => {
+            let (source_default, destination_default) = futures::join!(
+                source.default_encryption(&args.source.bucket),
+                destination.default_encryption(&args.destination.bucket)
+            );
+            match (source_default, destination_default) {
+                (Ok(None), Ok(Some(_))) => false,
+                (Ok(Some(source)), Ok(Some(destination))) => source != destination,
+                _ => true,
+            }
+        }
     }
 }
 

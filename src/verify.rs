@@ -34,12 +34,22 @@ impl VerifyOutcome {
     }
 }
 
+/// What `verify` compares beyond the histories.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// Compare only current versions.
+    pub latest_only: bool,
+    /// The KMS key the copies were told to use (`copy --sse-kms-key-id`).
+    pub kms_key: Option<String>,
+}
+
 pub async fn verify<C: S3Api>(
     source: Arc<C>,
     destination: Arc<C>,
     mapping: &KeyMapping,
-    latest_only: bool,
+    options: &VerifyOptions,
 ) -> S3Result<VerifyOutcome> {
+    let latest_only = options.latest_only;
     let selection = |mapping: KeyMapping| Selection {
         mapping,
         include: Vec::new(),
@@ -115,9 +125,15 @@ pub async fn verify<C: S3Api>(
                     mapping.source.bucket.clone(),
                     mapping.destination.bucket.clone(),
                 );
+                let kms_key = options.kms_key.clone();
                 checks.push(async move {
-                    compare_settings((&*source, &buckets.0), (&*destination, &buckets.1), l, r)
-                        .await
+                    compare_settings(
+                        (&*source, &buckets.0),
+                        (&*destination, &buckets.1),
+                        (l, r),
+                        kms_key.as_deref(),
+                    )
+                    .await
                 });
                 if checks.len() >= PARALLEL_KEYS
                     && let Some(result) = checks.next().await
@@ -194,7 +210,16 @@ pub fn compare_histories(source: &KeyHistory, destination: &KeyHistory) -> Vec<S
 /// Object Lock settings the source has must be on the copy (a copy may gain encryption or a checksum
 /// from the destination's defaults). Checksum values are not compared: a multipart copy can only have
 /// a composite checksum, which never equals a single-part one.
-pub fn attribute_differences(source: &ObjectHead, copy: &ObjectHead) -> Vec<String> {
+///
+/// `kms_key` is the key the copies were told to use (`copy --sse-kms-key-id`): then every copy must be
+/// SSE-KMS with it, whatever the source's encryption (its Bucket Key is the destination bucket's
+/// choice). Otherwise an SSE-KMS source's copy must have the same key and, if the source has one, an
+/// S3 Bucket Key.
+pub fn attribute_differences(
+    source: &ObjectHead,
+    copy: &ObjectHead,
+    kms_key: Option<&str>,
+) -> Vec<String> {
     let mut differences = Vec::new();
     let mut equal = |name: &str, a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| {
         let (a, b) = (format!("{a:?}"), format!("{b:?}"));
@@ -233,11 +258,13 @@ pub fn attribute_differences(source: &ObjectHead, copy: &ObjectHead) -> Vec<Stri
             differences.push(format!("{name}: source {a:?}, destination {b:?}"));
         }
     };
-    kept(
-        "server-side encryption",
-        &source.server_side_encryption,
-        &copy.server_side_encryption,
-    );
+    if kms_key.is_none() {
+        kept(
+            "server-side encryption",
+            &source.server_side_encryption,
+            &copy.server_side_encryption,
+        );
+    }
     kept(
         "checksum algorithm",
         &source.checksum_algorithm,
@@ -261,14 +288,67 @@ pub fn attribute_differences(source: &ObjectHead, copy: &ObjectHead) -> Vec<Stri
     if source.sse_customer && !copy.sse_customer {
         differences.push("SSE-C: source encrypted with a customer key, destination not".into());
     }
+    let is_kms = |head: &ObjectHead| {
+        head.server_side_encryption
+            .as_deref()
+            .is_some_and(|sse| sse.starts_with("aws:kms"))
+    };
+    match kms_key {
+        Some(expected) => {
+            if !is_kms(copy)
+                || !copy
+                    .sse_kms_key_id
+                    .as_deref()
+                    .is_some_and(|key| same_kms_key(expected, key))
+            {
+                differences.push(format!(
+                    "SSE-KMS key: expected {expected:?} (--sse-kms-key-id), destination {:?} with key {:?}",
+                    copy.server_side_encryption, copy.sse_kms_key_id
+                ));
+            }
+        }
+        None => {
+            if is_kms(source) && is_kms(copy) {
+                let same = match (&source.sse_kms_key_id, &copy.sse_kms_key_id) {
+                    (Some(a), Some(b)) => same_kms_key(a, b),
+                    (a, b) => a == b,
+                };
+                if !same {
+                    differences.push(format!(
+                        "SSE-KMS key: source {:?}, destination {:?}",
+                        source.sse_kms_key_id, copy.sse_kms_key_id
+                    ));
+                }
+            }
+        }
+    }
+    if kms_key.is_none()
+        && is_kms(source)
+        && is_kms(copy)
+        && source.bucket_key_enabled
+        && !copy.bucket_key_enabled
+    {
+        differences.push("S3 Bucket Key: source enabled, destination not".into());
+    }
     differences
+}
+
+/// Whether two names of a KMS key name the same key: equal, or an ARN and the key id it ends with.
+/// An alias cannot be resolved without KMS: it is taken as matching.
+fn same_kms_key(a: &str, b: &str) -> bool {
+    let id = |key: &str| {
+        key.rsplit_once(":key/")
+            .map_or(key, |(_, id)| id)
+            .to_string()
+    };
+    a == b || id(a) == id(b) || a.contains("alias/") || b.contains("alias/")
 }
 
 async fn compare_settings<C: S3Api>(
     (source, source_bucket): (&C, &str),
     (destination, destination_bucket): (&C, &str),
-    left: KeyHistory,
-    right: KeyHistory,
+    (left, right): (KeyHistory, KeyHistory),
+    kms_key: Option<&str>,
 ) -> S3Result<Vec<String>> {
     let mut differences = Vec::new();
     for (s, d) in left.entries.iter().zip(&right.entries) {
@@ -288,7 +368,7 @@ async fn compare_settings<C: S3Api>(
             source.get_tags(&source_version),
             destination.get_tags(&destination_version),
         )?;
-        for difference in attribute_differences(&source_head, &destination_head) {
+        for difference in attribute_differences(&source_head, &destination_head, kms_key) {
             differences.push(format!(
                 "key {:?}, version {}: {difference}",
                 left.key, s.version_id
@@ -327,7 +407,7 @@ mod tests {
             ..ObjectHead::default()
         };
         assert_eq!(
-            attribute_differences(&source, &source.clone()),
+            attribute_differences(&source, &source.clone(), None),
             Vec::<String>::new()
         );
         type Change = fn(&mut ObjectHead);
@@ -376,7 +456,7 @@ mod tests {
         for (name, change) in changes {
             let mut copy = source.clone();
             change(&mut copy);
-            let differences = attribute_differences(&source, &copy);
+            let differences = attribute_differences(&source, &copy, None);
             assert_eq!(differences.len(), 1, "{name}: {differences:?}");
             assert!(
                 differences[0].starts_with(&format!("{name}: ")),
@@ -392,12 +472,71 @@ mod tests {
             storage_class: Some("STANDARD".into()),
             ..ObjectHead::default()
         };
-        assert_eq!(attribute_differences(&plain, &gained), Vec::<String>::new());
+        assert_eq!(
+            attribute_differences(&plain, &gained, None),
+            Vec::<String>::new()
+        );
         let sse_c = ObjectHead {
             sse_customer: true,
             ..ObjectHead::default()
         };
-        assert_eq!(attribute_differences(&sse_c, &plain).len(), 1);
+        assert_eq!(attribute_differences(&sse_c, &plain, None).len(), 1);
+    }
+
+    #[test]
+    fn an_sse_kms_copy_keeps_its_key_and_bucket_key() {
+        let arn = "arn:aws:kms:us-east-1:111122223333:key/1234abcd";
+        let source = ObjectHead {
+            server_side_encryption: Some("aws:kms".into()),
+            sse_kms_key_id: Some(arn.into()),
+            bucket_key_enabled: true,
+            ..ObjectHead::default()
+        };
+        assert_eq!(
+            attribute_differences(&source, &source.clone(), None),
+            Vec::<String>::new()
+        );
+        let other_key = ObjectHead {
+            sse_kms_key_id: Some("arn:aws:kms:us-east-1:111122223333:key/other".into()),
+            ..source.clone()
+        };
+        let differences = attribute_differences(&source, &other_key, None);
+        assert_eq!(differences.len(), 1, "{differences:?}");
+        assert!(
+            differences[0].starts_with("SSE-KMS key: "),
+            "{differences:?}"
+        );
+        let no_bucket_key = ObjectHead {
+            bucket_key_enabled: false,
+            ..source.clone()
+        };
+        let differences = attribute_differences(&source, &no_bucket_key, None);
+        assert_eq!(
+            differences,
+            vec!["S3 Bucket Key: source enabled, destination not"]
+        );
+        let sse_s3 = ObjectHead {
+            server_side_encryption: Some("AES256".into()),
+            ..ObjectHead::default()
+        };
+        let differences = attribute_differences(&source, &sse_s3, None);
+        assert_eq!(differences.len(), 1, "{differences:?}");
+        assert!(
+            differences[0].starts_with("server-side encryption: "),
+            "{differences:?}"
+        );
+        // Told the copies' key: every copy must use it (a key id matches its ARN), whatever the source.
+        assert_eq!(
+            attribute_differences(&sse_s3, &source, Some("1234abcd")),
+            Vec::<String>::new()
+        );
+        let differences = attribute_differences(&source, &other_key, Some(arn));
+        assert_eq!(differences.len(), 1, "{differences:?}");
+        assert!(
+            differences[0].contains("--sse-kms-key-id"),
+            "{differences:?}"
+        );
+        assert_eq!(attribute_differences(&source, &sse_s3, Some(arn)).len(), 1);
     }
 
     fn history(entries: &[(&str, Option<u64>)]) -> KeyHistory {

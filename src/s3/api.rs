@@ -105,6 +105,8 @@ pub struct ObjectHead {
     pub website_redirect: Option<String>,
     pub server_side_encryption: Option<String>,
     pub sse_kms_key_id: Option<String>,
+    /// SSE-KMS with an S3 Bucket Key (fewer KMS requests).
+    pub bucket_key_enabled: bool,
     pub object_lock: LockSettings,
     /// The object's full-object checksum, `(algorithm, value)`, when it has one (a composite checksum
     /// of a multipart upload is left out: it never equals a single-part object's).
@@ -126,6 +128,15 @@ impl ObjectHead {
                 .as_deref()
                 .is_some_and(|sse| sse.starts_with("aws:kms"))
     }
+}
+
+/// A bucket's default encryption: what a copy written without encryption headers gets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DefaultEncryption {
+    /// `AES256`, `aws:kms`, `aws:kms:dsse`.
+    pub algorithm: String,
+    pub kms_key_id: Option<String>,
+    pub bucket_key_enabled: bool,
 }
 
 /// A customer-provided encryption key (SSE-C), as S3 wants it: base64 of the 32 bytes and of their MD5.
@@ -189,7 +200,10 @@ pub struct CopyRequest {
     pub server_side_encryption: Option<String>,
     /// The website redirect to set (CopyObject does not copy it).
     pub website_redirect: Option<String>,
+    /// The KMS key of an `aws:kms` copy (the user's `--sse-kms-key-id`, else the source version's).
     pub sse_kms_key_id: Option<String>,
+    /// Ask for an S3 Bucket Key on a KMS copy (the source version had one).
+    pub bucket_key_enabled: Option<bool>,
     pub object_lock: LockSettings,
 }
 
@@ -368,12 +382,12 @@ pub trait S3Api: Send + Sync + 'static {
         &self,
         bucket: &str,
     ) -> impl Future<Output = S3Result<Option<ObjectLock>>> + Send;
-    /// The algorithm of the bucket's default encryption (`AES256`, `aws:kms`, ...); None when the
-    /// bucket has none, and a copy without encryption headers lands unencrypted.
+    /// The bucket's default encryption; None when the bucket has none, and a copy without encryption
+    /// headers lands unencrypted.
     fn default_encryption(
         &self,
         bucket: &str,
-    ) -> impl Future<Output = S3Result<Option<String>>> + Send;
+    ) -> impl Future<Output = S3Result<Option<DefaultEncryption>>> + Send;
     /// Whether the bucket serves a website (has a website configuration), where objects' website
     /// redirects matter.
     fn serves_website(&self, bucket: &str) -> impl Future<Output = S3Result<bool>> + Send;

@@ -518,6 +518,7 @@ impl S3Api for AwsS3 {
             website_redirect: out.website_redirect_location().map(str::to_string),
             server_side_encryption: out.server_side_encryption().map(|s| s.as_str().to_string()),
             sse_kms_key_id: out.ssekms_key_id().map(str::to_string),
+            bucket_key_enabled: out.bucket_key_enabled().unwrap_or(false),
             object_lock: LockSettings {
                 mode: out.object_lock_mode().map(|m| m.as_str().to_string()),
                 retain_until: out
@@ -551,12 +552,23 @@ impl S3Api for AwsS3 {
     }
 
     async fn copy_object(&self, request: &CopyRequest) -> S3Result<WrittenVersion> {
-        let (sse, kms_key) = match (&request.sse_kms_key_id, &request.server_side_encryption) {
+        let (sse, kms_key, bucket_key) = if self.customer_key.is_some() {
             // An SSE-C copy asks for no other encryption.
-            _ if self.customer_key.is_some() => (None, None),
-            (Some(key), _) => (Some(ServerSideEncryption::AwsKms), Some(key.clone())),
-            (None, Some(algorithm)) => (Some(ServerSideEncryption::from(algorithm.as_str())), None),
-            (None, None) => (None, None),
+            (None, None, None)
+        } else {
+            let sse = match (&request.server_side_encryption, &request.sse_kms_key_id) {
+                (Some(algorithm), _) => Some(ServerSideEncryption::from(algorithm.as_str())),
+                (None, Some(_)) => Some(ServerSideEncryption::AwsKms),
+                (None, None) => None,
+            };
+            let kms = sse
+                .as_ref()
+                .is_some_and(|sse| sse.as_str().starts_with("aws:kms"));
+            (
+                sse,
+                request.sse_kms_key_id.clone().filter(|_| kms),
+                request.bucket_key_enabled.filter(|_| kms),
+            )
         };
         let (algorithm, key, md5) = customer(&self.customer_key);
         let (source_algorithm, source_key, source_md5) = customer(&self.copy_source_customer_key);
@@ -569,6 +581,7 @@ impl S3Api for AwsS3 {
             .set_storage_class(request.storage_class.as_deref().map(StorageClass::from))
             .set_server_side_encryption(sse)
             .set_ssekms_key_id(kms_key)
+            .set_bucket_key_enabled(bucket_key)
             .set_object_lock_mode(lock_mode(&request.object_lock))
             .set_object_lock_retain_until_date(lock_until(&request.object_lock))
             .set_object_lock_legal_hold_status(legal_hold(&request.object_lock))
@@ -602,6 +615,13 @@ impl S3Api for AwsS3 {
             ),
             (None, None) => (None, None),
         };
+        let kms = sse
+            .as_ref()
+            .is_some_and(|sse| sse.as_str().starts_with("aws:kms"));
+        // With the user's key, the Bucket Key is the destination bucket's choice, as on CopyObject.
+        let bucket_key =
+            (kms && head.bucket_key_enabled && request.settings.sse_kms_key_id.is_none())
+                .then_some(true);
         let storage_class = request
             .settings
             .storage_class
@@ -631,6 +651,7 @@ impl S3Api for AwsS3 {
             .set_website_redirect_location(head.website_redirect.clone())
             .set_server_side_encryption(sse)
             .set_ssekms_key_id(kms_key)
+            .set_bucket_key_enabled(bucket_key)
             .set_object_lock_mode(lock_mode(&lock))
             .set_object_lock_retain_until_date(lock_until(&lock))
             .set_object_lock_legal_hold_status(legal_hold(&lock))
@@ -874,7 +895,7 @@ impl S3Api for AwsS3 {
         })
     }
 
-    async fn default_encryption(&self, bucket: &str) -> S3Result<Option<String>> {
+    async fn default_encryption(&self, bucket: &str) -> S3Result<Option<DefaultEncryption>> {
         match self
             .client
             .get_bucket_encryption()
@@ -883,11 +904,19 @@ impl S3Api for AwsS3 {
             .await
             .map_err(|e| classify(e, bucket))
         {
-            Ok(out) => Ok(out
-                .server_side_encryption_configuration()
-                .and_then(|config| config.rules().first())
-                .and_then(|rule| rule.apply_server_side_encryption_by_default())
-                .map(|default| default.sse_algorithm().as_str().to_string())),
+            Ok(out) => {
+                let rule = out
+                    .server_side_encryption_configuration()
+                    .and_then(|config| config.rules().first());
+                Ok(rule.and_then(|rule| {
+                    let default = rule.apply_server_side_encryption_by_default()?;
+                    Some(DefaultEncryption {
+                        algorithm: default.sse_algorithm().as_str().to_string(),
+                        kms_key_id: default.kms_master_key_id().map(str::to_string),
+                        bucket_key_enabled: rule.bucket_key_enabled().unwrap_or(false),
+                    })
+                }))
+            }
             // S3 answers 404 ServerSideEncryptionConfigurationNotFoundError for a bucket without.
             Err(S3Error::NotFound { .. }) => Ok(None),
             Err(S3Error::Other { code, .. })

@@ -115,7 +115,7 @@ impl S3Api for FakeS3 {
     async fn object_lock(&self, _: &str) -> S3Result<Option<ObjectLock>> {
         unreachable!()
     }
-    async fn default_encryption(&self, _: &str) -> S3Result<Option<String>> {
+    async fn default_encryption(&self, _: &str) -> S3Result<Option<DefaultEncryption>> {
         unreachable!()
     }
     async fn serves_website(&self, _: &str) -> S3Result<bool> {

@@ -204,7 +204,7 @@ impl<C: S3Api> S3Api for Limited<C> {
     async fn object_lock(&self, bucket: &str) -> S3Result<Option<ObjectLock>> {
         self.run(self.inner.object_lock(bucket)).await
     }
-    async fn default_encryption(&self, bucket: &str) -> S3Result<Option<String>> {
+    async fn default_encryption(&self, bucket: &str) -> S3Result<Option<DefaultEncryption>> {
         self.run(self.inner.default_encryption(bucket)).await
     }
     async fn serves_website(&self, bucket: &str) -> S3Result<bool> {

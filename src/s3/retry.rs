@@ -183,7 +183,7 @@ impl<C: S3Api> S3Api for Retrying<C> {
         self.run(Kind::Idempotent, || self.inner.object_lock(bucket))
             .await
     }
-    async fn default_encryption(&self, bucket: &str) -> S3Result<Option<String>> {
+    async fn default_encryption(&self, bucket: &str) -> S3Result<Option<DefaultEncryption>> {
         self.run(Kind::Idempotent, || self.inner.default_encryption(bucket))
             .await
     }
