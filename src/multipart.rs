@@ -4,6 +4,9 @@
 
 use futures::{StreamExt, TryStreamExt, stream};
 
+/// Attempts at CreateMultipartUpload whose outcome is unknown before giving up on the entry.
+const CREATE_ATTEMPTS: u32 = 5;
+
 use crate::plan::part_ranges;
 use crate::replay::{DestinationHead, Executor};
 use crate::s3::{
@@ -41,16 +44,14 @@ pub async fn copy_multipart<C: S3Api>(
             message,
         })?;
     let tags = client.get_tags(source).await?;
-    let upload_id = destination
-        .create_multipart(&CreateMultipartRequest {
-            bucket: bucket.to_string(),
-            key: destination_key.to_string(),
-            head: object.clone(),
-            tags,
-            settings: executor.job.write.clone(),
-        })
-        .await?;
-    executor.upload_started(destination_key, &upload_id);
+    let request = CreateMultipartRequest {
+        bucket: bucket.to_string(),
+        key: destination_key.to_string(),
+        head: object.clone(),
+        tags,
+        settings: executor.job.write.clone(),
+    };
+    let upload_id = create_upload(executor, &request).await?;
     let result = async {
         let requests = part_ranges(size, part_size).into_iter().enumerate().map(
             |(index, (first_byte, last_byte))| PartCopyRequest {
@@ -93,4 +94,46 @@ pub async fn copy_multipart<C: S3Api>(
         executor.upload_ended(&upload_id);
     }
     result
+}
+
+/// CreateMultipartUpload, recorded in the journal as soon as its id is known. An attempt whose answer
+/// was lost may have created an upload whose id only the server knows: before trying again, the
+/// uploads in progress for the key that the journal does not know are listed and aborted (this run
+/// copies one entry of a key at a time, so none of them is in use), so none is left to bill.
+async fn create_upload<C: S3Api>(
+    executor: &Executor<C>,
+    request: &CreateMultipartRequest,
+) -> S3Result<String> {
+    let destination = &executor.destination;
+    let mut backoff = crate::s3::retry::RetryPolicy::default().backoff(fastrand::u64(..));
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match destination.create_multipart(request).await {
+            Ok(upload_id) => {
+                executor.upload_started(&request.key, &upload_id);
+                return Ok(upload_id);
+            }
+            Err(error) if error.maybe_applied() && attempts < CREATE_ATTEMPTS => {
+                executor.progress.retried();
+                let known = executor.recorded_uploads();
+                for upload_id in destination
+                    .list_uploads(&request.bucket, &request.key)
+                    .await?
+                {
+                    if !known.contains(&upload_id) {
+                        match destination
+                            .abort_multipart(&request.bucket, &request.key, &upload_id)
+                            .await
+                        {
+                            Ok(()) | Err(S3Error::NotFound { .. }) => {}
+                            Err(error) => return Err(error),
+                        }
+                    }
+                }
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }

@@ -907,12 +907,21 @@ impl<C: S3Api> Executor<C> {
                     Some(read) if self.job.write.object_lock => read.object_lock.clone(),
                     _ => LockSettings::default(),
                 };
+                let encryption = read.as_ref().filter(|_| carry_encryption);
                 let request = CopyRequest {
                     object_lock,
                     website_redirect: read.as_ref().and_then(|read| read.website_redirect.clone()),
-                    server_side_encryption: read
-                        .filter(|_| carry_encryption)
-                        .and_then(|read| read.server_side_encryption),
+                    server_side_encryption: encryption
+                        .and_then(|read| read.server_side_encryption.clone()),
+                    sse_kms_key_id: self
+                        .job
+                        .write
+                        .sse_kms_key_id
+                        .clone()
+                        .or_else(|| encryption.and_then(|read| read.sse_kms_key_id.clone())),
+                    bucket_key_enabled: encryption
+                        .filter(|read| read.bucket_key_enabled)
+                        .map(|_| true),
                     source,
                     size,
                     bucket: bucket.to_string(),
@@ -924,7 +933,6 @@ impl<C: S3Api> Executor<C> {
                         .storage_class
                         .clone()
                         .or(storage_class.filter(|c| c != "STANDARD")),
-                    sse_kms_key_id: self.job.write.sse_kms_key_id.clone(),
                 };
                 self.write(destination_key, entry, head, || {
                     self.destination.copy_object(&request)
@@ -938,6 +946,15 @@ impl<C: S3Api> Executor<C> {
             }
         }
         Ok(())
+    }
+
+    /// The ids of the uploads the journal records as started and not ended.
+    pub(crate) fn recorded_uploads(&self) -> std::collections::HashSet<String> {
+        self.checkpoint
+            .as_ref()
+            .map_or_else(Default::default, |checkpoint| {
+                checkpoint.journal.state().uploads.keys().cloned().collect()
+            })
     }
 
     pub(crate) fn upload_started(&self, destination_key: &str, upload_id: &str) {
@@ -1124,3 +1141,7 @@ mod tests {
         assert_eq!(recorded, [format!("e{:04}", WATERMARK_EVERY - 1)]);
     }
 }
+
+#[cfg(test)]
+#[path = "replay_tests.rs"]
+mod memory_tests;

@@ -4,8 +4,12 @@ mod api;
 mod aws;
 #[cfg(test)]
 pub mod fake;
+#[cfg(any(test, feature = "testing"))]
+pub mod faults;
 pub mod limit;
 mod list_xml;
+#[cfg(any(test, feature = "testing"))]
+pub mod memory;
 pub mod retry;
 
 pub use api::*;

@@ -1,9 +1,10 @@
 //! Retries as a decorator around the seam, with decorrelated-jitter backoff.
 //!
 //! Reads and idempotent writes (part copies, aborts) are retried on any transient error. A write that
-//! adds a version (CopyObject, DeleteObject, CompleteMultipartUpload) is retried here only when the
-//! failure proves it was not applied (SlowDown, RequestTimeout); when it may have been applied the error
-//! goes up to the engine, which looks at the destination before deciding (see `replay.rs`).
+//! adds a version (CopyObject, DeleteObject, CompleteMultipartUpload) or an upload
+//! (CreateMultipartUpload) is retried here only when the failure proves it was not applied (SlowDown,
+//! RequestTimeout); when it may have been applied the error goes up to the engine, which looks at the
+//! destination before deciding (see `replay.rs` and `multipart.rs`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -79,6 +80,11 @@ enum Kind {
 }
 
 impl<C: S3Api> Retrying<C> {
+    /// The decorated client.
+    pub fn inner(&self) -> &C {
+        &self.inner
+    }
+
     pub fn new(inner: C, policy: RetryPolicy, progress: Arc<Progress>) -> Self {
         Retrying {
             inner,
@@ -132,8 +138,10 @@ impl<C: S3Api> S3Api for Retrying<C> {
         self.run(Kind::AddsVersion, || self.inner.copy_object(request))
             .await
     }
+    // Not idempotent: each attempt that reaches the server creates an upload, and one whose answer is
+    // lost is an upload nobody knows the id of. The engine cleans up before trying again.
     async fn create_multipart(&self, request: &CreateMultipartRequest) -> S3Result<String> {
-        self.run(Kind::Idempotent, || self.inner.create_multipart(request))
+        self.run(Kind::AddsVersion, || self.inner.create_multipart(request))
             .await
     }
     async fn upload_part_copy(&self, request: &PartCopyRequest) -> S3Result<CompletedPart> {
