@@ -27,7 +27,7 @@ use crate::history::{KeyHistory, Selection, list_histories};
 use crate::location::{KeyMapping, Location};
 use crate::preflight::{Side, bucket_error, check_bucket, require_versioning};
 use crate::progress::Progress;
-use crate::s3::{AwsS3, S3Error, classify, manifest_key};
+use crate::s3::{Admin, S3Admin, S3Error, manifest_key};
 
 /// The largest object S3PutObjectCopy takes.
 pub const BATCH_COPY_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
@@ -157,87 +157,11 @@ impl ManifestFile {
 }
 
 /// Uploads a manifest file (multipart above 16 MiB, so size is no limit); returns its ETag.
-async fn upload(client: &AwsS3, bucket: &str, key: &str, path: &Path) -> Result<String, Error> {
-    use aws_sdk_s3::primitives::ByteStream;
-    const PART: usize = 16 << 20;
-    let s3 = client.client();
-    let fail = |e: S3Error| bucket_error(Side::Destination, bucket, e);
-    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    if size <= PART as u64 {
-        let out = s3
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .content_type("text/csv")
-            .body(
-                ByteStream::from_path(path)
-                    .await
-                    .map_err(|e| Error::Failed(e.to_string()))?,
-            )
-            .send()
-            .await
-            .map_err(|e| fail(classify(e, bucket)))?;
-        return Ok(out.e_tag().unwrap_or_default().to_string());
-    }
-    let upload = s3
-        .create_multipart_upload()
-        .bucket(bucket)
-        .key(key)
-        .content_type("text/csv")
-        .send()
+async fn upload(client: &Admin, bucket: &str, key: &str, path: &Path) -> Result<String, Error> {
+    client
+        .upload_file(bucket, key, path, "text/csv")
         .await
-        .map_err(|e| fail(classify(e, bucket)))?;
-    let upload_id = upload.upload_id().unwrap_or_default().to_string();
-    let mut parts = Vec::new();
-    let mut file = std::fs::File::open(path).map_err(|e| Error::Failed(e.to_string()))?;
-    let mut number = 1;
-    loop {
-        let mut chunk = vec![0; PART];
-        let mut filled = 0;
-        while filled < PART {
-            let n = std::io::Read::read(&mut file, &mut chunk[filled..])
-                .map_err(|e| Error::Failed(e.to_string()))?;
-            if n == 0 {
-                break;
-            }
-            filled += n;
-        }
-        if filled == 0 {
-            break;
-        }
-        chunk.truncate(filled);
-        let part = s3
-            .upload_part()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(&upload_id)
-            .part_number(number)
-            .body(ByteStream::from(chunk))
-            .send()
-            .await
-            .map_err(|e| fail(classify(e, bucket)))?;
-        parts.push(
-            aws_sdk_s3::types::CompletedPart::builder()
-                .part_number(number)
-                .e_tag(part.e_tag().unwrap_or_default())
-                .build(),
-        );
-        number += 1;
-    }
-    let out = s3
-        .complete_multipart_upload()
-        .bucket(bucket)
-        .key(key)
-        .upload_id(&upload_id)
-        .multipart_upload(
-            aws_sdk_s3::types::CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|e| fail(classify(e, bucket)))?;
-    Ok(out.e_tag().unwrap_or_default().to_string())
+        .map_err(|e| bucket_error(Side::Destination, bucket, e))
 }
 
 /// The manifests of one submission: for replication one file; for copy the noncurrent versions, then
@@ -388,7 +312,7 @@ pub async fn submit(args: &BatchSubmitArgs) -> Result<i32, Error> {
     let progress = Arc::new(Progress::default());
     let limits = crate::s3::limit::Limits::new(64, None, Arc::clone(&progress));
     let (source, _) = crate::commands::clients(&args.endpoints, &limits, &progress).await;
-    let plain = AwsS3::connect(&args.endpoints.source()).await;
+    let plain = crate::s3::admin_client(&args.endpoints.source()).await;
     check_bucket(&plain, Side::Source, &args.source.bucket).await?;
     check_bucket(&plain, Side::Destination, &args.report.bucket).await?;
     if copy {
@@ -484,7 +408,7 @@ pub async fn submit(args: &BatchSubmitArgs) -> Result<i32, Error> {
 }
 
 /// The source needs a replication configuration and both ends versioning, or S3ReplicateObject fails.
-async fn replication_ready(client: &AwsS3, source: &Location) -> Result<(), Error> {
+async fn replication_ready(client: &Admin, source: &Location) -> Result<(), Error> {
     let fix = format!("enable it with `s3-backfill s3bu s3://{}`", source.bucket);
     require_versioning(client, Side::Source, &source.bucket, &fix).await?;
     let Some(configuration) = crate::setup::get_replication(client, &source.bucket).await? else {
@@ -498,13 +422,9 @@ async fn replication_ready(client: &AwsS3, source: &Location) -> Result<(), Erro
     for rule in configuration.rules() {
         if let Some(bucket) = rule.destination().map(|d| d.bucket()) {
             let name = bucket.trim_start_matches("arn:aws:s3:::");
-            let destination = AwsS3::from_client(client.client().clone());
             let fix = format!("enable it with `s3-backfill s3bu s3://{name}`");
-            if check_bucket(&destination, Side::Destination, name)
-                .await
-                .is_ok()
-            {
-                require_versioning(&destination, Side::Destination, name, &fix).await?;
+            if check_bucket(client, Side::Destination, name).await.is_ok() {
+                require_versioning(client, Side::Destination, name, &fix).await?;
             }
         }
     }

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use aws_sdk_s3::primitives::ByteStream;
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -14,7 +13,7 @@ use crate::cli::BenchArgs;
 use crate::error::Error;
 use crate::preflight::{Side, bucket_error, check_bucket, require_versioning};
 use crate::replay::Stop;
-use crate::s3::{AwsS3, classify};
+use crate::s3::{Admin, ListRequest, PutOptions, S3Admin, S3Api};
 use crate::size::human_bytes;
 
 #[derive(Debug, Serialize)]
@@ -62,7 +61,7 @@ fn peak_rss_mib() -> f64 {
 }
 
 pub async fn bench(args: &BenchArgs, stop: Arc<Stop>) -> Result<i32, Error> {
-    let client = AwsS3::connect(&args.endpoints.source()).await;
+    let client = crate::s3::admin_client(&args.endpoints.source()).await;
     let bucket = args.bucket.bucket.clone();
     check_bucket(&client, Side::Source, &bucket).await?;
     if args.versions > 1 {
@@ -75,15 +74,15 @@ pub async fn bench(args: &BenchArgs, stop: Arc<Stop>) -> Result<i32, Error> {
         crate::location::as_directory(&args.bucket.prefix)
     );
     let existing = client
-        .client()
-        .list_object_versions()
-        .bucket(&bucket)
-        .prefix(&base)
-        .max_keys(1)
-        .send()
+        .list_versions(ListRequest {
+            bucket: bucket.clone(),
+            prefix: base.clone(),
+            max_keys: Some(1),
+            ..ListRequest::default()
+        })
         .await
-        .map_err(|e| bucket_error(Side::Source, &bucket, classify(e, &bucket)))?;
-    if !existing.versions().is_empty() || !existing.delete_markers().is_empty() {
+        .map_err(|e| bucket_error(Side::Source, &bucket, e))?;
+    if !existing.entries.is_empty() {
         return Err(Error::Usage(format!(
             "s3://{bucket}/{base} already holds objects: bench writes and deletes only under its own scratch \
              prefix and will not touch them; remove them or bench under another prefix (s3://{bucket}/OTHER/)"
@@ -177,7 +176,7 @@ pub async fn bench(args: &BenchArgs, stop: Arc<Stop>) -> Result<i32, Error> {
     outcome.map(|()| crate::error::exit::SUCCESS)
 }
 
-async fn seed(client: &AwsS3, bucket: &str, prefix: &str, args: &BenchArgs) -> Result<(), Error> {
+async fn seed(client: &Admin, bucket: &str, prefix: &str, args: &BenchArgs) -> Result<(), Error> {
     let body = bytes::Bytes::from(vec![b'b'; args.size as usize]);
     // Versions of one object in order: each object's puts run one after another.
     let per_object = futures::stream::iter(0..args.objects).map(|object| {
@@ -185,14 +184,14 @@ async fn seed(client: &AwsS3, bucket: &str, prefix: &str, args: &BenchArgs) -> R
         async move {
             for _ in 0..args.versions {
                 client
-                    .client()
-                    .put_object()
-                    .bucket(bucket)
-                    .key(format!("{prefix}{object:08}"))
-                    .body(ByteStream::from(body.clone()))
-                    .send()
+                    .put_object(
+                        bucket,
+                        &format!("{prefix}{object:08}"),
+                        body.clone(),
+                        &PutOptions::default(),
+                    )
                     .await
-                    .map_err(|e| bucket_error(Side::Source, bucket, classify(e, bucket)))?;
+                    .map_err(|e| bucket_error(Side::Source, bucket, e))?;
             }
             Ok::<(), Error>(())
         }
@@ -202,51 +201,30 @@ async fn seed(client: &AwsS3, bucket: &str, prefix: &str, args: &BenchArgs) -> R
 }
 
 /// Deletes every version under `prefix`; returns how many.
-async fn clean(client: &AwsS3, bucket: &str, prefix: &str) -> Result<u64, Error> {
-    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
-    let s3 = client.client();
+async fn clean(client: &Admin, bucket: &str, prefix: &str) -> Result<u64, Error> {
     let mut removed = 0;
     loop {
-        let page = s3
-            .list_object_versions()
-            .bucket(bucket)
-            .prefix(prefix)
-            .send()
+        let page = client
+            .list_versions(ListRequest {
+                bucket: bucket.to_string(),
+                prefix: prefix.to_string(),
+                ..ListRequest::default()
+            })
             .await
-            .map_err(|e| bucket_error(Side::Source, bucket, classify(e, bucket)))?;
-        let mut ids = Vec::new();
-        for version in page.versions() {
-            ids.push((version.key().unwrap_or_default(), version.version_id()));
-        }
-        for marker in page.delete_markers() {
-            ids.push((marker.key().unwrap_or_default(), marker.version_id()));
-        }
-        if ids.is_empty() {
+            .map_err(|e| bucket_error(Side::Source, bucket, e))?;
+        if page.entries.is_empty() {
             return Ok(removed);
         }
-        let objects: Vec<ObjectIdentifier> = ids
-            .iter()
-            .filter_map(|(key, version)| {
-                ObjectIdentifier::builder()
-                    .key(*key)
-                    .set_version_id(version.map(str::to_string))
-                    .build()
-                    .ok()
-            })
+        let versions: Vec<(String, String)> = page
+            .entries
+            .into_iter()
+            .map(|entry| (entry.key, entry.version_id))
             .collect();
-        removed += objects.len() as u64;
-        s3.delete_objects()
-            .bucket(bucket)
-            .delete(
-                Delete::builder()
-                    .set_objects(Some(objects))
-                    .quiet(true)
-                    .build()
-                    .map_err(|e| Error::Failed(format!("building DeleteObjects: {e}")))?,
-            )
-            .send()
+        removed += versions.len() as u64;
+        client
+            .delete_versions(bucket, &versions)
             .await
-            .map_err(|e| bucket_error(Side::Source, bucket, classify(e, bucket)))?;
+            .map_err(|e| bucket_error(Side::Source, bucket, e))?;
     }
 }
 

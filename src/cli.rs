@@ -770,6 +770,7 @@ impl EndpointArgs {
             request_timeout: Some(std::time::Duration::from_secs_f64(self.request_timeout)),
             customer_key: None,
             copy_source_customer_key: None,
+            static_credentials: None,
         }
     }
 

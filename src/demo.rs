@@ -3,70 +3,46 @@
 
 use std::process::Command;
 
-use aws_sdk_s3::Client;
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{BucketVersioningStatus, Tag, Tagging, VersioningConfiguration};
-
 use crate::error::Error;
 use crate::local_server::SeaweedFs;
+use crate::s3::{Admin, PutOptions, S3Admin, S3Api, S3Error};
 
 const SOURCE: &str = "demo-source";
 const DESTINATION: &str = "demo-backup";
 
-fn failed(step: &str) -> impl Fn(aws_sdk_s3::Error) -> Error + '_ {
+fn failed(step: &str) -> impl Fn(S3Error) -> Error + '_ {
     move |e| Error::Failed(format!("demo step {step:?} failed: {e}"))
 }
 
-async fn enable_versioning(client: &Client, bucket: &str) -> Result<(), Error> {
+async fn put(client: &Admin, key: &str, body: Vec<u8>) -> Result<(), Error> {
+    // SeaweedFS stores no type for an upload without one and reports a sniffed type for the source
+    // but application/octet-stream for its copy; real clients send a type.
+    let options = PutOptions {
+        content_type: Some("text/plain".into()),
+        ..PutOptions::default()
+    };
     client
-        .put_bucket_versioning()
-        .bucket(bucket)
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
+        .put_object(SOURCE, key, body.into(), &options)
         .await
-        .map_err(|e| failed("enable versioning")(e.into()))?;
+        .map_err(failed("put object"))?;
     Ok(())
 }
 
-async fn put(client: &Client, key: &str, body: Vec<u8>) -> Result<(), Error> {
+async fn delete(client: &Admin, key: &str) -> Result<(), Error> {
     client
-        .put_object()
-        .bucket(SOURCE)
-        .key(key)
-        // SeaweedFS stores no type for an upload without one and reports a sniffed type for the source
-        // but application/octet-stream for its copy; real clients send a type.
-        .content_type("text/plain")
-        .body(ByteStream::from(body))
-        .send()
+        .delete_object(SOURCE, key)
         .await
-        .map_err(|e| failed("put object")(e.into()))?;
-    Ok(())
-}
-
-async fn delete(client: &Client, key: &str) -> Result<(), Error> {
-    client
-        .delete_object()
-        .bucket(SOURCE)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| failed("delete object")(e.into()))?;
+        .map_err(failed("delete object"))?;
     Ok(())
 }
 
 /// A small history with the cases that trip other tools.
-async fn seed(client: &Client) -> Result<(), Error> {
+async fn seed(client: &Admin) -> Result<(), Error> {
     for bucket in [SOURCE, DESTINATION] {
         client
-            .create_bucket()
-            .bucket(bucket)
-            .send()
+            .create_bucket(bucket, None)
             .await
-            .map_err(|e| failed("create bucket")(e.into()))?;
+            .map_err(failed("create bucket"))?;
     }
     // Written before versioning is enabled: version id "null".
     put(
@@ -75,35 +51,33 @@ async fn seed(client: &Client) -> Result<(), Error> {
         b"written before versioning".to_vec(),
     )
     .await?;
-    enable_versioning(client, SOURCE).await?;
-    enable_versioning(client, DESTINATION).await?;
-    for revision in 1..=3 {
-        put(
-            client,
-            "docs/report.txt",
-            format!("report, revision {revision}\n").into_bytes(),
-        )
-        .await?;
+    for bucket in [SOURCE, DESTINATION] {
+        client
+            .put_versioning(bucket, true)
+            .await
+            .map_err(failed("enable versioning"))?;
     }
-    client
-        .put_object_tagging()
-        .bucket(SOURCE)
-        .key("docs/report.txt")
-        .tagging(
-            Tagging::builder()
-                .tag_set(
-                    Tag::builder()
-                        .key("team")
-                        .value("finance")
-                        .build()
-                        .expect("tag"),
-                )
-                .build()
-                .expect("tagging"),
-        )
-        .send()
-        .await
-        .map_err(|e| failed("tag object")(e.into()))?;
+    for revision in 1..=3 {
+        let options = PutOptions {
+            content_type: Some("text/plain".into()),
+            // The tag is on the last revision, as when tagged after writing.
+            tags: if revision == 3 {
+                vec![("team".into(), "finance".into())]
+            } else {
+                Vec::new()
+            },
+            ..PutOptions::default()
+        };
+        client
+            .put_object(
+                SOURCE,
+                "docs/report.txt",
+                format!("report, revision {revision}\n").into_bytes().into(),
+                &options,
+            )
+            .await
+            .map_err(failed("put object"))?;
+    }
     // put, delete, put, delete within one second: only the listing's order tells them apart.
     put(client, "docs/draft.txt", b"draft 1".to_vec()).await?;
     delete(client, "docs/draft.txt").await?;
@@ -117,17 +91,15 @@ async fn seed(client: &Client) -> Result<(), Error> {
     .await?;
     put(client, "empty", Vec::new()).await?;
     let big: Vec<u8> = (0..24u32 << 20).map(|i| (i % 251) as u8).collect();
+    let options = PutOptions {
+        content_type: Some("video/mp4".into()),
+        metadata: vec![("camera".into(), "front-door".into())],
+        tags: vec![("retention".into(), "long".into())],
+    };
     client
-        .put_object()
-        .bucket(SOURCE)
-        .key("media/video.bin")
-        .content_type("video/mp4")
-        .metadata("camera", "front-door")
-        .tagging("retention=long")
-        .body(ByteStream::from(big))
-        .send()
+        .put_object(SOURCE, "media/video.bin", big.into(), &options)
         .await
-        .map_err(|e| failed("put large object")(e.into()))?;
+        .map_err(failed("put large object"))?;
     Ok(())
 }
 
@@ -153,7 +125,15 @@ pub async fn demo() -> Result<(), Error> {
         .expect("start task")
         .map_err(|e| Error::Failed(e.to_string()))?;
     println!("S3 endpoint: {}", server.endpoint);
-    let client = server.client();
+    let (access, secret) = server.credentials();
+    let client = crate::s3::admin_client(&crate::s3::Connection {
+        endpoint_url: Some(server.endpoint.clone()),
+        region: Some("us-east-1".into()),
+        path_style: true,
+        static_credentials: Some((access.to_string(), secret.to_string())),
+        ..crate::s3::Connection::default()
+    })
+    .await;
     seed(&client).await?;
     println!(
         "seeded s3://{SOURCE}: a null version, 3 revisions of a tagged report, a draft put and deleted twice \

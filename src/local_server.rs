@@ -172,6 +172,11 @@ pub struct SeaweedFs {
 }
 
 impl SeaweedFs {
+    /// The admin identity's `(access key, secret key)`.
+    pub fn credentials(&self) -> (&'static str, &'static str) {
+        (ACCESS_KEY, SECRET_KEY)
+    }
+
     pub fn start() -> Result<Self, LocalServerError> {
         let binary = seaweedfs_binary()?;
         let fail = |detail: String| LocalServerError::Start {

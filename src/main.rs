@@ -10,7 +10,6 @@ use s3_backfill::commands;
 use s3_backfill::error::{Error, exit};
 use s3_backfill::preflight::Side;
 use s3_backfill::replay::Stop;
-use s3_backfill::s3::AwsS3;
 use s3_backfill::setup;
 
 async fn run(cli: Cli, stop: Arc<Stop>) -> Result<i32, Error> {
@@ -27,7 +26,7 @@ async fn run(cli: Cli, stop: Arc<Stop>) -> Result<i32, Error> {
         Command::Status(args) => commands::status(&args).map(|()| exit::SUCCESS),
         Command::Demo => s3_backfill::demo::demo().await.map(|()| exit::SUCCESS),
         Command::Mb(args) => {
-            let client = AwsS3::connect(&args.endpoints.source()).await;
+            let client = s3_backfill::s3::admin_client(&args.endpoints.source()).await;
             let region = args.endpoints.source().region;
             setup::make_bucket(
                 &client,
@@ -39,7 +38,7 @@ async fn run(cli: Cli, stop: Arc<Stop>) -> Result<i32, Error> {
             .map(|_| exit::SUCCESS)
         }
         Command::Versioning(args) => {
-            let client = AwsS3::connect(&args.endpoints.source()).await;
+            let client = s3_backfill::s3::admin_client(&args.endpoints.source()).await;
             let bucket = &args.bucket.bucket;
             match args.action {
                 VersioningAction::Status => {
@@ -55,7 +54,7 @@ async fn run(cli: Cli, stop: Arc<Stop>) -> Result<i32, Error> {
             .map(|()| exit::SUCCESS)
         }
         Command::S3bu(args) => {
-            let client = AwsS3::connect(&args.endpoints.source()).await;
+            let client = s3_backfill::s3::admin_client(&args.endpoints.source()).await;
             setup::set_versioning(&client, Side::Source, &args.bucket.bucket, true)
                 .await
                 .map(|_| exit::SUCCESS)

@@ -1076,3 +1076,11 @@ async fn sse_c_sources_need_their_key_and_copy_with_it() {
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
     assert!(text(&output).contains("32 bytes"), "{}", text(&output));
 }
+
+/// README's first command: the demo starts its own server, seeds, copies, verifies, stops.
+#[test]
+fn the_demo_runs_end_to_end() {
+    let output = offline(&["demo"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(text(&output).contains("demo complete"), "{}", text(&output));
+}

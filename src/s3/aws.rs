@@ -38,11 +38,13 @@ pub struct Connection {
     pub customer_key: Option<CustomerKey>,
     /// SSE-C, destination side: the key of the source objects its copies read.
     pub copy_source_customer_key: Option<CustomerKey>,
+    /// `(access key, secret key)` instead of the credentials chain (the demo's local server).
+    pub static_credentials: Option<(String, String)>,
 }
 
 #[derive(Clone, Debug)]
 pub struct AwsS3 {
-    client: aws_sdk_s3::Client,
+    pub(super) client: aws_sdk_s3::Client,
     request_timeout: std::time::Duration,
     customer_key: Option<CustomerKey>,
     copy_source_customer_key: Option<CustomerKey>,
@@ -62,6 +64,11 @@ pub async fn load_config(connection: &Connection) -> aws_config::SdkConfig {
     }
     if let Some(url) = &connection.endpoint_url {
         loader = loader.endpoint_url(url);
+    }
+    if let Some((access, secret)) = &connection.static_credentials {
+        loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+            access, secret, None, None, "static",
+        ));
     }
     let mut shared = loader.load().await;
     if shared.region().is_none() {
@@ -102,21 +109,6 @@ impl AwsS3 {
         }
     }
 
-    pub fn from_client(client: aws_sdk_s3::Client) -> Self {
-        // Built elsewhere (bench, demo, setup): the endpoint is not known here, only the region.
-        let place = format!(
-            "unknown {}",
-            client.config().region().map_or("us-east-1", |r| r.as_ref())
-        );
-        AwsS3 {
-            client,
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
-            customer_key: None,
-            copy_source_customer_key: None,
-            place,
-        }
-    }
-
     /// A request's configuration with an attempt timeout for copying `bytes`: the base, plus 1 s per
     /// 16 MiB (S3 copies at well over that; a copy that answers later is a copy that hangs).
     fn copying(&self, bytes: u64) -> aws_sdk_s3::config::Builder {
@@ -127,10 +119,6 @@ impl AwsS3 {
 
     pub fn place(&self) -> &str {
         &self.place
-    }
-
-    pub fn client(&self) -> &aws_sdk_s3::Client {
-        &self.client
     }
 }
 
@@ -341,7 +329,7 @@ fn http_date(text: &Option<String>) -> Option<DateTime> {
         .and_then(|t| DateTime::from_str(t, DateTimeFormat::HttpDate).ok())
 }
 
-fn tagging_query(tags: &[(String, String)]) -> Option<String> {
+pub(super) fn tagging_query(tags: &[(String, String)]) -> Option<String> {
     if tags.is_empty() {
         return None;
     }

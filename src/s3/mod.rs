@@ -1,7 +1,9 @@
 //! The S3 seam: the trait the engine talks to, its aws-sdk-s3 implementation and its decorators.
 
+pub mod admin;
 mod api;
 mod aws;
+mod aws_admin;
 #[cfg(test)]
 pub mod fake;
 #[cfg(any(test, feature = "testing"))]
@@ -12,6 +14,19 @@ mod list_xml;
 pub mod memory;
 pub mod retry;
 
+pub use admin::{Created, PutOptions, S3Admin};
 pub use api::*;
 pub use aws::{AwsS3, Connection, classify, copy_source, load_config, manifest_key};
 pub use list_xml::{parse_list_versions, url_decode};
+
+/// The client of the configuration commands: aws-sdk-s3 with our retries (the SDK's are off).
+pub type Admin = retry::Retrying<AwsS3>;
+
+/// An `Admin` client for one side.
+pub async fn admin_client(connection: &Connection) -> Admin {
+    retry::Retrying::new(
+        AwsS3::connect(connection).await,
+        retry::RetryPolicy::default(),
+        std::sync::Arc::new(crate::progress::Progress::default()),
+    )
+}

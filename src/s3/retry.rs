@@ -201,6 +201,86 @@ impl<C: S3Api> S3Api for Retrying<C> {
     }
 }
 
+/// The configuration calls are idempotent (setting a state twice sets it once) except PutObject, which
+/// adds a version.
+impl<C: super::admin::S3Admin> super::admin::S3Admin for Retrying<C> {
+    async fn bucket_exists(&self, bucket: &str) -> S3Result<bool> {
+        self.run(Kind::Idempotent, || self.inner.bucket_exists(bucket))
+            .await
+    }
+    async fn create_bucket(
+        &self,
+        bucket: &str,
+        region: Option<&str>,
+    ) -> S3Result<super::admin::Created> {
+        self.run(Kind::Idempotent, || {
+            self.inner.create_bucket(bucket, region)
+        })
+        .await
+    }
+    async fn put_versioning(&self, bucket: &str, enabled: bool) -> S3Result<()> {
+        self.run(Kind::Idempotent, || {
+            self.inner.put_versioning(bucket, enabled)
+        })
+        .await
+    }
+    async fn bucket_region(&self, bucket: &str) -> S3Result<String> {
+        self.run(Kind::Idempotent, || self.inner.bucket_region(bucket))
+            .await
+    }
+    async fn replication(
+        &self,
+        bucket: &str,
+    ) -> S3Result<Option<super::admin::ReplicationConfiguration>> {
+        self.run(Kind::Idempotent, || self.inner.replication(bucket))
+            .await
+    }
+    async fn put_replication(
+        &self,
+        bucket: &str,
+        configuration: &super::admin::ReplicationConfiguration,
+    ) -> S3Result<()> {
+        self.run(Kind::Idempotent, || {
+            self.inner.put_replication(bucket, configuration)
+        })
+        .await
+    }
+    async fn delete_replication(&self, bucket: &str) -> S3Result<()> {
+        self.run(Kind::Idempotent, || self.inner.delete_replication(bucket))
+            .await
+    }
+    async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: bytes::Bytes,
+        options: &super::admin::PutOptions,
+    ) -> S3Result<WrittenVersion> {
+        self.run(Kind::AddsVersion, || {
+            self.inner.put_object(bucket, key, body.clone(), options)
+        })
+        .await
+    }
+    async fn upload_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &std::path::Path,
+        content_type: &str,
+    ) -> S3Result<String> {
+        self.run(Kind::Idempotent, || {
+            self.inner.upload_file(bucket, key, path, content_type)
+        })
+        .await
+    }
+    async fn delete_versions(&self, bucket: &str, versions: &[(String, String)]) -> S3Result<()> {
+        self.run(Kind::Idempotent, || {
+            self.inner.delete_versions(bucket, versions)
+        })
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,11 +8,10 @@
 
 pub mod policy;
 
-use aws_sdk_s3::types::{
-    AccessControlTranslation, BucketLocationConstraint, BucketVersioningStatus,
-    CreateBucketConfiguration, DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination,
+use crate::s3::admin::{
+    AccessControlTranslation, DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination,
     OwnerOverride, ReplicationConfiguration, ReplicationRule, ReplicationRuleFilter,
-    ReplicationRuleStatus, StorageClass, Tag, VersioningConfiguration,
+    ReplicationRuleStatus, StorageClass, Tag,
 };
 use serde_json::json;
 
@@ -20,7 +19,7 @@ use crate::cli::{EndpointArgs, RuleArgs, RuleScope};
 use crate::error::Error;
 use crate::location::Location;
 use crate::preflight::{Side, bucket_error, check_bucket, require_versioning};
-use crate::s3::{AwsS3, S3Error, classify};
+use crate::s3::{Admin, Created, S3Admin, S3Api, S3Error, Versioning};
 use policy::{RoleFor, Scope};
 
 /// What a step did.
@@ -32,8 +31,8 @@ pub enum Change {
 
 /// The S3 clients of the two sides, and IAM on the source side (where the role lives).
 pub struct Clients {
-    pub source: AwsS3,
-    pub destination: AwsS3,
+    pub source: Admin,
+    pub destination: Admin,
     pub iam: aws_sdk_iam::Client,
 }
 
@@ -41,8 +40,8 @@ impl Clients {
     pub async fn connect(endpoints: &EndpointArgs) -> Clients {
         let iam_config = crate::s3::load_config(&endpoints.source()).await;
         Clients {
-            source: AwsS3::connect(&endpoints.source()).await,
-            destination: AwsS3::connect(&endpoints.destination()).await,
+            source: crate::s3::admin_client(&endpoints.source()).await,
+            destination: crate::s3::admin_client(&endpoints.destination()).await,
             iam: aws_sdk_iam::Client::new(&iam_config),
         }
     }
@@ -53,19 +52,16 @@ fn failed(what: &str, error: impl std::fmt::Display) -> Error {
 }
 
 /// Whether `bucket` exists (and is ours to use).
-async fn bucket_exists(client: &AwsS3, side: Side, bucket: &str) -> Result<bool, Error> {
-    match client.client().head_bucket().bucket(bucket).send().await {
-        Ok(_) => Ok(true),
-        Err(e) => match classify(e, bucket) {
-            S3Error::NotFound { .. } | S3Error::NoSuchBucket { .. } => Ok(false),
-            other => Err(bucket_error(side, bucket, other)),
-        },
-    }
+async fn bucket_exists(client: &Admin, side: Side, bucket: &str) -> Result<bool, Error> {
+    client
+        .bucket_exists(bucket)
+        .await
+        .map_err(|e| bucket_error(side, bucket, e))
 }
 
 /// `mb`: creates `bucket` in `region` unless it exists.
 pub async fn make_bucket(
-    client: &AwsS3,
+    client: &Admin,
     side: Side,
     bucket: &str,
     region: Option<&str>,
@@ -74,34 +70,18 @@ pub async fn make_bucket(
         println!("s3://{bucket}: exists already (nothing changed)");
         return Ok(Change::Unchanged);
     }
-    let mut request = client.client().create_bucket().bucket(bucket);
-    if let Some(region) = region.filter(|r| *r != "us-east-1") {
-        request = request.create_bucket_configuration(
-            CreateBucketConfiguration::builder()
-                .location_constraint(BucketLocationConstraint::from(region))
-                .build(),
-        );
-    }
-    match request.send().await {
-        Ok(_) => {}
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_bucket_already_owned_by_you()) =>
-        {
+    match client.create_bucket(bucket, region).await {
+        Ok(Created::Created) => {}
+        Ok(Created::AlreadyOurs) => {
             println!("s3://{bucket}: exists already (nothing changed)");
             return Ok(Change::Unchanged);
         }
-        Err(e) => {
-            let error = classify(e, bucket);
-            return Err(match error {
-                S3Error::Other { code, .. } if code == "BucketAlreadyExists" => {
-                    Error::Usage(format!(
-                        "bucket name {bucket} is taken by another account: bucket names are global; choose another"
-                    ))
-                }
-                other => bucket_error(side, bucket, other),
-            });
+        Err(S3Error::Other { code, .. }) if code == "BucketAlreadyExists" => {
+            return Err(Error::Usage(format!(
+                "bucket name {bucket} is taken by another account: bucket names are global; choose another"
+            )));
         }
+        Err(other) => return Err(bucket_error(side, bucket, other)),
     }
     println!(
         "s3://{bucket}: (none) -> created in {}",
@@ -110,43 +90,32 @@ pub async fn make_bucket(
     Ok(Change::Changed)
 }
 
-fn versioning_name(status: Option<&BucketVersioningStatus>) -> &'static str {
+fn versioning_name(status: Versioning) -> &'static str {
     match status {
-        Some(BucketVersioningStatus::Enabled) => "Enabled",
-        Some(BucketVersioningStatus::Suspended) => "Suspended",
-        _ => "Off (never enabled)",
+        Versioning::Enabled => "Enabled",
+        Versioning::Suspended => "Suspended",
+        Versioning::Never => "Off (never enabled)",
     }
 }
 
-async fn versioning_status(
-    client: &AwsS3,
-    side: Side,
-    bucket: &str,
-) -> Result<Option<BucketVersioningStatus>, Error> {
-    let out = client
-        .client()
-        .get_bucket_versioning()
-        .bucket(bucket)
-        .send()
+async fn versioning_status(client: &Admin, side: Side, bucket: &str) -> Result<Versioning, Error> {
+    client
+        .bucket_versioning(bucket)
         .await
-        .map_err(|e| bucket_error(side, bucket, classify(e, bucket)))?;
-    Ok(out.status().cloned())
+        .map_err(|e| bucket_error(side, bucket, e))
 }
 
 /// `versioning ... status`.
-pub async fn show_versioning(client: &AwsS3, side: Side, bucket: &str) -> Result<(), Error> {
+pub async fn show_versioning(client: &Admin, side: Side, bucket: &str) -> Result<(), Error> {
     check_bucket(client, side, bucket).await?;
     let status = versioning_status(client, side, bucket).await?;
-    println!(
-        "s3://{bucket}: versioning {}",
-        versioning_name(status.as_ref())
-    );
+    println!("s3://{bucket}: versioning {}", versioning_name(status));
     Ok(())
 }
 
 /// `versioning ... enable|suspend` and `s3bu`.
 pub async fn set_versioning(
-    client: &AwsS3,
+    client: &Admin,
     side: Side,
     bucket: &str,
     enable: bool,
@@ -154,78 +123,52 @@ pub async fn set_versioning(
     check_bucket(client, side, bucket).await?;
     let before = versioning_status(client, side, bucket).await?;
     let wanted = if enable {
-        BucketVersioningStatus::Enabled
+        Versioning::Enabled
     } else {
-        BucketVersioningStatus::Suspended
+        Versioning::Suspended
     };
-    if before.as_ref() == Some(&wanted) {
+    if before == wanted {
         println!(
             "s3://{bucket}: versioning {} already (nothing changed)",
-            versioning_name(before.as_ref())
+            versioning_name(before)
         );
         return Ok(Change::Unchanged);
     }
-    if !enable && before.is_none() {
+    if !enable && before == Versioning::Never {
         println!(
             "s3://{bucket}: versioning was never enabled; nothing to suspend (nothing changed)"
         );
         return Ok(Change::Unchanged);
     }
     client
-        .client()
-        .put_bucket_versioning()
-        .bucket(bucket)
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(wanted.clone())
-                .build(),
-        )
-        .send()
+        .put_versioning(bucket, enable)
         .await
-        .map_err(|e| bucket_error(side, bucket, classify(e, bucket)))?;
+        .map_err(|e| bucket_error(side, bucket, e))?;
     println!(
         "s3://{bucket}: versioning {} -> {}",
-        versioning_name(before.as_ref()),
-        versioning_name(Some(&wanted))
+        versioning_name(before),
+        versioning_name(wanted)
     );
     Ok(Change::Changed)
 }
 
 /// The bucket's region as GetBucketLocation tells it (an empty constraint is us-east-1).
-pub async fn bucket_region(client: &AwsS3, side: Side, bucket: &str) -> Result<String, Error> {
-    let out = client
-        .client()
-        .get_bucket_location()
-        .bucket(bucket)
-        .send()
+pub async fn bucket_region(client: &Admin, side: Side, bucket: &str) -> Result<String, Error> {
+    client
+        .bucket_region(bucket)
         .await
-        .map_err(|e| bucket_error(side, bucket, classify(e, bucket)))?;
-    Ok(match out.location_constraint().map(|c| c.as_str()) {
-        None | Some("") => "us-east-1".to_string(),
-        Some("EU") => "eu-west-1".to_string(),
-        Some(region) => region.to_string(),
-    })
+        .map_err(|e| bucket_error(side, bucket, e))
 }
 
 /// The source's replication configuration, if it has one.
 pub async fn get_replication(
-    client: &AwsS3,
+    client: &Admin,
     bucket: &str,
 ) -> Result<Option<ReplicationConfiguration>, Error> {
-    match client
-        .client()
-        .get_bucket_replication()
-        .bucket(bucket)
-        .send()
+    client
+        .replication(bucket)
         .await
-    {
-        Ok(out) => Ok(out.replication_configuration().cloned()),
-        Err(e) => match classify(e, bucket) {
-            S3Error::NotFound { .. } => Ok(None),
-            S3Error::Other { code, .. } if code.contains("Replication") => Ok(None),
-            other => Err(bucket_error(Side::Source, bucket, other)),
-        },
-    }
+        .map_err(|e| bucket_error(Side::Source, bucket, e))
 }
 
 /// One line about a rule, for before/after and `replication get`.
@@ -582,13 +525,9 @@ pub async fn put_rule(
         .map_err(|e| failed("replication configuration", e))?;
     clients
         .source
-        .client()
-        .put_bucket_replication()
-        .bucket(&source.bucket)
-        .replication_configuration(configuration)
-        .send()
+        .put_replication(&source.bucket, &configuration)
         .await
-        .map_err(|e| bucket_error(Side::Source, &source.bucket, classify(e, &source.bucket)))?;
+        .map_err(|e| bucket_error(Side::Source, &source.bucket, e))?;
     println!("replication rule after:  {}", describe_rule(&new));
     if previous_role.as_deref().is_some_and(|r| r != role) {
         println!(
@@ -671,7 +610,7 @@ pub async fn delete_replication(
         );
         return Ok(Change::Unchanged);
     };
-    let client = clients.source.client();
+    let client = &clients.source;
     let error = |e| bucket_error(Side::Source, &source.bucket, e);
     let remaining: Vec<ReplicationRule> = match name {
         None => Vec::new(),
@@ -697,11 +636,9 @@ pub async fn delete_replication(
     }
     if remaining.is_empty() {
         client
-            .delete_bucket_replication()
-            .bucket(&source.bucket)
-            .send()
+            .delete_replication(&source.bucket)
             .await
-            .map_err(|e| error(classify(e, &source.bucket)))?;
+            .map_err(error)?;
         println!("s3://{}: replication configuration removed", source.bucket);
     } else {
         let kept = ReplicationConfiguration::builder()
@@ -710,12 +647,9 @@ pub async fn delete_replication(
             .build()
             .map_err(|e| failed("replication configuration", e))?;
         client
-            .put_bucket_replication()
-            .bucket(&source.bucket)
-            .replication_configuration(kept)
-            .send()
+            .put_replication(&source.bucket, &kept)
             .await
-            .map_err(|e| error(classify(e, &source.bucket)))?;
+            .map_err(error)?;
     }
     Ok(Change::Changed)
 }
