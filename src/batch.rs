@@ -1,24 +1,19 @@
 //! S3 Batch Operations mode: builds the job's manifest (from a listing, an inventory or a manifest),
 //! uploads it, submits the job through S3 Control (or lets AWS's manifest generator build the list), and
 //! follows it to the end.
-//!
-//! S3 Control's endpoint rules put the account id in the host (`{AccountId}.s3-control...`), also for a
-//! custom endpoint, where `123456789012.127.0.0.1:PORT` does not resolve: with `--control-endpoint-url`
-//! an interceptor sends the request to the given host exactly (before signing, so the signature matches).
+//! S3 Control itself is behind `crate::s3::control`.
 
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_s3control::config::interceptors::BeforeTransmitInterceptorContextMut;
-use aws_sdk_s3control::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_s3control::types::{
-    GeneratedManifestFormat, JobManifest, JobManifestFieldName, JobManifestFormat,
-    JobManifestGenerator, JobManifestGeneratorFilter, JobManifestLocation, JobManifestSpec,
-    JobOperation, JobReport, JobReportFormat, JobReportScope, JobStatus, ReplicationStatus,
-    S3CopyObjectOperation, S3JobManifestGenerator, S3ManifestOutputLocation,
-    S3ReplicateObjectOperation,
+use crate::s3::control::{
+    CreateJob, GeneratedManifestFormat, JobDescriptor, JobManifest, JobManifestFieldName,
+    JobManifestFormat, JobManifestGenerator, JobManifestGeneratorFilter, JobManifestLocation,
+    JobManifestSpec, JobOperation, JobProgressSummary, JobReport, JobReportFormat, JobReportScope,
+    JobStatus, Jobs, KeyNameConstraint, ReplicationStatus, S3CopyObjectOperation,
+    S3JobManifestGenerator, S3ManifestOutputLocation, S3ReplicateObjectOperation, ServiceError,
 };
 
 use crate::cli::{BatchFrom, BatchSubmitArgs, EndpointArgs, Operation, ReportScope};
@@ -32,92 +27,28 @@ use crate::s3::{Admin, S3Admin, S3Error, manifest_key};
 /// The largest object S3PutObjectCopy takes.
 pub const BATCH_COPY_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
 
-/// Sends every request to the endpoint the user gave, undoing the account-id host prefix.
-#[derive(Debug)]
-struct ExactHost {
-    authority: String,
-}
-
-impl Intercept for ExactHost {
-    fn name(&self) -> &'static str {
-        "S3ControlExactHost"
-    }
-
-    fn modify_before_signing(
-        &self,
-        context: &mut BeforeTransmitInterceptorContextMut<'_>,
-        _components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
-        let request = context.request_mut();
-        let uri = request.uri().to_string();
-        let (scheme, rest) = uri
-            .split_once("://")
-            .ok_or("request URI without a scheme")?;
-        let path = rest.find('/').map_or("", |i| &rest[i..]);
-        request.set_uri(format!("{scheme}://{}{path}", self.authority))?;
-        Ok(())
-    }
-}
-
-/// An S3 Control client for `endpoints` (source side), sent to `control_endpoint` exactly when given.
-pub async fn control_client(
-    endpoints: &EndpointArgs,
-    control_endpoint: Option<&str>,
-) -> aws_sdk_s3control::Client {
-    let shared = crate::s3::load_config(&endpoints.source()).await;
-    let mut builder = aws_sdk_s3control::config::Builder::from(&shared);
-    if let Some(url) = control_endpoint {
-        let authority = url
-            .split_once("://")
-            .map_or(url, |(_, rest)| rest)
-            .trim_end_matches('/')
-            .to_string();
-        builder = builder
-            .endpoint_url(url)
-            .interceptor(ExactHost { authority });
-    }
-    aws_sdk_s3control::Client::from_conf(builder.build())
-}
-
-fn control_error<E>(
-    what: &str,
-    error: aws_sdk_s3control::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
-) -> Error
-where
-    E: aws_sdk_s3control::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    let status = error.raw_response().map(|r| r.status().as_u16());
-    match error.as_service_error() {
-        Some(service) => Error::Failed(format!(
-            "S3 Control {what} failed: {} ({}){}",
-            service.code().unwrap_or("no error code"),
-            service.message().unwrap_or("no message"),
-            status.map_or(String::new(), |s| format!(", HTTP {s}"))
-        )),
-        None => Error::Failed(format!(
-            "S3 Control {what} failed: {}",
-            aws_smithy_types::error::display::DisplayErrorContext(&error)
-        )),
-    }
+fn control_error(what: &str, error: ServiceError) -> Error {
+    Error::Failed(format!("S3 Control {what} failed: {error}"))
 }
 
 /// The account of the jobs: `--account-id`, else the caller's (STS GetCallerIdentity).
-pub async fn account_id(given: Option<&str>, endpoints: &EndpointArgs) -> Result<String, Error> {
+pub async fn account_id(given: Option<&str>, jobs: &impl Jobs) -> Result<String, Error> {
     if let Some(id) = given {
         return Ok(id.to_string());
     }
-    let shared = crate::s3::load_config(&endpoints.source()).await;
-    let sts = aws_sdk_sts::Client::new(&shared);
-    let out = sts.get_caller_identity().send().await.map_err(|e| {
+    jobs.account_id().await.map_err(|e| {
         Error::Usage(format!(
-            "cannot find the account id (STS GetCallerIdentity: {}); pass --account-id",
-            aws_smithy_types::error::display::DisplayErrorContext(&e)
+            "cannot find the account id (STS GetCallerIdentity: {e}); pass --account-id"
         ))
-    })?;
-    out.account()
-        .map(str::to_string)
-        .ok_or_else(|| Error::Usage("STS gave no account id; pass --account-id".into()))
+    })
+}
+
+/// The S3 Control and STS clients of the source side.
+pub async fn jobs_client(
+    endpoints: &EndpointArgs,
+    control_endpoint: Option<&str>,
+) -> crate::s3::control::AwsJobs {
+    crate::s3::control::AwsJobs::connect(&endpoints.source(), control_endpoint).await
 }
 
 /// One manifest file being written: rows, count, and a hash that names it (and the job's token).
@@ -328,8 +259,8 @@ pub async fn submit(args: &BatchSubmitArgs) -> Result<i32, Error> {
     } else {
         replication_ready(&plain, &args.source).await?;
     }
-    let account = account_id(args.account_id.as_deref(), &args.endpoints).await?;
-    let control = control_client(&args.endpoints, args.control_endpoint_url.as_deref()).await;
+    let control = jobs_client(&args.endpoints, args.control_endpoint_url.as_deref()).await;
+    let account = account_id(args.account_id.as_deref(), &control).await?;
     if args.from == BatchFrom::Generator {
         let id = create_job(
             args,
@@ -433,7 +364,7 @@ async fn replication_ready(client: &Admin, source: &Location) -> Result<(), Erro
 
 async fn create_job(
     args: &BatchSubmitArgs,
-    control: &aws_sdk_s3control::Client,
+    control: &impl Jobs,
     account: &str,
     manifest: Option<&(String, String)>,
     label: &str,
@@ -482,19 +413,20 @@ async fn create_job(
         ),
     ];
     let token_parts: Vec<&str> = token_parts.iter().map(String::as_str).collect();
-    let mut request = control
-        .create_job()
-        .account_id(account)
-        .operation(operation)
-        .report(report)
-        .client_request_token(request_token(&token_parts))
-        .priority(args.priority)
-        .role_arn(&args.role_arn)
-        .confirmation_required(!args.no_confirmation)
-        .description(format!("s3-backfill: {label} of {}", args.source));
+    let mut job = CreateJob {
+        operation,
+        report,
+        manifest: None,
+        generator: None,
+        token: request_token(&token_parts),
+        priority: args.priority,
+        role_arn: args.role_arn.clone(),
+        confirmation_required: !args.no_confirmation,
+        description: format!("s3-backfill: {label} of {}", args.source),
+    };
     match manifest {
         Some((arn, etag)) => {
-            request = request.manifest(
+            job.manifest = Some(
                 JobManifest::builder()
                     .spec(
                         JobManifestSpec::builder()
@@ -537,7 +469,7 @@ async fn create_job(
             }
             if !args.source.prefix.is_empty() {
                 filter = filter.key_name_constraint(
-                    aws_sdk_s3control::types::KeyNameConstraint::builder()
+                    KeyNameConstraint::builder()
                         .match_any_prefix(&args.source.prefix)
                         .build(),
                 );
@@ -556,15 +488,13 @@ async fn create_job(
                 .filter(filter.build())
                 .build()
                 .map_err(|e| build("manifest generator", &e))?;
-            request =
-                request.manifest_generator(JobManifestGenerator::S3JobManifestGenerator(generator));
+            job.generator = Some(JobManifestGenerator::S3JobManifestGenerator(generator));
         }
     }
-    let out = request
-        .send()
+    let id = control
+        .create_job(account, &job)
         .await
         .map_err(|e| control_error("CreateJob", e))?;
-    let id = out.job_id().unwrap_or_default().to_string();
     println!(
         "{label}: job {id} submitted in account {account} ({}, priority {}, report to s3://{}/{}){}",
         match args.operation {
@@ -589,14 +519,14 @@ async fn create_job(
     Ok(id)
 }
 
-fn parse_time(text: &str) -> Result<aws_smithy_types::DateTime, Error> {
-    aws_smithy_types::DateTime::from_str(text, aws_smithy_types::date_time::Format::DateTime)
+fn parse_time(text: &str) -> Result<crate::s3::control::DateTime, Error> {
+    crate::s3::control::DateTime::from_str(text, crate::s3::control::DateFormat::DateTime)
         .map_err(|_| Error::Usage(format!("{text:?} is not a time: use 2024-01-31T00:00:00Z")))
 }
 
 async fn follow(
     args: &BatchSubmitArgs,
-    control: &aws_sdk_s3control::Client,
+    control: &impl Jobs,
     account: &str,
     id: &str,
 ) -> Result<i32, Error> {
@@ -615,7 +545,7 @@ async fn follow(
 }
 
 /// A job's (total, succeeded, failed) tasks, 0 where S3 Control gives no figure.
-fn tasks(summary: Option<&aws_sdk_s3control::types::JobProgressSummary>) -> (i64, i64, i64) {
+fn tasks(summary: Option<&JobProgressSummary>) -> (i64, i64, i64) {
     summary.map_or((0, 0, 0), |s| {
         (
             s.total_number_of_tasks().unwrap_or(0),
@@ -627,24 +557,18 @@ fn tasks(summary: Option<&aws_sdk_s3control::types::JobProgressSummary>) -> (i64
 
 /// DescribeJob of `id`.
 async fn describe_job(
-    control: &aws_sdk_s3control::Client,
+    control: &impl Jobs,
     account: &str,
     id: &str,
-) -> Result<aws_sdk_s3control::types::JobDescriptor, Error> {
-    let out = control
-        .describe_job()
-        .account_id(account)
-        .job_id(id)
-        .send()
+) -> Result<JobDescriptor, Error> {
+    control
+        .describe_job(account, id)
         .await
-        .map_err(|e| control_error("DescribeJob", e))?;
-    out.job()
-        .cloned()
-        .ok_or_else(|| Error::Failed(format!("DescribeJob gave no job {id}")))
+        .map_err(|e| control_error("DescribeJob", e))
 }
 
 /// Prints a job's state in one line.
-fn describe(job: &aws_sdk_s3control::types::JobDescriptor) -> String {
+fn describe(job: &JobDescriptor) -> String {
     let (total, succeeded, failed) = tasks(job.progress_summary());
     format!(
         "job {}: {} — {succeeded} of {total} tasks succeeded, {failed} failed",
@@ -653,11 +577,7 @@ fn describe(job: &aws_sdk_s3control::types::JobDescriptor) -> String {
     )
 }
 
-pub async fn status(
-    control: &aws_sdk_s3control::Client,
-    account: &str,
-    id: &str,
-) -> Result<i32, Error> {
+pub async fn status(control: &impl Jobs, account: &str, id: &str) -> Result<i32, Error> {
     let job = describe_job(control, account, id).await?;
     println!("{}", describe(&job));
     if let Some(reasons) = job.failure_reasons().first() {
@@ -672,7 +592,7 @@ pub async fn status(
 
 /// Follows a job to its end with a progress bar; exit 1 when it failed or had failed tasks.
 pub async fn wait(
-    control: &aws_sdk_s3control::Client,
+    control: &impl Jobs,
     account: &str,
     id: &str,
     interval: Duration,
@@ -722,23 +642,15 @@ pub async fn wait(
     }
 }
 
-pub async fn list(
-    control: &aws_sdk_s3control::Client,
-    account: &str,
-    status: Option<&str>,
-) -> Result<i32, Error> {
-    let mut request = control.list_jobs().account_id(account);
-    if let Some(status) = status {
-        request = request.job_statuses(JobStatus::from(status));
-    }
-    let out = request
-        .send()
+pub async fn list(control: &impl Jobs, account: &str, status: Option<&str>) -> Result<i32, Error> {
+    let jobs = control
+        .list_jobs(account, status)
         .await
         .map_err(|e| control_error("ListJobs", e))?;
-    if out.jobs().is_empty() {
+    if jobs.is_empty() {
         println!("no jobs");
     }
-    for job in out.jobs() {
+    for job in &jobs {
         let (total, succeeded, failed) = tasks(job.progress_summary());
         println!(
             "{}  {:10}  {succeeded:>8}/{total:<8} failed {failed:<6} {}",
@@ -750,27 +662,14 @@ pub async fn list(
     Ok(crate::error::exit::SUCCESS)
 }
 
-pub async fn cancel(
-    control: &aws_sdk_s3control::Client,
-    account: &str,
-    id: &str,
-) -> Result<i32, Error> {
-    let out = control
-        .update_job_status()
-        .account_id(account)
-        .job_id(id)
-        .requested_job_status(aws_sdk_s3control::types::RequestedJobStatus::Cancelled)
-        .status_update_reason("cancelled with s3-backfill batch cancel")
-        .send()
+pub async fn cancel(control: &impl Jobs, account: &str, id: &str) -> Result<i32, Error> {
+    let status = control
+        .cancel_job(account, id)
         .await
         .map_err(|e| control_error("UpdateJobStatus", e))?;
     println!(
         "job {id}: {}",
-        out.status()
-            .map_or("cancel requested".to_string(), |s| format!(
-                "now {}",
-                s.as_str()
-            ))
+        status.map_or("cancel requested".to_string(), |s| format!("now {s}"))
     );
     Ok(crate::error::exit::SUCCESS)
 }

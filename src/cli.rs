@@ -611,7 +611,7 @@ fn parse_customer_key(text: &str) -> Result<crate::s3::CustomerKey, String> {
     let bytes = match text.strip_prefix("file:") {
         Some(path) => std::fs::read(path)
             .map_err(|e| format!("cannot read the SSE-C key file {path}: {e}"))?,
-        None => aws_smithy_types::base64::decode(text.trim())
+        None => crate::s3::base64::decode(text.trim())
             .map_err(|_| "an SSE-C key is base64 of 32 bytes, or file:PATH".to_string())?,
     };
     crate::s3::CustomerKey::new(&bytes)
@@ -629,8 +629,8 @@ fn parse_range(text: &str) -> Result<Location, crate::location::LocationError> {
 
 /// An RFC 3339 time, kept in UTC (the form S3 timestamps have).
 fn parse_time(text: &str) -> Result<String, String> {
-    use aws_smithy_types::DateTime;
-    use aws_smithy_types::date_time::Format;
+    use crate::s3::DateFormat as Format;
+    use crate::s3::DateTime;
     // The SDK parses `Z` only: a numeric offset is taken off here and applied after.
     let (utc, offset_seconds) = match text.len().checked_sub(6).map(|at| text.split_at(at)) {
         Some((time, offset))

@@ -806,8 +806,8 @@ pub fn status(args: &StatusArgs) -> Result<(), Error> {
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(state.updated_unix, |d| d.as_secs());
-    let when = aws_smithy_types::DateTime::from_secs(modified as i64)
-        .fmt(aws_smithy_types::date_time::Format::DateTime)
+    let when = crate::s3::DateTime::from_secs(modified as i64)
+        .fmt(crate::s3::DateFormat::DateTime)
         .unwrap_or_default();
     println!("checkpoint {}", args.checkpoint.display());
     println!(
@@ -1065,12 +1065,12 @@ async fn seed_then_replicate(
     // What replication will never copy is what was written before the rule: the catch-up copies each
     // key's history up to now (an entry written in the instant after the rule may then arrive twice,
     // which is better than not at all), and leaves everything later to replication.
-    let rule_time = aws_smithy_types::DateTime::from_millis(
+    let rule_time = crate::s3::DateTime::from_millis(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64),
     )
-    .fmt(aws_smithy_types::date_time::Format::DateTime)
+    .fmt(crate::s3::DateFormat::DateTime)
     .unwrap_or_default();
     println!(
         "5. catch-up: copying what was written to the source during the backfill, up to {rule_time} \

@@ -167,7 +167,7 @@ impl Selection {
 
 /// An S3 timestamp (`2026-11-26T13:43:01.000Z`) as Unix milliseconds.
 pub fn unix_millis(time: &str) -> Option<i64> {
-    aws_smithy_types::DateTime::from_str(time, aws_smithy_types::date_time::Format::DateTime)
+    crate::s3::DateTime::from_str(time, crate::s3::DateFormat::DateTime)
         .ok()
         .and_then(|t| t.to_millis().ok())
 }

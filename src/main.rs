@@ -79,9 +79,9 @@ async fn run(cli: Cli, stop: Arc<Stop>) -> Result<i32, Error> {
         Command::Batch(BatchCommand::Submit(args)) => batch::submit(&args).await,
         Command::Bench(args) => s3_backfill::bench::bench(&args, stop).await,
         Command::Batch(BatchCommand::List(args)) => {
-            let account = batch::account_id(args.account_id.as_deref(), &args.endpoints).await?;
             let control =
-                batch::control_client(&args.endpoints, args.control_endpoint_url.as_deref()).await;
+                batch::jobs_client(&args.endpoints, args.control_endpoint_url.as_deref()).await;
+            let account = batch::account_id(args.account_id.as_deref(), &control).await?;
             batch::list(&control, &account, args.status.as_deref()).await
         }
         Command::Batch(
@@ -93,9 +93,9 @@ async fn run(cli: Cli, stop: Arc<Stop>) -> Result<i32, Error> {
             else {
                 unreachable!()
             };
-            let account = batch::account_id(args.account_id.as_deref(), &args.endpoints).await?;
             let control =
-                batch::control_client(&args.endpoints, args.control_endpoint_url.as_deref()).await;
+                batch::jobs_client(&args.endpoints, args.control_endpoint_url.as_deref()).await;
+            let account = batch::account_id(args.account_id.as_deref(), &control).await?;
             match command {
                 BatchCommand::Status(_) => batch::status(&control, &account, &args.job_id).await,
                 BatchCommand::Wait(_) => {

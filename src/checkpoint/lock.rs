@@ -145,8 +145,8 @@ fn take(
         "pid {} on host {}, since {}",
         std::process::id(),
         hostname(),
-        aws_smithy_types::DateTime::from_secs(super::now_unix() as i64)
-            .fmt(aws_smithy_types::date_time::Format::DateTime)
+        crate::s3::DateTime::from_secs(super::now_unix() as i64)
+            .fmt(crate::s3::DateFormat::DateTime)
             .unwrap_or_default()
     );
     file.set_len(0)

@@ -24,6 +24,7 @@
 //!
 //! Resuming re-reads the input (it is the same file), skipping the keys the checkpoint proves done.
 
+#[cfg(any(test, feature = "testing"))]
 pub mod fixture;
 pub mod inventory;
 pub mod rows;

@@ -4,6 +4,7 @@ pub mod admin;
 mod api;
 mod aws;
 mod aws_admin;
+pub mod control;
 #[cfg(test)]
 pub mod fake;
 #[cfg(any(test, feature = "testing"))]
@@ -17,6 +18,9 @@ pub mod retry;
 pub use admin::{Created, PutOptions, S3Admin};
 pub use api::*;
 pub use aws::{AwsS3, Connection, classify, copy_source, load_config, manifest_key};
+/// Time and base64 as S3 writes them (RFC 3339 and HTTP dates, SSE-C keys).
+pub use aws_smithy_types::date_time::Format as DateFormat;
+pub use aws_smithy_types::{DateTime, base64};
 pub use list_xml::{parse_list_versions, url_decode};
 
 /// The client of the configuration commands: aws-sdk-s3 with our retries (the SDK's are off).

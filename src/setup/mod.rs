@@ -19,6 +19,7 @@ use crate::cli::{EndpointArgs, RuleArgs, RuleScope};
 use crate::error::Error;
 use crate::location::Location;
 use crate::preflight::{Side, bucket_error, check_bucket, require_versioning};
+use crate::s3::control::{Roles, ServiceError};
 use crate::s3::{Admin, Created, S3Admin, S3Api, S3Error, Versioning};
 use policy::{RoleFor, Scope};
 
@@ -33,16 +34,15 @@ pub enum Change {
 pub struct Clients {
     pub source: Admin,
     pub destination: Admin,
-    pub iam: aws_sdk_iam::Client,
+    pub iam: crate::s3::control::AwsRoles,
 }
 
 impl Clients {
     pub async fn connect(endpoints: &EndpointArgs) -> Clients {
-        let iam_config = crate::s3::load_config(&endpoints.source()).await;
         Clients {
             source: crate::s3::admin_client(&endpoints.source()).await,
             destination: crate::s3::admin_client(&endpoints.destination()).await,
-            iam: aws_sdk_iam::Client::new(&iam_config),
+            iam: crate::s3::control::AwsRoles::connect(&endpoints.source()).await,
         }
     }
 }
@@ -356,41 +356,22 @@ const POLICY_NAME: &str = "s3-backfill-replication";
 /// Creates role `name` (trust and permissions for `role_for`), or reuses it when it exists with the
 /// right trust (its inline permissions are brought up to date).
 pub async fn ensure_role(
-    iam: &aws_sdk_iam::Client,
+    iam: &impl Roles,
     name: &str,
     role_for: RoleFor,
     scope: &Scope,
 ) -> Result<(String, Change), Error> {
     let permissions = policy::permissions_policy(role_for, scope).to_string();
-    let iam_error = |what: &str, e: &dyn std::fmt::Display| {
+    let iam_error = |what: &str, e: ServiceError| {
         Error::Failed(format!("IAM {what} for role {name} failed: {e}"))
     };
-    let existing = match iam.get_role().role_name(name).send().await {
-        Ok(out) => out.role().cloned(),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_no_such_entity_exception()) =>
-        {
-            None
-        }
-        Err(e) => {
-            return Err(iam_error(
-                "GetRole",
-                &aws_smithy_types::error::display::DisplayErrorContext(&e),
-            ));
-        }
-    };
+    let existing = iam
+        .get_role(name)
+        .await
+        .map_err(|e| iam_error("GetRole", e))?;
     let (arn, change) = match existing {
         Some(role) => {
-            let trust = role
-                .assume_role_policy_document()
-                .map(|d| {
-                    percent_encoding::percent_decode_str(d)
-                        .decode_utf8_lossy()
-                        .into_owned()
-                })
-                .unwrap_or_default();
-            if !trust.contains(role_for.service()) {
+            if !role.trust_policy.contains(role_for.service()) {
                 return Err(Error::Usage(format!(
                     "role {name} exists but does not trust {}: pass another --create-role name, or --role-arn \
                      with a role that does",
@@ -401,23 +382,17 @@ pub async fn ensure_role(
                 "role {name}: exists, trusted by {} (reused)",
                 role_for.service()
             );
-            (role.arn().to_string(), Change::Unchanged)
+            (role.arn, Change::Unchanged)
         }
         None => {
-            let out = iam
-                .create_role()
-                .role_name(name)
-                .assume_role_policy_document(policy::trust_policy(role_for).to_string())
-                .description("Created by s3-backfill")
-                .send()
+            let arn = iam
+                .create_role(
+                    name,
+                    &policy::trust_policy(role_for).to_string(),
+                    "Created by s3-backfill",
+                )
                 .await
-                .map_err(|e| {
-                    iam_error(
-                        "CreateRole",
-                        &aws_smithy_types::error::display::DisplayErrorContext(&e),
-                    )
-                })?;
-            let arn = out.role().map(|r| r.arn().to_string()).unwrap_or_default();
+                .map_err(|e| iam_error("CreateRole", e))?;
             println!(
                 "role {name}: (none) -> created {arn}, trusted by {}",
                 role_for.service()
@@ -426,17 +401,9 @@ pub async fn ensure_role(
         }
     };
     let current = iam
-        .get_role_policy()
-        .role_name(name)
-        .policy_name(POLICY_NAME)
-        .send()
+        .role_policy(name, POLICY_NAME)
         .await
-        .ok()
-        .map(|out| {
-            percent_encoding::percent_decode_str(out.policy_document())
-                .decode_utf8_lossy()
-                .into_owned()
-        });
+        .map_err(|e| iam_error("GetRolePolicy", e))?;
     let same = current
         .as_deref()
         .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
@@ -444,18 +411,9 @@ pub async fn ensure_role(
     if same {
         return Ok((arn, change));
     }
-    iam.put_role_policy()
-        .role_name(name)
-        .policy_name(POLICY_NAME)
-        .policy_document(&permissions)
-        .send()
+    iam.put_role_policy(name, POLICY_NAME, &permissions)
         .await
-        .map_err(|e| {
-            iam_error(
-                "PutRolePolicy",
-                &aws_smithy_types::error::display::DisplayErrorContext(&e),
-            )
-        })?;
+        .map_err(|e| iam_error("PutRolePolicy", e))?;
     println!(
         "role {name}: permissions policy {POLICY_NAME} {}",
         if current.is_some() {
