@@ -9,7 +9,7 @@ use std::time::Instant;
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::cli::BenchArgs;
+use crate::cli::{BenchArgs, CopyArgs};
 use crate::error::Error;
 use crate::preflight::{Side, bucket_error, check_bucket, require_versioning};
 use crate::replay::Stop;
@@ -106,25 +106,22 @@ pub async fn bench(args: &BenchArgs, stop: Arc<Stop>) -> Result<i32, Error> {
             break;
         }
         let destination = format!("{base}copy-c{concurrency}/");
-        let mut argv = vec![
-            "s3-backfill".to_string(),
-            "copy".into(),
-            format!("s3://{bucket}/{seed_prefix}"),
-            format!("s3://{bucket}/{destination}"),
-            "--concurrency".into(),
-            concurrency.to_string(),
-            "--no-checkpoint".into(),
-            "--progress".into(),
-            "never".into(),
-        ];
-        if args.versions == 1 {
-            argv.push("--latest-only".into());
-        }
-        if let Some(threshold) = &args.multipart_threshold {
-            argv.extend(["--multipart-threshold".into(), threshold.clone()]);
-        }
-        argv.extend(args.endpoints.to_args());
-        let copy_args = crate::commands::copy_args_from(&argv)?;
+        let location = |prefix: &str| crate::location::Location {
+            bucket: bucket.clone(),
+            prefix: prefix.to_string(),
+        };
+        let copy_args = CopyArgs {
+            concurrency,
+            no_checkpoint: true,
+            progress: crate::progress::ProgressMode::Never,
+            latest_only: args.versions == 1,
+            multipart_threshold: args.multipart_threshold,
+            ..CopyArgs::new(
+                location(&seed_prefix),
+                location(&destination),
+                args.endpoints.clone(),
+            )
+        };
         let cpu_before = cpu_seconds();
         let report = match crate::commands::copy(&copy_args, Arc::clone(&stop)).await {
             Ok(report) => report,

@@ -72,8 +72,8 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "16,64,256", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub concurrency: Vec<u32>,
     /// Passed to each copy.
-    #[arg(long, value_name = "SIZE")]
-    pub multipart_threshold: Option<String>,
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub multipart_threshold: Option<u64>,
     /// Leave the seeded objects and the copies in place.
     #[arg(long)]
     pub keep: bool,
@@ -728,31 +728,6 @@ pub struct EndpointArgs {
 }
 
 impl EndpointArgs {
-    /// These options as command-line arguments (to run another command with the same endpoints).
-    pub fn to_args(&self) -> Vec<String> {
-        let mut args = Vec::new();
-        for (flag, value) in [
-            ("--endpoint-url", &self.endpoint_url),
-            ("--source-endpoint-url", &self.source_endpoint_url),
-            ("--dest-endpoint-url", &self.dest_endpoint_url),
-            ("--region", &self.region),
-            ("--source-region", &self.source_region),
-            ("--dest-region", &self.dest_region),
-            ("--profile", &self.profile),
-            ("--source-profile", &self.source_profile),
-            ("--dest-profile", &self.dest_profile),
-        ] {
-            if let Some(value) = value {
-                args.extend([flag.to_string(), value.clone()]);
-            }
-        }
-        if let Some(path_style) = self.path_style {
-            args.push(format!("--path-style={path_style}"));
-        }
-        args.push(format!("--request-timeout={}", self.request_timeout));
-        args
-    }
-
     fn connection(
         &self,
         endpoint: &Option<String>,
@@ -791,6 +766,100 @@ impl EndpointArgs {
     }
 }
 
+impl EndpointArgs {
+    /// The defaults: the usual AWS environment, a 30 s request timeout.
+    pub fn from_environment() -> EndpointArgs {
+        EndpointArgs {
+            endpoint_url: None,
+            source_endpoint_url: None,
+            dest_endpoint_url: None,
+            region: None,
+            source_region: None,
+            dest_region: None,
+            profile: None,
+            source_profile: None,
+            dest_profile: None,
+            path_style: None,
+            request_timeout: 30.0,
+        }
+    }
+}
+
+impl CopyArgs {
+    /// `copy SOURCE DESTINATION` with every option at its default: how `setup` and `bench` run a copy
+    /// (a value, not a command line parsed again). A unit test holds it equal to clap's defaults.
+    pub fn new(source: Location, destination: Location, endpoints: EndpointArgs) -> CopyArgs {
+        CopyArgs {
+            source,
+            destination,
+            latest_only: false,
+            as_of: None,
+            concurrency: 128,
+            rate_limit: None,
+            multipart_threshold: None,
+            part_size: None,
+            include: Vec::new(),
+            exclude: Vec::new(),
+            storage_class: None,
+            sse_kms_key_id: None,
+            carry_encryption: CarryEncryption::Auto,
+            source_sse_c_key: None,
+            sse_c_key: None,
+            no_object_lock: false,
+            inventory: None,
+            manifest: None,
+            inventory_check: false,
+            listers: 16,
+            shard: None,
+            dry_run: false,
+            progress: ProgressMode::Auto,
+            report: None,
+            version_map: None,
+            checkpoint: None,
+            no_checkpoint: false,
+            restart: false,
+            on_diverged: crate::merge::OnDiverged::Skip,
+            retry_failed: true,
+            resume_wait: 10.0,
+            endpoints,
+        }
+    }
+}
+
+impl BatchSubmitArgs {
+    /// `batch submit SOURCE --role-arn ROLE --report REPORT` with every other option at its default
+    /// (how `setup --existing batch` submits its job). A unit test holds it equal to clap's defaults.
+    pub fn new(
+        source: Location,
+        role_arn: String,
+        report: Location,
+        endpoints: EndpointArgs,
+    ) -> BatchSubmitArgs {
+        BatchSubmitArgs {
+            source,
+            role_arn,
+            report,
+            manifest_location: None,
+            from: BatchFrom::Listing,
+            operation: Operation::Replicate,
+            dest: None,
+            account_id: None,
+            priority: 10,
+            report_scope: ReportScope::All,
+            filter: None,
+            created_after: None,
+            created_before: None,
+            no_confirmation: false,
+            control_endpoint_url: None,
+            wait: false,
+            json: false,
+            poll_seconds: 10.0,
+            batch_copy_limit: None,
+            endpoints,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -808,5 +877,36 @@ mod tests {
         for bad in ["yesterday", "2026-11-30", "2026-11-30 00:00:00"] {
             assert!(parse_time(bad).unwrap_err().contains("RFC 3339"), "{bad}");
         }
+    }
+
+    #[test]
+    fn typed_commands_have_clap_defaults() {
+        use clap::Parser;
+        let parsed = |line: &str| {
+            Cli::try_parse_from(line.split(' '))
+                .expect("parses")
+                .command
+        };
+        let Command::Copy(copy) = parsed("s3-backfill copy s3://aaa/x s3://bbb/y") else {
+            panic!("copy")
+        };
+        let built = CopyArgs::new(
+            parse_range("s3://aaa/x").unwrap(),
+            parse_range("s3://bbb/y").unwrap(),
+            EndpointArgs::from_environment(),
+        );
+        assert_eq!(format!("{built:?}"), format!("{copy:?}"));
+        let Command::Batch(BatchCommand::Submit(submit)) =
+            parsed("s3-backfill batch submit s3://aaa --role-arn r --report s3://rep/p")
+        else {
+            panic!("batch submit")
+        };
+        let built = BatchSubmitArgs::new(
+            "s3://aaa".parse().unwrap(),
+            "r".into(),
+            "s3://rep/p".parse().unwrap(),
+            EndpointArgs::from_environment(),
+        );
+        assert_eq!(format!("{built:?}"), format!("{submit:?}"));
     }
 }

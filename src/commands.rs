@@ -956,29 +956,17 @@ pub async fn verify(args: &VerifyArgs) -> Result<(), Error> {
 pub async fn setup(args: &crate::cli::SetupArgs, stop: Arc<Stop>) -> Result<i32, Error> {
     use crate::cli::Existing;
     let batch = match (&args.existing, &args.batch_role_arn, &args.report) {
-        (Existing::Batch, Some(role), Some(report)) => {
-            let mut argv = vec![
-                "s3-backfill".to_string(),
-                "batch".into(),
-                "submit".into(),
-                args.source.to_string(),
-                "--role-arn".into(),
+        (Existing::Batch, Some(role), Some(report)) => Some(crate::cli::BatchSubmitArgs {
+            no_confirmation: true,
+            account_id: args.account_id.clone(),
+            control_endpoint_url: args.control_endpoint_url.clone(),
+            ..crate::cli::BatchSubmitArgs::new(
+                args.source.clone(),
                 role.clone(),
-                "--report".into(),
-                report.to_string(),
-                "--no-confirmation".into(),
-            ];
-            for (flag, value) in [
-                ("--account-id", &args.account_id),
-                ("--control-endpoint-url", &args.control_endpoint_url),
-            ] {
-                if let Some(value) = value {
-                    argv.extend([flag.to_string(), value.clone()]);
-                }
-            }
-            argv.extend(args.endpoints.to_args());
-            Some(argv)
-        }
+                report.clone(),
+                args.endpoints.clone(),
+            )
+        }),
         (Existing::Batch, _, _) => {
             return Err(Error::Usage(
                 "--existing batch submits an S3 Batch Operations replication job: it needs --batch-role-arn ARN \
@@ -990,15 +978,13 @@ pub async fn setup(args: &crate::cli::SetupArgs, stop: Arc<Stop>) -> Result<i32,
         _ => None,
     };
     let clients = crate::setup::Clients::connect(&args.endpoints).await;
-    let mut argv = vec![
-        "s3-backfill".to_string(),
-        "copy".to_string(),
-        args.source.to_string(),
-        args.destination.to_string(),
-    ];
-    argv.extend(args.endpoints.to_args());
+    let copy_args = CopyArgs::new(
+        args.source.clone(),
+        args.destination.clone(),
+        args.endpoints.clone(),
+    );
     if args.existing == Existing::Copy {
-        return seed_then_replicate(args, &clients, &argv, stop).await;
+        return seed_then_replicate(args, &clients, copy_args, stop).await;
     }
     crate::setup::setup(
         &clients,
@@ -1009,19 +995,14 @@ pub async fn setup(args: &crate::cli::SetupArgs, stop: Arc<Stop>) -> Result<i32,
         &args.endpoints,
     )
     .await?;
-    if let Some(argv) = batch {
+    if let Some(submit) = batch {
         println!("4. existing objects: an S3 Batch Operations replication job");
-        let crate::cli::Command::Batch(crate::cli::BatchCommand::Submit(submit)) =
-            parse_command(&argv)?
-        else {
-            unreachable!("parsed a batch submit command")
-        };
         return crate::batch::submit(&submit).await;
     }
     println!(
         "4. existing objects: not copied (replication never copies objects older than the rule); copy \
-         them with:\n  {}",
-        argv[..4].join(" ")
+         them with:\n  s3-backfill copy {} {}",
+        copy_args.source, copy_args.destination
     );
     Ok(crate::error::exit::SUCCESS)
 }
@@ -1034,7 +1015,7 @@ pub async fn setup(args: &crate::cli::SetupArgs, stop: Arc<Stop>) -> Result<i32,
 async fn seed_then_replicate(
     args: &crate::cli::SetupArgs,
     clients: &crate::setup::Clients,
-    argv: &[String],
+    copy_args: CopyArgs,
     stop: Arc<Stop>,
 ) -> Result<i32, Error> {
     let changes = crate::setup::prepare(
@@ -1050,7 +1031,6 @@ async fn seed_then_replicate(
         "3. existing objects: copying every version with this engine, before the rule exists (so no \
          replica lands under the copies)"
     );
-    let copy_args = copy_args_from(argv)?;
     let backfill = copy(&copy_args, Arc::clone(&stop)).await?;
     crate::setup::put_rule_step(
         clients,
@@ -1090,21 +1070,6 @@ async fn seed_then_replicate(
             crate::error::exit::SUCCESS
         },
     )
-}
-
-/// Parses a command line this program builds for itself (setup and bench run other commands).
-fn parse_command(argv: &[String]) -> Result<crate::cli::Command, Error> {
-    <crate::cli::Cli as clap::Parser>::try_parse_from(argv)
-        .map(|cli| cli.command)
-        .map_err(|e| Error::Usage(format!("building the command {}: {e}", argv.join(" "))))
-}
-
-/// The arguments of a `copy` command line built by this program.
-pub fn copy_args_from(argv: &[String]) -> Result<CopyArgs, Error> {
-    match parse_command(argv)? {
-        crate::cli::Command::Copy(args) => Ok(args),
-        _ => unreachable!("built a copy command"),
-    }
 }
 
 /// Whether CopyObject must carry each version's encryption (one HEAD per version). A CopyObject
