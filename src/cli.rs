@@ -288,6 +288,15 @@ pub struct VersioningArgs {
     pub endpoints: EndpointArgs,
 }
 
+/// Who assumes a role (`role policy --for`); its trust and permissions are in `setup::policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleFor {
+    /// S3 Replication (the role of a replication rule).
+    Replication,
+    /// S3 Batch Operations (the role of a replication or copy job).
+    Batch,
+}
+
 /// Which objects a rule replicates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuleScope {
@@ -466,8 +475,8 @@ pub struct RolePolicyArgs {
     #[arg(long, value_name = "s3://DST")]
     pub dest: Location,
     /// Who assumes the role.
-    #[arg(long = "for", value_enum, default_value_t = crate::setup::policy::RoleFor::Replication)]
-    pub role_for: crate::setup::policy::RoleFor,
+    #[arg(long = "for", value_enum, default_value_t = RoleFor::Replication)]
+    pub role_for: RoleFor,
     /// KMS key that encrypts the source objects (adds kms:Decrypt).
     #[arg(long, value_name = "ARN")]
     pub source_kms_key: Option<String>,

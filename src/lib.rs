@@ -2,15 +2,12 @@
 //! each key's order — into another bucket with concurrent server-side copies.
 //!
 //! The pipeline, one module a stage: listing (`history`) -> per-key history -> plan (`plan`) ->
-//! bounded executor (`replay`, `multipart`) -> progress and report (`progress`, `commands`). All S3 access
+//! bounded executor (`replay`, with `replay::multipart`) -> progress and report (`progress`, `commands`). All S3 access
 //! goes through the `s3` seam.
 
-pub mod batch;
-pub mod bench;
 pub mod checkpoint;
 pub mod cli;
-pub mod commands;
-pub mod demo;
+pub mod cmd;
 pub mod digest;
 pub mod error;
 pub mod history;
@@ -18,7 +15,6 @@ pub mod input;
 pub mod local_server;
 pub mod location;
 pub mod merge;
-pub mod multipart;
 pub mod plan;
 pub mod preflight;
 pub mod progress;

@@ -3,14 +3,7 @@
 
 use serde_json::{Value, json};
 
-/// Who assumes the role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum RoleFor {
-    /// S3 Replication (the role of a replication rule).
-    Replication,
-    /// S3 Batch Operations (the role of a replication or copy job).
-    Batch,
-}
+pub use crate::cli::RoleFor;
 
 impl RoleFor {
     pub fn service(self) -> &'static str {

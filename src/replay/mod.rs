@@ -7,6 +7,8 @@
 //! duplicate version. We look at the destination key first (`applied`: a new entry since the head we
 //! wrote after, the same as the source entry by `merge`'s comparison).
 
+mod multipart;
+
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,13 +19,13 @@ use tokio::task::JoinSet;
 use crate::checkpoint::{Journal, KeyState, Record};
 use crate::history::{KeyHistory, Selection, list_histories_with, list_key};
 use crate::merge::{KeyPlan, Likeness, MatchedBy, OnDiverged, by_heads, likeness, plan_key};
-use crate::multipart::copy_multipart;
 use crate::plan::{Action, PlanSettings};
 use crate::progress::{Copied, Diverged, Failure, Progress};
 use crate::s3::{
     CopyRequest, Entry, EntryKind, ListRequest, LockSettings, S3Api, S3Error, S3Result, VersionRef,
     WriteSettings, WrittenVersion,
 };
+use multipart::copy_multipart;
 
 /// Everything a copy run needs besides the clients.
 #[derive(Debug, Clone)]
@@ -1143,5 +1145,4 @@ mod tests {
 }
 
 #[cfg(test)]
-#[path = "replay_tests.rs"]
 mod memory_tests;

@@ -1,9 +1,8 @@
 //! S3 Batch Operations mode: builds the job's manifest (from a listing, an inventory or a manifest),
 //! uploads it, submits the job through S3 Control (or lets AWS's manifest generator build the list), and
 //! follows it to the end.
-//! S3 Control itself is behind `crate::s3::control`.
+//! S3 Control itself is behind `crate::s3::control`; the manifests are built in `manifest`.
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,14 +17,14 @@ use crate::s3::control::{
 
 use crate::cli::{BatchFrom, BatchSubmitArgs, EndpointArgs, Operation, ReportScope};
 use crate::error::Error;
-use crate::history::{KeyHistory, Selection, list_histories};
-use crate::location::{KeyMapping, Location};
+use crate::location::Location;
 use crate::preflight::{Side, bucket_error, check_bucket, require_versioning};
 use crate::progress::Progress;
-use crate::s3::{Admin, S3Admin, S3Error, manifest_key};
+use crate::s3::{Admin, S3Admin, manifest_key};
 
-/// The largest object S3PutObjectCopy takes.
-pub const BATCH_COPY_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
+mod manifest;
+
+use manifest::{BATCH_COPY_LIMIT, build_manifests};
 
 fn control_error(what: &str, error: ServiceError) -> Error {
     Error::Failed(format!("S3 Control {what} failed: {error}"))
@@ -51,154 +50,12 @@ pub async fn jobs_client(
     crate::s3::control::AwsJobs::connect(&endpoints.source(), control_endpoint).await
 }
 
-/// One manifest file being written: rows, count, and a hash that names it (and the job's token).
-struct ManifestFile {
-    file: std::io::BufWriter<std::fs::File>,
-    path: std::path::PathBuf,
-    rows: u64,
-    md5: md5::Md5,
-}
-
-impl ManifestFile {
-    fn create(dir: &Path, name: &str) -> std::io::Result<ManifestFile> {
-        use md5::Digest;
-        let path = dir.join(name);
-        Ok(ManifestFile {
-            file: std::io::BufWriter::new(std::fs::File::create(&path)?),
-            path,
-            rows: 0,
-            md5: md5::Md5::new(),
-        })
-    }
-
-    fn row(&mut self, bucket: &str, key: &str, version_id: &str) -> std::io::Result<()> {
-        use md5::Digest;
-        let line = format!("{bucket},{},{version_id}\n", manifest_key(key));
-        self.md5.update(line.as_bytes());
-        self.rows += 1;
-        self.file.write_all(line.as_bytes())
-    }
-
-    fn finish(mut self) -> std::io::Result<(std::path::PathBuf, u64, String)> {
-        use md5::Digest;
-        self.file.flush()?;
-        let hash = crate::digest::hex(&self.md5.finalize());
-        Ok((self.path, self.rows, hash))
-    }
-}
-
 /// Uploads a manifest file (multipart above 16 MiB, so size is no limit); returns its ETag.
 async fn upload(client: &Admin, bucket: &str, key: &str, path: &Path) -> Result<String, Error> {
     client
         .upload_file(bucket, key, path, "text/csv")
         .await
         .map_err(|e| bucket_error(Side::Destination, bucket, e))
-}
-
-/// The manifests of one submission: for replication one file; for copy the noncurrent versions, then
-/// the current ones (Batch copy does not keep order), and the entries too large for Batch copy.
-struct Manifests {
-    jobs: Vec<(String, std::path::PathBuf, u64, String)>,
-    too_large: Vec<(String, String, u64)>,
-}
-
-async fn build_manifests(
-    args: &BatchSubmitArgs,
-    source: Arc<crate::commands::Client>,
-    scratch: &Path,
-    copy_limit: u64,
-) -> Result<Manifests, Error> {
-    let bucket = args.source.bucket.clone();
-    let selection = Selection {
-        mapping: KeyMapping {
-            source: args.source.clone(),
-            destination: args.dest.clone().unwrap_or_else(|| args.source.clone()),
-        },
-        include: Vec::new(),
-        exclude: Vec::new(),
-        latest_only: false,
-        shard: None,
-        source_unversioned: false,
-        as_of: None,
-    };
-    let progress = Arc::new(Progress::default());
-    let mut histories: tokio::sync::mpsc::Receiver<Result<KeyHistory, S3Error>> = match &args.from {
-        BatchFrom::Listing => list_histories(
-            Arc::clone(&source),
-            bucket.clone(),
-            selection,
-            progress,
-            None,
-        ),
-        BatchFrom::Inventory(uri) | BatchFrom::Manifest(uri) => {
-            let spec = match &args.from {
-                BatchFrom::Inventory(_) => crate::input::InputSpec::Inventory {
-                    uri: uri.clone(),
-                    check: false,
-                },
-                _ => crate::input::InputSpec::Manifest { uri: uri.clone() },
-            };
-            let loaded = crate::input::load(&spec, &*source, &bucket, false)
-                .await
-                .map_err(|e| Error::Usage(format!("{e}; nothing was submitted")))?;
-            crate::input::histories(
-                loaded,
-                Arc::clone(&source),
-                selection,
-                Box::new(|_| false),
-                progress,
-            )
-        }
-        BatchFrom::Generator => unreachable!("the generator needs no manifest"),
-    };
-    let io = |e: std::io::Error| {
-        Error::Failed(format!(
-            "writing the manifest in {}: {e}",
-            scratch.display()
-        ))
-    };
-    let copy = args.operation == Operation::Copy;
-    let mut first = ManifestFile::create(scratch, "first.csv").map_err(io)?;
-    let mut current = ManifestFile::create(scratch, "current.csv").map_err(io)?;
-    let mut too_large = Vec::new();
-    while let Some(history) = histories.recv().await {
-        let history = history.map_err(|source| Error::Listing {
-            bucket: bucket.clone(),
-            prefix: args.source.prefix.clone(),
-            source,
-        })?;
-        let newest = history.entries.len() - 1;
-        for (index, entry) in history.entries.iter().enumerate() {
-            if entry.is_delete_marker() {
-                continue;
-            }
-            if copy && entry.size() > copy_limit {
-                too_large.push((entry.key.clone(), entry.version_id.clone(), entry.size()));
-                continue;
-            }
-            let target = if copy && index == newest {
-                &mut current
-            } else {
-                &mut first
-            };
-            target
-                .row(&bucket, &entry.key, &entry.version_id)
-                .map_err(io)?;
-        }
-    }
-    let mut jobs = Vec::new();
-    let label = if copy {
-        "noncurrent versions"
-    } else {
-        "versions"
-    };
-    let (path, rows, hash) = first.finish().map_err(io)?;
-    jobs.push((label.to_string(), path, rows, hash));
-    let (path, rows, hash) = current.finish().map_err(io)?;
-    if copy {
-        jobs.push(("current versions".to_string(), path, rows, hash));
-    }
-    Ok(Manifests { jobs, too_large })
 }
 
 /// Where manifests go: `--manifest-location`, else under the report prefix.
@@ -242,7 +99,7 @@ pub async fn submit(args: &BatchSubmitArgs) -> Result<i32, Error> {
     }
     let progress = Arc::new(Progress::default());
     let limits = crate::s3::limit::Limits::new(64, None, Arc::clone(&progress));
-    let (source, _) = crate::commands::clients(&args.endpoints, &limits, &progress).await;
+    let (source, _) = crate::cmd::clients(&args.endpoints, &limits, &progress).await;
     let plain = crate::s3::admin_client(&args.endpoints.source()).await;
     check_bucket(&plain, Side::Source, &args.source.bucket).await?;
     check_bucket(&plain, Side::Destination, &args.report.bucket).await?;

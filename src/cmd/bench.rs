@@ -123,7 +123,7 @@ pub async fn bench(args: &BenchArgs, stop: Arc<Stop>) -> Result<i32, Error> {
             )
         };
         let cpu_before = cpu_seconds();
-        let report = match crate::commands::copy(&copy_args, Arc::clone(&stop)).await {
+        let report = match crate::cmd::copy::copy(&copy_args, Arc::clone(&stop)).await {
             Ok(report) => report,
             Err(error) => {
                 outcome = Err(error);

@@ -7,8 +7,8 @@ use futures::{StreamExt, TryStreamExt, stream};
 /// Attempts at CreateMultipartUpload whose outcome is unknown before giving up on the entry.
 const CREATE_ATTEMPTS: u32 = 5;
 
+use super::{DestinationHead, Executor};
 use crate::plan::part_ranges;
-use crate::replay::{DestinationHead, Executor};
 use crate::s3::{
     CreateMultipartRequest, Entry, PartCopyRequest, S3Api, S3Error, S3Result, VersionRef,
 };

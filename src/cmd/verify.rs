@@ -1,0 +1,69 @@
+//! `verify`: compares two version histories and each version's attributes.
+
+use std::sync::Arc;
+
+use super::clients_and_places;
+use crate::cli::VerifyArgs;
+use crate::error::Error;
+use crate::location::KeyMapping;
+use crate::progress::Progress;
+use crate::s3::limit::Limits;
+
+/// Runs `verify`; Ok only when the histories match.
+pub async fn verify(args: &VerifyArgs) -> Result<(), Error> {
+    let progress = Arc::new(Progress::default());
+    let limits = Limits::new(64, None, Arc::clone(&progress));
+    let (source, destination, _) = clients_and_places(
+        &args.endpoints,
+        &limits,
+        &progress,
+        args.source_sse_c_key.clone(),
+        args.sse_c_key.clone(),
+    )
+    .await;
+    crate::preflight::check_bucket(
+        &*source,
+        crate::preflight::Side::Source,
+        &args.source.bucket,
+    )
+    .await?;
+    crate::preflight::check_bucket(
+        &*destination,
+        crate::preflight::Side::Destination,
+        &args.destination.bucket,
+    )
+    .await?;
+    let mapping = KeyMapping {
+        source: args.source.clone(),
+        destination: args.destination.clone(),
+    };
+    let options = crate::verify::VerifyOptions {
+        latest_only: args.latest_only,
+        kms_key: args.sse_kms_key_id.clone(),
+    };
+    let outcome = crate::verify::verify(source, destination, &mapping, &options)
+        .await
+        .map_err(|source| Error::Listing {
+            bucket: args.source.bucket.clone(),
+            prefix: args.source.prefix.clone(),
+            source,
+        })?;
+    if outcome.difference_count == 0 {
+        println!(
+            "verified {} keys, {} entries: {} and {} match",
+            outcome.keys, outcome.entries, args.source, args.destination
+        );
+        return Ok(());
+    }
+    println!(
+        "{} differences between {} and {} ({} keys, {} entries in the source); the first ones:",
+        outcome.difference_count, args.source, args.destination, outcome.keys, outcome.entries
+    );
+    for difference in &outcome.differences {
+        println!("  {}", crate::error::printable(difference));
+    }
+    Err(Error::Failed(format!(
+        "{} differences found",
+        outcome.difference_count
+    )))
+}
