@@ -8,23 +8,26 @@
 pub mod checkpoint;
 pub mod cli;
 pub mod cmd;
-pub mod digest;
+pub(crate) mod digest;
 pub mod error;
 pub mod history;
 pub mod input;
 pub mod local_server;
-pub mod location;
-pub mod merge;
+pub(crate) mod location;
+pub(crate) mod merge;
 pub mod plan;
-pub mod preflight;
-pub mod progress;
-pub mod replay;
+pub(crate) mod preflight;
+pub(crate) mod progress;
+pub(crate) mod replay;
 pub mod s3;
-pub mod setup;
-pub mod size;
-pub mod verify;
+pub(crate) mod setup;
+pub(crate) mod size;
+pub(crate) mod verify;
 
 /// mimalloc: the engine makes millions of small, short-lived allocations (keys, version ids, rows);
 /// glibc's allocator spent a third of the inventory pipeline's time consolidating freed chunks.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Set on the first Ctrl-C: the run stops cleanly (the binary's signal handler holds it).
+pub use replay::Stop;

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use clap::Parser;
+use s3_backfill::Stop;
 use s3_backfill::cli::{Cli, Command};
 use s3_backfill::error::exit;
-use s3_backfill::replay::Stop;
 
 /// How long the first Ctrl-C waits for in-flight requests before it stops the run anyway.
 const GRACE: std::time::Duration = std::time::Duration::from_secs(10);

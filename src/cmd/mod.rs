@@ -1,13 +1,13 @@
 //! One module per command: each turns its parsed arguments into work and prints what happened.
 //! Commands that run another (setup runs copy and batch, bench runs copy) pass typed arguments.
 
-pub mod batch;
-pub mod bench;
-pub mod copy;
-pub mod demo;
-pub mod setup;
-pub mod status;
-pub mod verify;
+pub(crate) mod batch;
+pub(crate) mod bench;
+pub(crate) mod copy;
+pub(crate) mod demo;
+pub(crate) mod setup;
+pub(crate) mod status;
+pub(crate) mod verify;
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;

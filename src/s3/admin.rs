@@ -8,8 +8,7 @@ use std::path::Path;
 
 pub use aws_sdk_s3::types::{
     AccessControlTranslation, DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination,
-    ExistingObjectReplication, ExistingObjectReplicationStatus, OwnerOverride,
-    ReplicationConfiguration, ReplicationRule, ReplicationRuleAndOperator, ReplicationRuleFilter,
+    OwnerOverride, ReplicationConfiguration, ReplicationRule, ReplicationRuleFilter,
     ReplicationRuleStatus, StorageClass, Tag,
 };
 

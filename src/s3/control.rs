@@ -28,13 +28,6 @@ use super::aws::{Connection, load_config};
 #[error("{0}")]
 pub struct ServiceError(pub String);
 
-impl ServiceError {
-    /// Whether the service said the entity does not exist (IAM NoSuchEntity).
-    pub fn is_not_found(&self) -> bool {
-        self.0.starts_with("NoSuchEntity")
-    }
-}
-
 fn service_error<E>(
     error: aws_smithy_runtime_api::client::result::SdkError<
         E,

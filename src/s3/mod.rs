@@ -1,19 +1,19 @@
 //! The S3 seam: the trait the engine talks to, its aws-sdk-s3 implementation and its decorators.
 
-pub mod admin;
+pub(crate) mod admin;
 mod api;
 mod aws;
 mod aws_admin;
-pub mod control;
+pub(crate) mod control;
 #[cfg(test)]
 pub mod fake;
 #[cfg(any(test, feature = "testing"))]
 pub mod faults;
-pub mod limit;
+pub(crate) mod limit;
 mod list_xml;
 #[cfg(any(test, feature = "testing"))]
 pub mod memory;
-pub mod retry;
+pub(crate) mod retry;
 
 pub use admin::{Created, PutOptions, S3Admin};
 pub use api::*;
