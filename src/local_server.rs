@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 pub const SEAWEEDFS_VERSION: &str = "4.48";
 /// Not 5.2.x: its GetBucketVersioning answer has an XML root aws-sdk-s3 rejects.
+#[cfg(feature = "testing")]
 pub const MOTO_VERSION: &str = "5.1.22";
 pub const ACCESS_KEY: &str = "test";
 pub const SECRET_KEY: &str = "test";
@@ -27,10 +28,12 @@ pub enum LocalServerError {
     Install { dir: String, detail: String },
     #[error("failed to start SeaweedFS ({binary}): {detail}")]
     Start { binary: String, detail: String },
+    #[cfg(feature = "testing")]
     #[error(
         "failed to install moto {MOTO_VERSION} with pip into {dir}: {detail}; check that python3 and pip work and PyPI is reachable"
     )]
     MotoInstall { dir: String, detail: String },
+    #[cfg(feature = "testing")]
     #[error("failed to start moto: {0}")]
     MotoStart(String),
 }
