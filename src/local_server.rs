@@ -273,6 +273,16 @@ impl SeaweedFs {
     }
 }
 
+/// The aws CLI the tests compare with (v1, a pure-Python package), installed from PyPI on first use;
+/// returns the directory to put on PYTHONPATH, whose `bin/aws` runs it.
+#[cfg(feature = "testing")]
+pub fn aws_cli() -> Result<PathBuf, String> {
+    let dir = cache_dir().join("awscli-1.46.3");
+    let script = dir.join("bin").join("aws");
+    pip_install(&dir, "awscli==1.46.3", false, || script.exists())?;
+    Ok(dir)
+}
+
 /// moto's packages, installed with their dependencies from PyPI on first use.
 #[cfg(feature = "testing")]
 pub fn moto_packages() -> Result<PathBuf, LocalServerError> {

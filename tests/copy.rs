@@ -747,6 +747,30 @@ async fn a_prefix_is_a_directory_as_in_aws_s3_cp_recursive() {
         .collect();
     assert_eq!(keys, ["x/a", "x/sub/b"]);
     assert_verified(&format!("{source}/logs"), &format!("{destination}/x"));
+    // The aws CLI's own answer, for both spellings of the range.
+    let aws = s3_backfill::local_server::aws_cli().expect("install the aws CLI from PyPI");
+    for range in ["logs", "logs/"] {
+        let output = std::process::Command::new("python3")
+            .arg(aws.join("bin").join("aws"))
+            .args(["s3", "cp", "--recursive", "--dryrun"])
+            .arg(format!("s3://{source}/{range}"))
+            .arg(format!("s3://{destination}/x"))
+            .args(["--endpoint-url", &server().endpoint])
+            .env("PYTHONPATH", &aws)
+            .envs(server().env())
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        let mut theirs: Vec<String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| line.rsplit_once(&format!(" to s3://{destination}/")))
+            .map(|(_, key)| key.to_string())
+            .collect();
+        theirs.sort();
+        assert_eq!(theirs, keys, "aws s3 cp --recursive s3://{source}/{range}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
