@@ -163,6 +163,7 @@ pub async fn demo() -> Result<(), Error> {
         ],
     )?;
     let _ = std::fs::remove_file(&checkpoint);
+    let _ = std::fs::remove_file(crate::checkpoint::lock_path(&checkpoint));
     let verify = run_cli(
         &server,
         &[
