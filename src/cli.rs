@@ -19,6 +19,16 @@ use crate::size::parse_size;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// More detail on stderr: -v each failure and milestone, -vv each retry, SlowDown and reconcile
+    /// (overrides RUST_LOG).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Errors only on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Log lines as text or JSON (one object a line: timestamp, level, fields).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = crate::logging::LogFormat::Text, global = true)]
+    pub log_format: crate::logging::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -490,15 +500,23 @@ pub struct RolePolicyArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The checkpoint file.
-    #[arg(long, value_name = "FILE")]
-    pub checkpoint: PathBuf,
+    /// The checkpoint file; repeat it for the checkpoints of every shard of a job (their counts are
+    /// summed).
+    #[arg(long, value_name = "FILE", required_unless_present = "job")]
+    pub checkpoint: Vec<PathBuf>,
+    /// Find the job's checkpoints (every shard's) in .s3-backfill/ of the current directory, where
+    /// `copy` keeps them by default.
+    #[arg(long, num_args = 2, value_names = ["SRC", "DST"], conflicts_with = "checkpoint")]
+    pub job: Option<Vec<String>>,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
     /// Write the failed entries as a bucket,key,versionId CSV manifest (for `copy --manifest` or S3 Batch Operations).
     #[arg(long, value_name = "OUT")]
     pub failed_csv: Option<PathBuf>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct CopyArgs {
     /// Source: s3://BUCKET[/PREFIX]; a prefix is a directory, as in `aws s3 cp --recursive`
     /// (s3://B/logs is logs/ and below, not logs2/).
@@ -581,6 +599,15 @@ pub struct CopyArgs {
     /// Progress display: bars on a terminal (auto), always, or never.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
+    /// Seconds between progress lines off a terminal (and with --progress json).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds)]
+    pub progress_interval: f64,
+    /// Serve Prometheus metrics of the run on http://HOST:PORT/metrics (e.g. 0.0.0.0:9100 in a pod).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Seconds between rewrites of --report (state "running") and of the checkpoint's live counts.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = parse_seconds)]
+    pub report_interval: f64,
     /// Write a JSON summary (counts, bytes, rates, retries, failures) to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -628,7 +655,7 @@ fn parse_customer_key(text: &str) -> Result<crate::s3::CustomerKey, String> {
 
 /// A copy range: `s3://B/logs` is the directory `logs/`, as `aws s3 cp --recursive` reads it, so
 /// `logs2/x` and `logsX` are not in it (nor a key exactly `logs`, which aws leaves out too).
-fn parse_range(text: &str) -> Result<Location, crate::location::LocationError> {
+pub(crate) fn parse_range(text: &str) -> Result<Location, crate::location::LocationError> {
     let location: Location = text.parse()?;
     Ok(Location {
         prefix: crate::location::as_directory(&location.prefix),
@@ -822,6 +849,9 @@ impl CopyArgs {
             shard: None,
             dry_run: false,
             progress: ProgressMode::Auto,
+            progress_interval: 10.0,
+            report_interval: 60.0,
+            metrics_addr: None,
             report: None,
             version_map: None,
             checkpoint: None,

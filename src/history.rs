@@ -306,6 +306,12 @@ fn ordered<C: S3Api>(
         if top {
             done.listing_done
                 .store(true, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(
+                entries = done
+                    .listed_entries
+                    .load(std::sync::atomic::Ordering::Relaxed),
+                "listing complete"
+            );
         }
     });
     tokio::spawn(async move {

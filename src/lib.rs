@@ -7,6 +7,7 @@
 
 pub mod checkpoint;
 pub mod cli;
+pub(crate) mod clock;
 pub mod cmd;
 pub(crate) mod digest;
 pub mod error;
@@ -14,7 +15,9 @@ pub mod history;
 pub mod input;
 pub mod local_server;
 pub(crate) mod location;
+pub mod logging;
 pub(crate) mod merge;
+pub(crate) mod metrics;
 pub mod plan;
 pub(crate) mod preflight;
 pub(crate) mod progress;

@@ -56,6 +56,7 @@ fn main() {
     }
     // Usage errors exit 2 from clap itself.
     let cli = Cli::parse();
+    s3_backfill::logging::init(cli.verbose, cli.quiet, cli.log_format);
     let runtime = tokio::runtime::Runtime::new().expect("start the async runtime");
     let code = runtime.block_on(async {
         let stop = Arc::new(Stop::default());

@@ -6,6 +6,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use serde::Serialize;
 
 use crate::size::human_bytes;
@@ -16,6 +20,8 @@ pub struct Failure {
     pub bucket: String,
     pub key: String,
     pub version_id: String,
+    /// S3's error code (`AccessDenied`, `InvalidObjectState`, ...), or what went wrong on our side.
+    pub code: String,
     pub reason: String,
 }
 
@@ -58,8 +64,12 @@ pub struct Progress {
     pub retries: AtomicU64,
     pub throttles: AtomicU64,
     pub window: AtomicUsize,
+    /// Requests sent and not yet answered.
+    pub in_flight: AtomicUsize,
     /// How long each S3 request took (its answer, not its wait for a slot).
     pub latency: Latencies,
+    /// Requests by operation and outcome, and their latency, for `--metrics-addr`.
+    pub requests: RequestMetrics,
     failures: Mutex<Vec<Failure>>,
 }
 
@@ -145,6 +155,15 @@ impl Progress {
     }
 
     pub fn failed(&self, failure: Failure, skipped_later_entries: u64) {
+        tracing::info!(
+            bucket = %failure.bucket,
+            key = ?failure.key,
+            version = %failure.version_id,
+            code = %failure.code,
+            reason = %failure.reason,
+            skipped_later_entries,
+            "entry failed"
+        );
         self.skipped_after_failure
             .fetch_add(skipped_later_entries, Relaxed);
         self.failures.lock().expect("failures lock").push(failure);
@@ -211,45 +230,198 @@ impl Progress {
             + self.failure_count()
             + self.skipped_after_failure.load(Relaxed)
     }
+}
 
-    fn line(&self, started: Instant) -> String {
-        let elapsed = started.elapsed().as_secs_f64().max(0.001);
-        let done = self.done_entries();
-        let bytes = self.copied_bytes.load(Relaxed);
-        let listed = self.listed_entries.load(Relaxed);
-        let listing = if self.listing_done.load(Relaxed) {
-            ""
-        } else {
-            "+"
-        };
-        let mut line = format!(
-            "{done}/{listed}{listing} entries, {} copied, {:.0} entries/s, {}/s, {} retries, {} failed",
-            human_bytes(bytes),
-            done as f64 / elapsed,
-            human_bytes((bytes as f64 / elapsed) as u64),
-            self.retries.load(Relaxed),
-            self.failure_count(),
-        );
-        let in_step = self.already_done.load(Relaxed);
-        if in_step > 0 {
-            line.push_str(&format!(", {in_step} already in the destination"));
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub operation: String,
+    /// `ok`, or the error code.
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    pub operation: String,
+}
+
+type Latency = Family<OperationLabels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to ~65 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+/// Requests as they answer: counted by operation and outcome, timed by operation.
+#[derive(Debug)]
+pub struct RequestMetrics {
+    requests: Family<RequestLabels, Counter>,
+    latency: Latency,
+}
+
+impl Default for RequestMetrics {
+    fn default() -> Self {
+        RequestMetrics {
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
         }
-        let throttles = self.throttles.load(Relaxed);
-        if throttles > 0 {
-            line.push_str(&format!(
-                ", {throttles} SlowDowns (window {})",
-                self.window.load(Relaxed)
-            ));
-        }
-        line
+    }
+}
+
+impl RequestMetrics {
+    pub fn observe(&self, operation: &'static str, outcome: &str, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                operation: operation.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&OperationLabels {
+                operation: operation.to_string(),
+            })
+            .observe(seconds);
+    }
+}
+
+impl RequestMetrics {
+    /// The requests counter family (shared: a clone counts into the same series).
+    pub fn requests(&self) -> Family<RequestLabels, Counter> {
+        self.requests.clone()
+    }
+
+    /// The latency histogram family (shared).
+    pub fn latency(&self) -> Family<OperationLabels, Histogram, fn() -> Histogram> {
+        self.latency.clone()
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ProgressMode {
+    /// Bars on a terminal, a timestamped line every interval otherwise.
     Auto,
+    /// The same as auto (kept for scripts that ask for it).
     Always,
+    /// One JSON object a line every interval, terminal or not.
+    Json,
+    /// Nothing until the summary.
     Never,
+}
+
+/// The figures of one progress line: totals, and rates over the interval since the previous line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Snapshot {
+    pub listed: u64,
+    pub listing_complete: bool,
+    pub done: u64,
+    pub bytes: u64,
+    pub entries_per_second: f64,
+    pub bytes_per_second: f64,
+    pub in_flight: usize,
+    pub retries: u64,
+    pub slowdowns: u64,
+    pub failed: u64,
+    /// Seconds left at the interval's rate, once the total is known.
+    pub eta_seconds: Option<u64>,
+}
+
+impl Snapshot {
+    /// Now, with rates over the `seconds` since `previous`.
+    pub fn take(progress: &Progress, previous: &Snapshot, seconds: f64) -> Snapshot {
+        let done = progress.done_entries();
+        let bytes = progress.copied_bytes.load(Relaxed);
+        let listed = progress.listed_entries.load(Relaxed);
+        let listing_complete = progress.listing_done.load(Relaxed);
+        let seconds = seconds.max(0.001);
+        let entries_per_second = done.saturating_sub(previous.done) as f64 / seconds;
+        let eta_seconds = (listing_complete && entries_per_second > 0.0)
+            .then(|| (listed.saturating_sub(done) as f64 / entries_per_second).ceil() as u64);
+        Snapshot {
+            listed,
+            listing_complete,
+            done,
+            bytes,
+            entries_per_second,
+            bytes_per_second: bytes.saturating_sub(previous.bytes) as f64 / seconds,
+            in_flight: progress.in_flight.load(Relaxed),
+            retries: progress.retries.load(Relaxed),
+            slowdowns: progress.throttles.load(Relaxed),
+            failed: progress.failure_count(),
+            eta_seconds,
+        }
+    }
+
+    /// `12,000 of 40,000 entries (30%)`, or `12,000 entries (listing…)` while the total grows.
+    fn position(&self) -> String {
+        if self.listing_complete {
+            let percent = if self.listed == 0 {
+                100.0
+            } else {
+                self.done as f64 * 100.0 / self.listed as f64
+            };
+            format!(
+                "{} of {} entries ({percent:.0}%)",
+                thousands(self.done),
+                thousands(self.listed)
+            )
+        } else {
+            format!(
+                "{} of {}+ entries (listing…)",
+                thousands(self.done),
+                thousands(self.listed)
+            )
+        }
+    }
+
+    /// The text after the position: rates, in flight, retries, failures, ETA.
+    fn rest(&self) -> String {
+        let mut line = format!(
+            "{} copied; {} entries/s, {}/s; {} in flight, {} retries, {} SlowDowns, {} failed",
+            human_bytes(self.bytes),
+            thousands(self.entries_per_second.round() as u64),
+            human_bytes(self.bytes_per_second as u64),
+            self.in_flight,
+            thousands(self.retries),
+            thousands(self.slowdowns),
+            thousands(self.failed),
+        );
+        if let Some(eta) = self.eta_seconds {
+            line.push_str(&format!(", ETA {}", duration(eta)));
+        }
+        line
+    }
+
+    pub fn text(&self) -> String {
+        format!("{}, {}", self.position(), self.rest())
+    }
+}
+
+/// 1234567 as `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Seconds as `1h02m`, `4m05s` or `9s`.
+fn duration(seconds: u64) -> String {
+    match seconds {
+        s if s >= 3600 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    Bars,
+    Lines,
+    Json,
 }
 
 /// Draws progress until dropped.
@@ -259,29 +431,45 @@ pub struct Renderer {
 }
 
 impl Renderer {
+    /// Starts drawing `progress` as `mode` asks, a line every `interval` off a terminal.
     pub fn start(
         progress: std::sync::Arc<Progress>,
         mode: ProgressMode,
         label: &'static str,
+        interval: Duration,
     ) -> Self {
         let stop = std::sync::Arc::new(tokio::sync::Notify::new());
-        let bars = match mode {
+        let style = match mode {
             ProgressMode::Never => None,
-            ProgressMode::Always => Some(true),
-            ProgressMode::Auto => Some(std::io::stderr().is_terminal()),
+            ProgressMode::Json => Some(Style::Json),
+            ProgressMode::Auto | ProgressMode::Always if std::io::stderr().is_terminal() => {
+                Some(Style::Bars)
+            }
+            ProgressMode::Auto | ProgressMode::Always => Some(Style::Lines),
         };
-        let task = bars.map(|bars| {
+        let task = style.map(|style| {
             let stop = stop.clone();
             tokio::spawn(async move {
-                let started = Instant::now();
-                if bars {
-                    draw_bar(&progress, started, label, &stop).await;
-                } else {
-                    loop {
-                        tokio::select! {
-                            _ = stop.notified() => break,
-                            _ = tokio::time::sleep(Duration::from_secs(5)) => {
-                                eprintln!("{label}: {}", progress.line(started));
+                if style == Style::Bars {
+                    draw_bar(&progress, label, &stop).await;
+                    return;
+                }
+                let mut previous = Snapshot::default();
+                let mut at = Instant::now();
+                loop {
+                    tokio::select! {
+                        _ = stop.notified() => break,
+                        _ = tokio::time::sleep(interval) => {
+                            let now = Snapshot::take(&progress, &previous, at.elapsed().as_secs_f64());
+                            at = Instant::now();
+                            previous = now;
+                            if style == Style::Json {
+                                let mut object = serde_json::to_value(now).unwrap_or_default();
+                                object["time"] = crate::clock::now_rfc3339().into();
+                                object["command"] = label.into();
+                                eprintln!("{object}");
+                            } else {
+                                eprintln!("{} {label}: {}", crate::clock::now_rfc3339(), now.text());
                             }
                         }
                     }
@@ -299,32 +487,40 @@ impl Renderer {
     }
 }
 
-async fn draw_bar(
-    progress: &Progress,
-    started: Instant,
-    label: &'static str,
-    stop: &tokio::sync::Notify,
-) {
+async fn draw_bar(progress: &Progress, label: &'static str, stop: &tokio::sync::Notify) {
+    let counting = "{prefix} [{elapsed_precise}] {wide_bar} {msg}";
+    let known = "{prefix} [{elapsed_precise}] {wide_bar} ETA {eta}\n{msg}";
     let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} ETA {eta}\n{msg}",
-        )
-        .expect("valid template"),
-    );
+    bar.set_style(indicatif::ProgressStyle::with_template(counting).expect("valid template"));
     bar.set_prefix(label);
+    let mut previous = Snapshot::default();
+    let mut at = Instant::now();
+    let mut total_known = false;
     loop {
+        // Rates over the last second or so, not since the start.
+        if at.elapsed() >= Duration::from_secs(1) {
+            let now = Snapshot::take(progress, &previous, at.elapsed().as_secs_f64());
+            at = Instant::now();
+            previous = now;
+            if now.listing_complete && !total_known {
+                total_known = true;
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(known).expect("valid template"),
+                );
+            }
+            bar.set_message(format!("{}, {}", now.position(), now.rest()));
+        }
         bar.set_length(progress.listed_entries.load(Relaxed));
         bar.set_position(progress.done_entries());
-        bar.set_message(progress.line(started));
         tokio::select! {
             _ = stop.notified() => break,
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
     }
+    let now = Snapshot::take(progress, &previous, at.elapsed().as_secs_f64());
     bar.set_length(progress.listed_entries.load(Relaxed));
     bar.set_position(progress.done_entries());
-    bar.finish_with_message(progress.line(started));
+    bar.finish_with_message(format!("{}, {}", now.position(), now.rest()));
 }
 
 #[cfg(test)]
@@ -347,5 +543,37 @@ mod tests {
             );
         }
         assert_eq!(Latencies::default().percentile_ms(0.5), 0.0);
+    }
+
+    #[test]
+    fn a_line_has_windowed_rates_and_an_eta_only_once_the_total_is_known() {
+        let progress = Progress::default();
+        progress.listed(100, 0);
+        progress.copied(Copied::Single { bytes: 1024 });
+        let first = Snapshot::take(&progress, &Snapshot::default(), 1.0);
+        assert_eq!(first.eta_seconds, None);
+        assert!(
+            first.text().starts_with("1 of 100+ entries (listing…)"),
+            "{}",
+            first.text()
+        );
+        for _ in 0..10 {
+            progress.copied(Copied::Single { bytes: 1024 });
+        }
+        progress.listing_done.store(true, Relaxed);
+        let second = Snapshot::take(&progress, &first, 2.0);
+        assert_eq!(
+            second.entries_per_second, 5.0,
+            "10 entries in 2 s, not 11 since the start"
+        );
+        assert_eq!(second.eta_seconds, Some(18), "89 left at 5/s");
+        assert!(
+            second.text().starts_with("11 of 100 entries (11%)"),
+            "{}",
+            second.text()
+        );
+        assert!(second.text().ends_with("ETA 18s"), "{}", second.text());
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(999), "999");
     }
 }

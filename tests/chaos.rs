@@ -326,3 +326,56 @@ async fn ctrl_c_during_a_request_that_never_answers_exits_within_the_grace_perio
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert_same_histories(&source, &destination).await;
 }
+
+/// The destination's endpoint goes down in the middle of a run: the run stops with exit 3 (a
+/// scheduler's "retry"), no entry is recorded as failed, and the rerun resumes to an exact copy.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endpoint_that_goes_down_mid_run_stops_with_exit_3_and_the_rerun_resumes() {
+    let source = create_bucket("down-src", true).await;
+    let destination = create_bucket("down-dst", true).await;
+    for index in 0..40 {
+        let key = format!("d/{index:02}");
+        put(&source, &key, "one").await;
+        put(&source, &key, "two!").await;
+    }
+    let proxy = ChaosProxy::start(
+        server().port,
+        Faults {
+            down_after: 60,
+            ..Faults::default()
+        },
+        9,
+    );
+    let checkpoint = work_dir().join(format!("{destination}.checkpoint"));
+    let run = || {
+        copy_via(&proxy.endpoint, &source, &destination)
+            .args(["--checkpoint", &checkpoint.display().to_string()])
+            .args([
+                "--concurrency",
+                "4",
+                "--resume-wait",
+                "0",
+                "--progress",
+                "never",
+            ])
+            .output()
+            .unwrap()
+    };
+    let output = run();
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert!(
+        text(&output).contains("temporary error after every retry")
+            && text(&output).contains("rerun the same command"),
+        "{}",
+        text(&output)
+    );
+    assert!(
+        !text(&output).contains("failed: s3://"),
+        "{}",
+        text(&output)
+    );
+    proxy.counts.healed.store(true, Relaxed);
+    let output = run();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_same_histories(&source, &destination).await;
+}

@@ -201,6 +201,44 @@ async fn a_copy_with_read_only_source_credentials_succeeds_and_keeps_secrets_out
     for secret in [READER_SECRET_KEY, "aws_secret_access_key"] {
         assert!(!everything.contains(secret), "{secret} leaked");
     }
+    // Every log level and format: fresh destinations, so every request path runs again.
+    for flags in [
+        &["-vvv"][..],
+        &["-vvv", "--log-format", "json"],
+        &["--log-format", "json"],
+    ] {
+        let fresh = create_bucket("ro-log", true).await;
+        let logged = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+            .current_dir(work_dir())
+            .args(["copy", &format!("s3://{source}"), &format!("s3://{fresh}")])
+            .args(["--endpoint-url", &server().endpoint])
+            .args(["--source-profile", "reader", "--dest-profile", "writer"])
+            .args(["--multipart-threshold", "6MiB", "--no-checkpoint"])
+            .args(["--progress", "json", "--progress-interval", "0.2"])
+            .args(flags)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+            .env("AWS_CONFIG_FILE", &config)
+            .env("RUST_LOG", "trace")
+            .output()
+            .unwrap();
+        assert!(logged.status.success(), "{flags:?}: {}", text(&logged));
+        let shown = text(&logged);
+        assert!(
+            shown.lines().count() > 5,
+            "{flags:?} logged nothing: {shown}"
+        );
+        for secret in [
+            READER_SECRET_KEY,
+            "aws_secret_access_key",
+            "Signature=",
+            "x-amz-security-token",
+        ] {
+            assert!(!shown.contains(secret), "{flags:?}: {secret} leaked");
+        }
+    }
     use std::os::unix::fs::PermissionsExt;
     for file in [&report, &checkpoint] {
         let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;

@@ -69,6 +69,21 @@ pub fn lock_path(checkpoint: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Who holds the lock of `checkpoint` (pid and host), when a run holds it now; None when none does.
+/// Looks with a shared lock, taken and released at once.
+pub fn holder(checkpoint: &Path) -> Option<String> {
+    let mut file = File::open(lock_path(checkpoint)).ok()?;
+    match file.try_lock_shared() {
+        Ok(()) => None,
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            Some(holder.trim().to_string())
+        }
+        Err(std::fs::TryLockError::Error(_)) => None,
+    }
+}
+
 /// Takes the lock of `checkpoint` without waiting.
 pub fn lock(checkpoint: &Path) -> Result<CheckpointLock, LockError> {
     let path = lock_path(checkpoint);

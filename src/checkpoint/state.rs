@@ -43,6 +43,9 @@ pub struct State {
     pub ended_cleanly: bool,
     /// A run went over every key (`PassComplete`): the next run starts a new pass.
     pub pass_complete: bool,
+    /// The `(updated_unix, done_entries)` of the `Stats` record before the last one, for the rate a
+    /// running job makes (not kept by compaction).
+    pub previous_stats: Option<(u64, u64)>,
 }
 
 impl State {
@@ -132,6 +135,7 @@ impl State {
                 updated_unix,
                 finished,
             } => {
+                self.previous_stats = Some((self.updated_unix, self.done_entries));
                 self.ended_cleanly = *finished;
                 self.listed_entries = *listed_entries;
                 self.done_entries = *done_entries;

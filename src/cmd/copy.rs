@@ -22,12 +22,24 @@ use crate::s3::limit::Limits;
 use crate::size::human_bytes;
 
 /// The JSON report of a copy run (`--report FILE`).
+/// The report's schema: 2 added the state, the timestamps, the shard, listed bytes and failure codes.
+const REPORT_SCHEMA: u32 = 2;
+
 #[derive(Debug, Serialize)]
 pub struct Report {
+    pub schema_version: u32,
+    /// `running` (rewritten every `--report-interval`), `finished`, `interrupted` (Ctrl-C) or `stopped`
+    /// (an error after the start; a rerun resumes).
+    pub state: &'static str,
+    /// RFC 3339.
+    pub started_at: String,
+    pub updated_at: String,
+    pub shard: Option<String>,
     pub source: String,
     pub destination: String,
     pub dry_run: bool,
     pub listed_entries: u64,
+    pub listed_bytes: u64,
     pub copied_versions: u64,
     pub multipart_copies: u64,
     pub delete_markers: u64,
@@ -77,21 +89,36 @@ impl Report {
     }
 }
 
+/// Where the run is, for the report.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Run {
+    pub started: Instant,
+    pub started_unix: u64,
+}
+
 fn report(
     args: &CopyArgs,
     progress: &Progress,
-    started: Instant,
+    run: Run,
     checkpoint: Option<&Path>,
+    state: &'static str,
 ) -> Report {
     use std::sync::atomic::Ordering::Relaxed;
+    let started = run.started;
     let duration = started.elapsed().as_secs_f64();
     let copied = progress.copied_versions.load(Relaxed) + progress.delete_markers.load(Relaxed);
     let bytes = progress.copied_bytes.load(Relaxed);
     Report {
+        schema_version: REPORT_SCHEMA,
+        state,
+        started_at: crate::clock::rfc3339(run.started_unix),
+        updated_at: crate::clock::now_rfc3339(),
+        shard: shard(args).ok().flatten().map(|s| s.to_string()),
         source: args.source.to_string(),
         destination: args.destination.to_string(),
         dry_run: args.dry_run,
         listed_entries: progress.listed_entries.load(Relaxed),
+        listed_bytes: progress.listed_bytes.load(Relaxed),
         copied_versions: progress.copied_versions.load(Relaxed),
         multipart_copies: progress.multipart_copies.load(Relaxed),
         delete_markers: progress.delete_markers.load(Relaxed),
@@ -119,6 +146,11 @@ fn report(
         requests: progress.latency.count(),
         failures: progress.failures(),
     }
+}
+
+/// The job's fingerprint (the default checkpoint's name): the `job_id` label of its metrics.
+fn checkpoint_identity_fingerprint(args: &CopyArgs, places: &Places) -> String {
+    identity(args, places).fingerprint()
 }
 
 fn identity(args: &CopyArgs, places: &Places) -> JobIdentity {
@@ -367,7 +399,18 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         part_size: args.part_size,
     };
     plan.validate().map_err(Error::Usage)?;
-    let started = Instant::now();
+    let run = Run {
+        started: Instant::now(),
+        started_unix: now_unix(),
+    };
+    tracing::info!(
+        source = %args.source,
+        destination = %args.destination,
+        concurrency = args.concurrency,
+        latest_only = args.latest_only,
+        dry_run = args.dry_run,
+        "copy started"
+    );
     let progress = Arc::new(Progress::default());
     let limits = Limits::new(
         args.concurrency as usize,
@@ -523,7 +566,12 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
             })
         })
         .transpose()?;
-    let renderer = Renderer::start(Arc::clone(&progress), args.progress, "copy");
+    let renderer = Renderer::start(
+        Arc::clone(&progress),
+        args.progress,
+        "copy",
+        std::time::Duration::from_secs_f64(args.progress_interval),
+    );
     let executor = Arc::new(Executor {
         source,
         destination,
@@ -534,7 +582,35 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         halted: std::sync::Mutex::new(None),
         version_map,
     });
+    let metrics = match args.metrics_addr {
+        Some(addr) => Some(
+            crate::metrics::serve(
+                addr,
+                Arc::clone(&progress),
+                checkpoint_identity_fingerprint(args, &places),
+                shard(args).ok().flatten().map(|s| s.to_string()),
+            )
+            .await
+            .map_err(|e| {
+                Error::Usage(format!(
+                    "cannot serve metrics on {addr}: {e}; choose another --metrics-addr"
+                ))
+            })?,
+        ),
+        None => None,
+    };
+    let live = tokio::spawn(live_updates(
+        args.clone(),
+        Arc::clone(&executor),
+        run,
+        checkpoint_path.clone(),
+        (listed_before, done_before),
+    ));
     let outcome = Arc::clone(&executor).run(histories).await;
+    live.abort();
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     renderer.finish().await;
     if let Some(checkpoint) = &executor.checkpoint {
         use std::sync::atomic::Ordering::Relaxed;
@@ -554,17 +630,23 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
     }
     let halted = executor.halted.lock().expect("halt lock").clone();
     if let Some(reason) = halted {
-        let report = report(args, &progress, started, checkpoint_path.as_deref());
+        let report = report(args, &progress, run, checkpoint_path.as_deref(), "stopped");
         print_summary(&report);
         write_report(args, &report)?;
         return Err(Error::Stopped(format!(
-            "the run stopped: {reason}; nothing was written after that. Free space (or fix the error), then \
-             rerun the same command to resume:\n  {}",
+            "the run stopped: {reason}; nothing was written after that. Fix the cause (free space, reach the \
+             endpoint), then rerun the same command to resume:\n  {}",
             resume_command()
         )));
     }
     if stop.is_set() {
-        let report = report(args, &progress, started, checkpoint_path.as_deref());
+        let report = report(
+            args,
+            &progress,
+            run,
+            checkpoint_path.as_deref(),
+            "interrupted",
+        );
         print_summary(&report);
         write_report(args, &report)?;
         match &checkpoint_path {
@@ -577,12 +659,30 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         }
         return Err(Error::Interrupted);
     }
-    outcome.map_err(|source| Error::Listing {
-        bucket: args.source.bucket.clone(),
-        prefix: args.source.prefix.clone(),
-        source,
-    })?;
-    let report = report(args, &progress, started, checkpoint_path.as_deref());
+    match outcome {
+        Ok(()) => {}
+        // The listing outlasted every retry on a temporary error: a rerun resumes (exit 3).
+        Err(source) if source.is_retryable() => {
+            let report = report(args, &progress, run, checkpoint_path.as_deref(), "stopped");
+            print_summary(&report);
+            write_report(args, &report)?;
+            return Err(Error::Stopped(format!(
+                "listing s3://{}/{} kept failing with a temporary error after every retry ({source}); \
+                 nothing is lost: rerun the same command to resume:\n  {}",
+                args.source.bucket,
+                args.source.prefix,
+                resume_command()
+            )));
+        }
+        Err(source) => {
+            return Err(Error::Listing {
+                bucket: args.source.bucket.clone(),
+                prefix: args.source.prefix.clone(),
+                source,
+            });
+        }
+    }
+    let report = report(args, &progress, run, checkpoint_path.as_deref(), "finished");
     print_summary(&report);
     write_report(args, &report)?;
     Ok(report)
@@ -701,12 +801,52 @@ fn print_summary(report: &Report) {
     }
 }
 
+/// While the run goes: the report rewritten every `--report-interval` (state `running`), and the
+/// checkpoint's counts brought up to date, so `status` shows a live job.
+async fn live_updates(
+    args: CopyArgs,
+    executor: Arc<Executor<Client>>,
+    run: Run,
+    checkpoint_path: Option<PathBuf>,
+    (listed_before, done_before): (u64, u64),
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let interval = std::time::Duration::from_secs_f64(args.report_interval);
+    loop {
+        tokio::time::sleep(interval).await;
+        let progress = &executor.progress;
+        if let Some(checkpoint) = &executor.checkpoint {
+            checkpoint.journal.append(Record::Stats {
+                listed_entries: listed_before.max(progress.listed_entries.load(Relaxed)),
+                done_entries: done_before
+                    + progress.copied_versions.load(Relaxed)
+                    + progress.delete_markers.load(Relaxed)
+                    + progress.reconciled.load(Relaxed),
+                updated_unix: now_unix(),
+                finished: false,
+            });
+        }
+        let report = report(&args, progress, run, checkpoint_path.as_deref(), "running");
+        if let Err(error) = write_report(&args, &report) {
+            tracing::warn!(error = %error, "the report could not be rewritten; the run goes on");
+        }
+    }
+}
+
+/// Writes the report atomically (a reader never sees half of it): a file beside it, then a rename.
 fn write_report(args: &CopyArgs, report: &Report) -> Result<(), Error> {
     let Some(path) = &args.report else {
         return Ok(());
     };
     let json = serde_json::to_string_pretty(report).expect("report serializes");
-    write_private(path, (json + "\n").as_bytes())
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
+    write_private(&temporary, (json + "\n").as_bytes())?;
+    std::fs::rename(&temporary, path).map_err(|source| Error::File {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// Whether CopyObject must carry each version's encryption (one HEAD per version). A CopyObject

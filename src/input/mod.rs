@@ -547,6 +547,7 @@ pub fn histories<C: S3Api>(
                                         bucket: bucket.clone(),
                                         key: key.clone(),
                                         version_id,
+                                        code: "NoSuchVersion".into(),
                                         reason: "named by the input but not in the source (deleted since the \
                                                  report was made?)"
                                             .into(),
@@ -581,6 +582,10 @@ pub fn histories<C: S3Api>(
             );
         }
         progress.listing_done.store(true, Relaxed);
+        tracing::info!(
+            entries = progress.listed_entries.load(Relaxed),
+            "input read to the end"
+        );
     });
     receiver
 }

@@ -305,6 +305,18 @@ impl<C: S3Api> Executor<C> {
     }
 
     /// Stops the run on an error of its own: nothing new starts, in-flight writes finish.
+    /// A temporary error that outlasted every retry (the endpoint stopped answering, or throttles
+    /// without end): not the entry's fault, so it is not recorded as failed; the run stops (exit 3)
+    /// and a rerun resumes it. Returns false: the key is not finished.
+    fn unreachable(&self, key: &str, error: S3Error) -> bool {
+        tracing::info!(key = ?key, error = %error, "temporary error after every retry: stopping the run");
+        self.halt(format!(
+            "a request for key {key:?} kept failing with a temporary error after every retry ({error}); \
+             the endpoint may be down or overloaded"
+        ));
+        false
+    }
+
     pub fn halt(&self, reason: String) {
         self.halted.lock().expect("halt lock").get_or_insert(reason);
         self.stop.trigger();
@@ -628,6 +640,7 @@ impl<C: S3Api> Executor<C> {
         let fail = |index: usize, error: S3Error| {
             let entry = &history.entries[index];
             let reason = failure_reason(&error, source_bucket, entry);
+            let code = error.code().to_string();
             self.record(Record::Failed {
                 key: history.key.clone(),
                 index: index as u32,
@@ -640,6 +653,7 @@ impl<C: S3Api> Executor<C> {
                     bucket: source_bucket.clone(),
                     key: entry.key.clone(),
                     version_id: entry.version_id.clone(),
+                    code,
                     reason,
                 },
                 (history.entries.len() - index - 1) as u64,
@@ -663,6 +677,7 @@ impl<C: S3Api> Executor<C> {
         }
         let plan = match self.plan(&history, &held, &destination_key).await {
             Ok(plan) => plan,
+            Err(error) if error.is_retryable() => return self.unreachable(&history.key, error),
             Err(error) => {
                 fail(0, error);
                 return true;
@@ -770,6 +785,7 @@ impl<C: S3Api> Executor<C> {
                             bucket: source_bucket.clone(),
                             key: entry.key.clone(),
                             version_id: entry.version_id.clone(),
+                            code: code.clone(),
                             reason: format!(
                                 "not in the source ({code}): deleted since the inventory or manifest was made; \
                                  the key's other versions were copied"
@@ -783,6 +799,9 @@ impl<C: S3Api> Executor<C> {
                         written: head.version(),
                         last: index + 1 == history.entries.len(),
                     });
+                }
+                Err(error) if error.is_retryable() => {
+                    return self.unreachable(&history.key, error);
                 }
                 Err(error) => {
                     fail(index, error);
@@ -1004,11 +1023,27 @@ impl<C: S3Api> Executor<C> {
             uncertain = true;
             self.progress.retried();
             if let Some(written) = self.applied(key, entry, head).await? {
+                tracing::debug!(
+                    key = ?key,
+                    version = %entry.version_id,
+                    written = %written,
+                    error = %error,
+                    "reconciled: the write whose answer was lost had been applied; not sent again"
+                );
                 *head = DestinationHead::Version(written);
                 self.progress.reconciled();
                 return Ok(());
             }
-            tokio::time::sleep(backoff.next_delay()).await;
+            let delay = backoff.next_delay();
+            tracing::debug!(
+                key = ?key,
+                version = %entry.version_id,
+                head = ?head,
+                error = %error,
+                delay_ms = delay.as_millis() as u64,
+                "reconciled: the destination does not hold the write; sending it again"
+            );
+            tokio::time::sleep(delay).await;
         }
         Err(S3Error::Transient {
             message: format!(

@@ -301,6 +301,22 @@ impl S3Error {
         matches!(self, S3Error::SlowDown { .. } | S3Error::Transient { .. })
     }
 
+    /// S3's error code, or a name for an error S3 did not send (a lost connection: `Transient`).
+    pub fn code(&self) -> &str {
+        match self {
+            S3Error::NoSuchBucket { .. } => "NoSuchBucket",
+            S3Error::NotFound { code }
+            | S3Error::AccessDenied { code, .. }
+            | S3Error::BadCredentials { code, .. }
+            | S3Error::PreconditionFailed { code }
+            | S3Error::InvalidObjectState { code }
+            | S3Error::SlowDown { code }
+            | S3Error::Other { code, .. } => code,
+            S3Error::Transient { .. } => "Transient",
+            S3Error::Interrupted => "Interrupted",
+        }
+    }
+
     /// A write that failed this way may nonetheless have been applied.
     pub fn maybe_applied(&self) -> bool {
         matches!(

@@ -97,6 +97,9 @@ impl Limits {
         if let Some(rate) = &self.rate {
             rate.until_ready().await;
         }
+        self.progress
+            .in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Slot {
             limits: Arc::clone(self),
         }
@@ -107,7 +110,12 @@ impl Limits {
         match result {
             Err(S3Error::SlowDown { .. }) => {
                 window.aimd.on_throttle(Instant::now());
-                self.progress.throttled(window.aimd.limit());
+                let limit = window.aimd.limit();
+                tracing::debug!(
+                    window = limit,
+                    "SlowDown: requests in flight limited to the window"
+                );
+                self.progress.throttled(limit);
             }
             Ok(_) => window.aimd.on_success(),
             Err(_) => {}
@@ -126,6 +134,10 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        self.limits
+            .progress
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         self.limits.window.lock().expect("limits lock").in_flight -= 1;
         self.limits.released.notify_one();
     }
@@ -142,11 +154,24 @@ impl<C: S3Api> Limited<C> {
         Limited { inner, limits }
     }
 
-    async fn run<T>(&self, request: impl Future<Output = S3Result<T>>) -> S3Result<T> {
+    async fn run<T>(
+        &self,
+        operation: &'static str,
+        request: impl Future<Output = S3Result<T>>,
+    ) -> S3Result<T> {
         let _slot = self.limits.acquire().await;
         let started = Instant::now();
         let result = request.await;
-        self.limits.progress.latency.record(started.elapsed());
+        let took = started.elapsed();
+        self.limits.progress.latency.record(took);
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(error) => error.code(),
+        };
+        self.limits
+            .progress
+            .requests
+            .observe(operation, outcome, took.as_secs_f64());
         self.limits.observe(&result);
         result
     }
@@ -154,22 +179,31 @@ impl<C: S3Api> Limited<C> {
 
 impl<C: S3Api> S3Api for Limited<C> {
     async fn list_versions(&self, request: ListRequest) -> S3Result<ListPage> {
-        self.run(self.inner.list_versions(request)).await
+        self.run("ListObjectVersions", self.inner.list_versions(request))
+            .await
     }
     async fn head_object(&self, version: &VersionRef, part: Option<u32>) -> S3Result<ObjectHead> {
-        self.run(self.inner.head_object(version, part)).await
+        self.run("HeadObject", self.inner.head_object(version, part))
+            .await
     }
     async fn get_tags(&self, version: &VersionRef) -> S3Result<Vec<(String, String)>> {
-        self.run(self.inner.get_tags(version)).await
+        self.run("GetObjectTagging", self.inner.get_tags(version))
+            .await
     }
     async fn copy_object(&self, request: &CopyRequest) -> S3Result<WrittenVersion> {
-        self.run(self.inner.copy_object(request)).await
+        self.run("CopyObject", self.inner.copy_object(request))
+            .await
     }
     async fn create_multipart(&self, request: &CreateMultipartRequest) -> S3Result<String> {
-        self.run(self.inner.create_multipart(request)).await
+        self.run(
+            "CreateMultipartUpload",
+            self.inner.create_multipart(request),
+        )
+        .await
     }
     async fn upload_part_copy(&self, request: &PartCopyRequest) -> S3Result<CompletedPart> {
-        self.run(self.inner.upload_part_copy(request)).await
+        self.run("UploadPartCopy", self.inner.upload_part_copy(request))
+            .await
     }
     async fn complete_multipart(
         &self,
@@ -178,37 +212,50 @@ impl<C: S3Api> S3Api for Limited<C> {
         upload_id: &str,
         parts: &[CompletedPart],
     ) -> S3Result<WrittenVersion> {
-        self.run(self.inner.complete_multipart(bucket, key, upload_id, parts))
-            .await
+        self.run(
+            "CompleteMultipartUpload",
+            self.inner.complete_multipart(bucket, key, upload_id, parts),
+        )
+        .await
     }
     async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> S3Result<()> {
-        self.run(self.inner.abort_multipart(bucket, key, upload_id))
-            .await
+        self.run(
+            "AbortMultipartUpload",
+            self.inner.abort_multipart(bucket, key, upload_id),
+        )
+        .await
     }
     async fn delete_object(&self, bucket: &str, key: &str) -> S3Result<WrittenVersion> {
-        self.run(self.inner.delete_object(bucket, key)).await
+        self.run("DeleteObject", self.inner.delete_object(bucket, key))
+            .await
     }
     async fn list_uploads(&self, bucket: &str, key: &str) -> S3Result<Vec<String>> {
-        self.run(self.inner.list_uploads(bucket, key)).await
+        self.run("ListMultipartUploads", self.inner.list_uploads(bucket, key))
+            .await
     }
     async fn head_bucket(&self, bucket: &str) -> S3Result<()> {
-        self.run(self.inner.head_bucket(bucket)).await
+        self.run("HeadBucket", self.inner.head_bucket(bucket)).await
     }
     async fn download(&self, bucket: &str, key: &str, to: &std::path::Path) -> S3Result<u64> {
-        self.run(self.inner.download(bucket, key, to)).await
+        self.run("GetObject", self.inner.download(bucket, key, to))
+            .await
     }
     async fn bucket_versioning(&self, bucket: &str) -> S3Result<Versioning> {
-        self.run(self.inner.bucket_versioning(bucket)).await
+        self.run("GetBucketVersioning", self.inner.bucket_versioning(bucket))
+            .await
     }
 
     async fn object_lock(&self, bucket: &str) -> S3Result<Option<ObjectLock>> {
-        self.run(self.inner.object_lock(bucket)).await
+        self.run("GetObjectLockConfiguration", self.inner.object_lock(bucket))
+            .await
     }
     async fn default_encryption(&self, bucket: &str) -> S3Result<Option<DefaultEncryption>> {
-        self.run(self.inner.default_encryption(bucket)).await
+        self.run("GetBucketEncryption", self.inner.default_encryption(bucket))
+            .await
     }
     async fn serves_website(&self, bucket: &str) -> S3Result<bool> {
-        self.run(self.inner.serves_website(bucket)).await
+        self.run("GetBucketWebsite", self.inner.serves_website(bucket))
+            .await
     }
 }
 

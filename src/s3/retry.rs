@@ -94,7 +94,14 @@ impl<C: S3Api> Retrying<C> {
         }
     }
 
-    async fn run<T, F, Fut>(&self, kind: Kind, mut attempt: F) -> S3Result<T>
+    /// Runs `attempt` until it succeeds or fails for good; `operation` and `subject` (bucket/key) name
+    /// it in the log.
+    async fn run<T, F, Fut>(
+        &self,
+        kind: Kind,
+        (operation, subject): (&'static str, &str),
+        mut attempt: F,
+    ) -> S3Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = S3Result<T>>,
@@ -109,9 +116,27 @@ impl<C: S3Api> Retrying<C> {
                         && attempts < self.policy.max_attempts
                         && (kind == Kind::Idempotent || !error.maybe_applied()) =>
                 {
+                    let delay = backoff.next_delay();
+                    tracing::debug!(
+                        operation,
+                        subject = ?subject,
+                        attempt = attempts,
+                        delay_ms = delay.as_millis() as u64,
+                        error = %error,
+                        "retrying"
+                    );
                     attempts += 1;
                     self.progress.retried();
-                    tokio::time::sleep(backoff.next_delay()).await;
+                    tokio::time::sleep(delay).await;
+                }
+                Err(error) if error.maybe_applied() && kind == Kind::AddsVersion => {
+                    tracing::debug!(
+                        operation,
+                        subject = ?subject,
+                        error = %error,
+                        "outcome unknown: not retried blindly, the engine checks the destination"
+                    );
+                    return Err(error);
                 }
                 result => return result,
             }
@@ -121,32 +146,46 @@ impl<C: S3Api> Retrying<C> {
 
 impl<C: S3Api> S3Api for Retrying<C> {
     async fn list_versions(&self, request: ListRequest) -> S3Result<ListPage> {
-        self.run(Kind::Idempotent, || {
-            self.inner.list_versions(request.clone())
-        })
+        self.run(
+            Kind::Idempotent,
+            ("ListObjectVersions", &request.bucket),
+            || self.inner.list_versions(request.clone()),
+        )
         .await
     }
     async fn head_object(&self, version: &VersionRef, part: Option<u32>) -> S3Result<ObjectHead> {
-        self.run(Kind::Idempotent, || self.inner.head_object(version, part))
-            .await
+        self.run(Kind::Idempotent, ("HeadObject", &version.key), || {
+            self.inner.head_object(version, part)
+        })
+        .await
     }
     async fn get_tags(&self, version: &VersionRef) -> S3Result<Vec<(String, String)>> {
-        self.run(Kind::Idempotent, || self.inner.get_tags(version))
-            .await
+        self.run(Kind::Idempotent, ("GetObjectTagging", &version.key), || {
+            self.inner.get_tags(version)
+        })
+        .await
     }
     async fn copy_object(&self, request: &CopyRequest) -> S3Result<WrittenVersion> {
-        self.run(Kind::AddsVersion, || self.inner.copy_object(request))
-            .await
+        self.run(Kind::AddsVersion, ("CopyObject", &request.key), || {
+            self.inner.copy_object(request)
+        })
+        .await
     }
     // Not idempotent: each attempt that reaches the server creates an upload, and one whose answer is
     // lost is an upload nobody knows the id of. The engine cleans up before trying again.
     async fn create_multipart(&self, request: &CreateMultipartRequest) -> S3Result<String> {
-        self.run(Kind::AddsVersion, || self.inner.create_multipart(request))
-            .await
+        self.run(
+            Kind::AddsVersion,
+            ("CreateMultipartUpload", &request.key),
+            || self.inner.create_multipart(request),
+        )
+        .await
     }
     async fn upload_part_copy(&self, request: &PartCopyRequest) -> S3Result<CompletedPart> {
-        self.run(Kind::Idempotent, || self.inner.upload_part_copy(request))
-            .await
+        self.run(Kind::Idempotent, ("UploadPartCopy", &request.key), || {
+            self.inner.upload_part_copy(request)
+        })
+        .await
     }
     async fn complete_multipart(
         &self,
@@ -155,49 +194,67 @@ impl<C: S3Api> S3Api for Retrying<C> {
         upload_id: &str,
         parts: &[CompletedPart],
     ) -> S3Result<WrittenVersion> {
-        self.run(Kind::AddsVersion, || {
+        self.run(Kind::AddsVersion, ("CompleteMultipartUpload", key), || {
             self.inner.complete_multipart(bucket, key, upload_id, parts)
         })
         .await
     }
     async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> S3Result<()> {
-        self.run(Kind::Idempotent, || {
+        self.run(Kind::Idempotent, ("AbortMultipartUpload", key), || {
             self.inner.abort_multipart(bucket, key, upload_id)
         })
         .await
     }
     async fn delete_object(&self, bucket: &str, key: &str) -> S3Result<WrittenVersion> {
-        self.run(Kind::AddsVersion, || self.inner.delete_object(bucket, key))
-            .await
+        self.run(Kind::AddsVersion, ("DeleteObject", key), || {
+            self.inner.delete_object(bucket, key)
+        })
+        .await
     }
     async fn list_uploads(&self, bucket: &str, key: &str) -> S3Result<Vec<String>> {
-        self.run(Kind::Idempotent, || self.inner.list_uploads(bucket, key))
-            .await
+        self.run(Kind::Idempotent, ("ListMultipartUploads", key), || {
+            self.inner.list_uploads(bucket, key)
+        })
+        .await
     }
     async fn head_bucket(&self, bucket: &str) -> S3Result<()> {
-        self.run(Kind::Idempotent, || self.inner.head_bucket(bucket))
-            .await
+        self.run(Kind::Idempotent, ("HeadBucket", bucket), || {
+            self.inner.head_bucket(bucket)
+        })
+        .await
     }
     async fn download(&self, bucket: &str, key: &str, to: &std::path::Path) -> S3Result<u64> {
-        self.run(Kind::Idempotent, || self.inner.download(bucket, key, to))
-            .await
+        self.run(Kind::Idempotent, ("GetObject", key), || {
+            self.inner.download(bucket, key, to)
+        })
+        .await
     }
     async fn bucket_versioning(&self, bucket: &str) -> S3Result<Versioning> {
-        self.run(Kind::Idempotent, || self.inner.bucket_versioning(bucket))
-            .await
+        self.run(Kind::Idempotent, ("GetBucketVersioning", bucket), || {
+            self.inner.bucket_versioning(bucket)
+        })
+        .await
     }
 
     async fn object_lock(&self, bucket: &str) -> S3Result<Option<ObjectLock>> {
-        self.run(Kind::Idempotent, || self.inner.object_lock(bucket))
-            .await
+        self.run(
+            Kind::Idempotent,
+            ("GetObjectLockConfiguration", bucket),
+            || self.inner.object_lock(bucket),
+        )
+        .await
     }
     async fn default_encryption(&self, bucket: &str) -> S3Result<Option<DefaultEncryption>> {
-        self.run(Kind::Idempotent, || self.inner.default_encryption(bucket))
-            .await
+        self.run(Kind::Idempotent, ("GetBucketEncryption", bucket), || {
+            self.inner.default_encryption(bucket)
+        })
+        .await
     }
     async fn serves_website(&self, bucket: &str) -> S3Result<bool> {
-        self.run(Kind::Idempotent, || self.inner.serves_website(bucket))
-            .await
+        self.run(Kind::Idempotent, ("GetBucketWebsite", bucket), || {
+            self.inner.serves_website(bucket)
+        })
+        .await
     }
 }
 
@@ -205,49 +262,59 @@ impl<C: S3Api> S3Api for Retrying<C> {
 /// adds a version.
 impl<C: super::admin::S3Admin> super::admin::S3Admin for Retrying<C> {
     async fn bucket_exists(&self, bucket: &str) -> S3Result<bool> {
-        self.run(Kind::Idempotent, || self.inner.bucket_exists(bucket))
-            .await
+        self.run(Kind::Idempotent, ("HeadBucket", bucket), || {
+            self.inner.bucket_exists(bucket)
+        })
+        .await
     }
     async fn create_bucket(
         &self,
         bucket: &str,
         region: Option<&str>,
     ) -> S3Result<super::admin::Created> {
-        self.run(Kind::Idempotent, || {
+        self.run(Kind::Idempotent, ("CreateBucket", bucket), || {
             self.inner.create_bucket(bucket, region)
         })
         .await
     }
     async fn put_versioning(&self, bucket: &str, enabled: bool) -> S3Result<()> {
-        self.run(Kind::Idempotent, || {
+        self.run(Kind::Idempotent, ("PutBucketVersioning", bucket), || {
             self.inner.put_versioning(bucket, enabled)
         })
         .await
     }
     async fn bucket_region(&self, bucket: &str) -> S3Result<String> {
-        self.run(Kind::Idempotent, || self.inner.bucket_region(bucket))
-            .await
+        self.run(Kind::Idempotent, ("GetBucketLocation", bucket), || {
+            self.inner.bucket_region(bucket)
+        })
+        .await
     }
     async fn replication(
         &self,
         bucket: &str,
     ) -> S3Result<Option<super::admin::ReplicationConfiguration>> {
-        self.run(Kind::Idempotent, || self.inner.replication(bucket))
-            .await
+        self.run(Kind::Idempotent, ("GetBucketReplication", bucket), || {
+            self.inner.replication(bucket)
+        })
+        .await
     }
     async fn put_replication(
         &self,
         bucket: &str,
         configuration: &super::admin::ReplicationConfiguration,
     ) -> S3Result<()> {
-        self.run(Kind::Idempotent, || {
+        self.run(Kind::Idempotent, ("PutBucketReplication", bucket), || {
             self.inner.put_replication(bucket, configuration)
         })
         .await
     }
     async fn delete_replication(&self, bucket: &str) -> S3Result<()> {
-        self.run(Kind::Idempotent, || self.inner.delete_replication(bucket))
-            .await
+        self.run(
+            Kind::Idempotent,
+            ("DeleteBucketReplication", bucket),
+            || self.inner.delete_replication(bucket),
+        )
+        .await
     }
     async fn put_object(
         &self,
@@ -256,7 +323,7 @@ impl<C: super::admin::S3Admin> super::admin::S3Admin for Retrying<C> {
         body: bytes::Bytes,
         options: &super::admin::PutOptions,
     ) -> S3Result<WrittenVersion> {
-        self.run(Kind::AddsVersion, || {
+        self.run(Kind::AddsVersion, ("PutObject", key), || {
             self.inner.put_object(bucket, key, body.clone(), options)
         })
         .await
@@ -268,13 +335,13 @@ impl<C: super::admin::S3Admin> super::admin::S3Admin for Retrying<C> {
         path: &std::path::Path,
         content_type: &str,
     ) -> S3Result<String> {
-        self.run(Kind::Idempotent, || {
+        self.run(Kind::Idempotent, ("PutObject", key), || {
             self.inner.upload_file(bucket, key, path, content_type)
         })
         .await
     }
     async fn delete_versions(&self, bucket: &str, versions: &[(String, String)]) -> S3Result<()> {
-        self.run(Kind::Idempotent, || {
+        self.run(Kind::Idempotent, ("DeleteObjects", bucket), || {
             self.inner.delete_versions(bucket, versions)
         })
         .await

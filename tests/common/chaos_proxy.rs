@@ -77,6 +77,9 @@ pub struct Faults {
     /// The first this many copies (CopyObject, UploadPartCopy) are held: never forwarded, never
     /// answered, the connection kept open for two minutes — a request that never answers.
     pub hold_copies: u64,
+    /// After this many requests (0: never), every connection is cut before forwarding, until healed:
+    /// the endpoint goes down in the middle of a run.
+    pub down_after: u64,
 }
 
 #[derive(Default)]
@@ -196,6 +199,10 @@ fn serve(
     } else {
         faults
     };
+    if faults.down_after > 0 && number > faults.down_after {
+        counts.reset_before.fetch_add(1, Relaxed);
+        return;
+    }
     if is_copy && faults.deny_copies_after > 0 && number > faults.deny_copies_after {
         counts.denied.fetch_add(1, Relaxed);
         let _ = client.write_all(&error_response("403 Forbidden", "AccessDenied"));
