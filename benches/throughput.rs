@@ -3,12 +3,13 @@
 //! medians; every tool's destination is counted afterwards (a tool that copied less fails the bench).
 //!
 //! 1. 3,000 x 1 KiB objects, latest only, 64 workers: s3-backfill, s5cmd, rclone, aws s3 cp (and s3sync
-//!    when asked for).
+//!    when asked for), and s3-backfill again with `-v --log-format json`, `--progress json` every second
+//!    and `--metrics-addr` (the cost of watching a run). Every bucket has SSE-S3 default encryption, as
+//!    every Amazon S3 bucket has.
 //! 2. 1,000 keys x 3 versions + 100 delete markers on top, every version: s3-backfill vs
 //!    `s3sync --enable-versioning` (the only peer that copies versions); histories compared afterwards.
-//!    With S3_BACKFILL_BENCH_BASELINE=/path/to/s3-backfill (a binary built from another commit, e.g.
-//!    a049eb9, the last one that did not list the destination), that binary runs workload 2 beside
-//!    this one: the cost of merging with the destination listing, on an empty destination.
+//!    With S3_BACKFILL_BENCH_BASELINE=/path/to/s3-backfill (a binary built from another commit), that
+//!    binary runs workload 2 beside this one: a regression check between commits.
 //! 4. The same through a loopback proxy that delays every request by 20 ms, s3-backfill at 16, 64 and
 //!    256 in flight: throughput should follow concurrency / latency, as on real S3.
 //!
@@ -100,6 +101,8 @@ async fn main() {
     let endpoint = server.endpoint.clone();
     let mut tools = vec!["s3-backfill"];
     tools.extend(peers.names());
+    // The same run watched as an SRE would: info logs as JSON, progress lines every second, metrics.
+    tools.push("s3-backfill observed");
     let mut results = vec![Samples::default(); tools.len()];
     for round in 0..ROUNDS {
         for (index, tool) in tools.iter().enumerate() {
@@ -120,6 +123,16 @@ async fn main() {
                         "--no-checkpoint",
                     ],
                 ),
+                "s3-backfill observed" => {
+                    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
+                    command
+                        .args(["copy", "s3://w1-source/", &target, "--latest-only"])
+                        .args(["--concurrency", WORKERS, "--no-checkpoint"])
+                        .args(["--endpoint-url", &endpoint, "-v", "--log-format", "json"])
+                        .args(["--progress", "json", "--progress-interval", "1"])
+                        .args(["--metrics-addr", "127.0.0.1:0"]);
+                    command
+                }
                 peer => peers.copy(peer, "w1-source", &destination, &endpoint, WORKERS),
             };
             command.envs(server.env());
@@ -156,12 +169,16 @@ async fn main() {
         );
         medians.push((rate, cpu));
     }
+    let observed = medians.pop().expect("the observed run");
     let fastest_peer = medians[1..].iter().map(|m| m.0).fold(0.0, f64::max);
     table!(
         out,
-        "s3-backfill / fastest peer: {:.2}x objects/s; client CPU per copy / s5cmd's: {:.2}x",
+        "s3-backfill / fastest peer: {:.2}x objects/s; client CPU per copy / s5cmd's: {:.2}x; with logs, \
+         progress and metrics on / without: {:.2}x objects/s, {:.2}x client CPU",
         medians[0].0 / fastest_peer,
-        medians[0].1 / medians[1].1
+        medians[0].1 / medians[1].1,
+        observed.0 / medians[0].0,
+        observed.1 / medians[0].1
     );
 
     versions_workload(&server, &client, &peers, &mut out).await;
