@@ -393,7 +393,7 @@ async fn versions_workload(
     }
     for (tool, rate) in tools.iter().zip(&rates).skip(1) {
         let label = match *tool {
-            "baseline" => "the baseline (no destination listing)",
+            "baseline" => "the baseline binary",
             other => other,
         };
         table!(

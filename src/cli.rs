@@ -727,6 +727,12 @@ pub struct VerifyArgs {
     /// The key of SSE-C encrypted copies (as for copy): base64 or file:PATH.
     #[arg(long, value_name = "KEY", value_parser = parse_customer_key)]
     pub sse_c_key: Option<crate::s3::CustomerKey>,
+    /// Progress while comparing, as for copy.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+    /// Seconds between progress lines off a terminal.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds)]
+    pub progress_interval: f64,
     #[command(flatten)]
     pub endpoints: EndpointArgs,
 }

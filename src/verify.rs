@@ -41,6 +41,8 @@ pub struct VerifyOptions {
     pub latest_only: bool,
     /// The KMS key the copies were told to use (`copy --sse-kms-key-id`).
     pub kms_key: Option<String>,
+    /// Counts the source's entries as listed, and as done once compared (for the progress lines).
+    pub progress: Arc<Progress>,
 }
 
 pub async fn verify<C: S3Api>(
@@ -63,7 +65,7 @@ pub async fn verify<C: S3Api>(
         source: mapping.destination.clone(),
         destination: mapping.source.clone(),
     };
-    let progress = Arc::new(Progress::default());
+    let progress = Arc::clone(&options.progress);
     let mut left = list_histories(
         Arc::clone(&source),
         mapping.source.bucket.clone(),
@@ -71,11 +73,12 @@ pub async fn verify<C: S3Api>(
         Arc::clone(&progress),
         None,
     );
+    // The destination's listing is not the work to count.
     let mut right = list_histories(
         Arc::clone(&destination),
         mapping.destination.bucket.clone(),
         selection(reverse.clone()),
-        progress,
+        Arc::new(Progress::default()),
         None,
     );
     let mut outcome = VerifyOutcome::default();
@@ -94,6 +97,7 @@ pub async fn verify<C: S3Api>(
                 let history = next_left.take().expect("present");
                 outcome.keys += 1;
                 outcome.entries += history.entries.len() as u64;
+                progress.in_step(history.entries.len() as u64, 0, 0);
                 outcome.add(format!(
                     "key {:?}: missing from the destination ({} entries in the source)",
                     history.key,
@@ -126,14 +130,18 @@ pub async fn verify<C: S3Api>(
                     mapping.destination.bucket.clone(),
                 );
                 let kms_key = options.kms_key.clone();
+                let progress = Arc::clone(&progress);
                 checks.push(async move {
-                    compare_settings(
+                    let entries = l.entries.len() as u64;
+                    let compared = compare_settings(
                         (&*source, &buckets.0),
                         (&*destination, &buckets.1),
                         (l, r),
                         kms_key.as_deref(),
                     )
-                    .await
+                    .await;
+                    progress.in_step(entries, 0, 0);
+                    compared
                 });
                 if checks.len() >= PARALLEL_KEYS
                     && let Some(result) = checks.next().await

@@ -37,17 +37,26 @@ pub async fn verify(args: &VerifyArgs) -> Result<(), Error> {
         source: args.source.clone(),
         destination: args.destination.clone(),
     };
+    // The comparison's own progress: the source's entries listed, then compared.
+    let compared = Arc::new(Progress::default());
     let options = crate::verify::VerifyOptions {
         latest_only: args.latest_only,
         kms_key: args.sse_kms_key_id.clone(),
+        progress: Arc::clone(&compared),
     };
-    let outcome = crate::verify::verify(source, destination, &mapping, &options)
-        .await
-        .map_err(|source| Error::Listing {
-            bucket: args.source.bucket.clone(),
-            prefix: args.source.prefix.clone(),
-            source,
-        })?;
+    let renderer = crate::progress::Renderer::start(
+        compared,
+        args.progress,
+        "verify",
+        std::time::Duration::from_secs_f64(args.progress_interval),
+    );
+    let outcome = crate::verify::verify(source, destination, &mapping, &options).await;
+    renderer.finish().await;
+    let outcome = outcome.map_err(|source| Error::Listing {
+        bucket: args.source.bucket.clone(),
+        prefix: args.source.prefix.clone(),
+        source,
+    })?;
     if outcome.difference_count == 0 {
         println!(
             "verified {} keys, {} entries: {} and {} match",

@@ -185,7 +185,19 @@ pub fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'sta
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
             let code = service.err().code().unwrap_or_default().to_string();
-            let message = service.err().message().unwrap_or_default().to_string();
+            let mut message = service.err().message().unwrap_or_default().to_string();
+            // S3's request id, for a support case: logged, and kept in the message it comes with.
+            let request_id = service.raw().headers().get("x-amz-request-id");
+            tracing::debug!(
+                status,
+                code = %code,
+                bucket = %bucket,
+                request_id = request_id.unwrap_or(""),
+                "S3 answered with an error"
+            );
+            if let Some(id) = request_id.filter(|_| !message.is_empty()) {
+                message.push_str(&format!(" (request id {id})"));
+            }
             classify_code(status, code, message, bucket)
         }
         SdkError::ConstructionFailure(_) => S3Error::Other {
