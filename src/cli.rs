@@ -34,24 +34,37 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Copy every version and delete marker (or only current versions) from SRC to DST.
+    #[command(after_help = "Examples:
+  s3-backfill copy s3://prod-data s3://dr-data                 # every version, resumable
+  s3-backfill copy s3://prod-data/logs s3://dr-data/logs --latest-only --dry-run
+  s3-backfill copy s3://src s3://dst --shard auto/8 -v --log-format json --metrics-addr 0.0.0.0:9100
+  s3-backfill copy s3://src s3://dst --inventory s3://inv/src/config/2026-12-01T01-00Z/manifest.json")]
     Copy(CopyArgs),
     /// Compare the version histories of SRC and DST key by key; exit 0 only if they match.
+    #[command(after_help = "Examples:
+  s3-backfill verify s3://prod-data s3://dr-data
+  s3-backfill verify s3://prod-data/logs s3://dr-data/logs --latest-only")]
     Verify(VerifyArgs),
-    /// Show what a checkpoint holds: done, failed, pending, last update.
+    /// Show what a job's checkpoints hold, live while it runs: state, listed, done, rate, failed.
+    #[command(after_help = "Examples:
+  s3-backfill status --job s3://prod-data s3://dr-data         # in the directory the copy runs in
+  s3-backfill status --checkpoint .s3-backfill/0123456789abcdef.checkpoint --json
+  s3-backfill status --checkpoint FILE --failed-csv failed.csv # then: copy ... --manifest failed.csv")]
     Status(StatusArgs),
     /// Start a local S3 server, seed a versioned bucket, back it up, verify, and stop.
     Demo,
-    /// Create a bucket (one that exists already is fine). Alias: s3mb.
+    /// Create a bucket (one that exists already is fine). Alias: s3mb (S3 make bucket).
     #[command(alias = "s3mb")]
     Mb(BucketArgs),
     /// Show or change a bucket's versioning: enable, suspend or status.
     Versioning(VersioningArgs),
-    /// Enable versioning on a bucket (= versioning s3://BUCKET enable).
+    /// S3 bucket versioning: enable it on a bucket (= versioning s3://BUCKET enable).
     S3bu(BucketArgs),
     /// Replication rules of a source bucket: put, get, delete.
     #[command(subcommand)]
     Replication(ReplicationCommand),
-    /// Put a replication rule: s3ptr s3://SRC s3://DST RULE_NAME [rule options] (= replication put).
+    /// S3 put replication rule: s3ptr s3://SRC s3://DST RULE_NAME --role-arn ARN|--create-role NAME
+    /// [rule options] (= replication put; a role option is required).
     S3ptr(S3ptrArgs),
     /// Set up replication from scratch: buckets, versioning on both, role, rule; then optionally the backfill.
     Setup(SetupArgs),
@@ -63,6 +76,42 @@ pub enum Command {
     Batch(BatchCommand),
     /// Measure copy throughput against any endpoint: seed, copy at each concurrency, report, clean up.
     Bench(BenchArgs),
+    /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
+    #[command(after_help = "Examples:
+  s3-backfill completions bash > /etc/bash_completion.d/s3-backfill
+  s3-backfill completions zsh > \"${fpath[1]}/_s3-backfill\"")]
+    Completions(CompletionsArgs),
+}
+
+impl Command {
+    /// The endpoint options of a command that talks to S3.
+    pub fn endpoints(&self) -> Option<&EndpointArgs> {
+        match self {
+            Command::Copy(args) => Some(&args.endpoints),
+            Command::Verify(args) => Some(&args.endpoints),
+            Command::Mb(args) | Command::S3bu(args) => Some(&args.endpoints),
+            Command::Versioning(args) => Some(&args.endpoints),
+            Command::Replication(ReplicationCommand::Put(args)) => Some(&args.endpoints),
+            Command::Replication(ReplicationCommand::Get(args)) => Some(&args.endpoints),
+            Command::Replication(ReplicationCommand::Delete(args)) => Some(&args.endpoints),
+            Command::S3ptr(args) => Some(&args.endpoints),
+            Command::Setup(args) => Some(&args.endpoints),
+            Command::Batch(BatchCommand::Submit(args)) => Some(&args.endpoints),
+            Command::Batch(BatchCommand::List(args)) => Some(&args.endpoints),
+            Command::Batch(
+                BatchCommand::Status(args) | BatchCommand::Wait(args) | BatchCommand::Cancel(args),
+            ) => Some(&args.endpoints),
+            Command::Bench(args) => Some(&args.endpoints),
+            Command::Status(_) | Command::Demo | Command::Role(_) | Command::Completions(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -202,6 +251,8 @@ pub struct BatchSubmitArgs {
     /// listing | inventory=URI | manifest=URI | generator (AWS builds the list itself).
     #[arg(long, value_name = "FROM", default_value = "listing", value_parser = parse_from)]
     pub from: BatchFrom,
+    /// replicate (S3ReplicateObject: keeps version ids and times; needs a replication rule) or copy
+    /// (S3PutObjectCopy to --dest).
     #[arg(long, value_enum, default_value_t = Operation::Replicate)]
     pub operation: Operation,
     /// Destination of --operation copy: s3://DST[/PREFIX].
@@ -210,6 +261,7 @@ pub struct BatchSubmitArgs {
     /// The account of the job (default: the caller's, from STS).
     #[arg(long, value_name = "ID")]
     pub account_id: Option<String>,
+    /// The job's priority among the account's jobs (higher runs first).
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub priority: i32,
     /// Report every task, or only failed ones.
@@ -248,9 +300,12 @@ pub struct BatchSubmitArgs {
 
 #[derive(Debug, Args)]
 pub struct BatchJobArgs {
+    /// The job's id (as `batch submit` printed it).
     pub job_id: String,
+    /// The job's account (default: the caller's, from STS).
     #[arg(long, value_name = "ID")]
     pub account_id: Option<String>,
+    /// S3 Control endpoint (requests go to this host exactly).
     #[arg(long, value_name = "URL")]
     pub control_endpoint_url: Option<String>,
     /// Seconds between DescribeJob calls (wait).
@@ -265,8 +320,10 @@ pub struct BatchListArgs {
     /// Only jobs in this status (Active, Complete, Failed, Cancelled, Suspended, ...).
     #[arg(long, value_name = "S")]
     pub status: Option<String>,
+    /// The jobs' account (default: the caller's, from STS).
     #[arg(long, value_name = "ID")]
     pub account_id: Option<String>,
+    /// S3 Control endpoint (requests go to this host exactly).
     #[arg(long, value_name = "URL")]
     pub control_endpoint_url: Option<String>,
     #[command(flatten)]
@@ -292,6 +349,7 @@ pub enum VersioningAction {
 pub struct VersioningArgs {
     /// s3://BUCKET
     pub bucket: Location,
+    /// enable, suspend, or status (print it).
     #[arg(value_enum)]
     pub action: VersioningAction,
     #[command(flatten)]
@@ -382,8 +440,11 @@ pub enum ReplicationCommand {
 
 #[derive(Debug, Args)]
 pub struct ReplicationPutArgs {
+    /// The bucket replicated from: s3://SRC (its rule; a prefix in the URL is ignored: see --rule-scope).
     pub source: Location,
+    /// The bucket replicated to: s3://DST.
     pub destination: Location,
+    /// The rule's id: the same name updates that rule, another adds one.
     #[arg(long, value_name = "NAME")]
     pub rule_name: String,
     #[command(flatten)]
@@ -394,6 +455,7 @@ pub struct ReplicationPutArgs {
 
 #[derive(Debug, Args)]
 pub struct ReplicationGetArgs {
+    /// The bucket whose replication configuration to print: s3://SRC.
     pub source: Location,
     /// JSON instead of a table.
     #[arg(long)]
@@ -404,6 +466,7 @@ pub struct ReplicationGetArgs {
 
 #[derive(Debug, Args)]
 pub struct ReplicationDeleteArgs {
+    /// The bucket whose rule (or configuration) to delete: s3://SRC.
     pub source: Location,
     /// Delete only this rule (default: the whole configuration).
     #[arg(long, value_name = "NAME")]
@@ -414,8 +477,11 @@ pub struct ReplicationDeleteArgs {
 
 #[derive(Debug, Args)]
 pub struct S3ptrArgs {
+    /// The bucket replicated from: s3://SRC.
     pub source: Location,
+    /// The bucket replicated to: s3://DST.
     pub destination: Location,
+    /// The rule's id (as `replication put --rule-name`).
     pub rule_name: String,
     #[command(flatten)]
     pub rule: RuleArgs,
@@ -447,8 +513,11 @@ pub enum Existing {
 
 #[derive(Debug, Args)]
 pub struct SetupArgs {
+    /// The bucket replicated from: s3://SRC (created if missing).
     pub source: Location,
+    /// The bucket replicated to: s3://DST (created if missing, in --destination-region).
     pub destination: Location,
+    /// The replication rule's id: the same name updates that rule.
     #[arg(long, value_name = "NAME")]
     pub rule_name: String,
     #[command(flatten)]
@@ -480,8 +549,10 @@ pub enum RoleCommand {
 
 #[derive(Debug, Args)]
 pub struct RolePolicyArgs {
+    /// The source bucket the role reads.
     #[arg(long, value_name = "s3://SRC")]
     pub source: Location,
+    /// The destination bucket the role writes.
     #[arg(long, value_name = "s3://DST")]
     pub dest: Location,
     /// Who assumes the role.
@@ -538,7 +609,8 @@ pub struct CopyArgs {
     /// Requests per second over all S3 calls (default: unlimited).
     #[arg(long, value_name = "RPS")]
     pub rate_limit: Option<NonZeroU32>,
-    /// Objects larger than this are copied with parallel UploadPartCopy (at most 5GiB).
+    /// Objects larger than this are copied with parallel UploadPartCopy (default 5GiB, the CopyObject
+    /// limit; at most 5GiB).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub multipart_threshold: Option<u64>,
     /// Part size for multipart copies (default: the source's own layout, else 64MiB or more for <= 10,000 parts).
@@ -741,24 +813,32 @@ pub struct VerifyArgs {
 /// AWS_REGION, AWS_ENDPOINT_URL, the credentials chain) applies as in the aws CLI.
 #[derive(Debug, Args, Clone)]
 pub struct EndpointArgs {
-    /// S3 endpoint for both sides.
-    #[arg(long, value_name = "URL")]
+    /// S3 endpoint for both sides (http:// or https://).
+    #[arg(long, value_name = "URL", value_parser = parse_endpoint)]
     pub endpoint_url: Option<String>,
-    #[arg(long, value_name = "URL")]
+    /// S3 endpoint of the source side (overrides --endpoint-url there).
+    #[arg(long, value_name = "URL", value_parser = parse_endpoint)]
     pub source_endpoint_url: Option<String>,
-    #[arg(long, value_name = "URL")]
+    /// S3 endpoint of the destination side (overrides --endpoint-url there).
+    #[arg(long, value_name = "URL", value_parser = parse_endpoint)]
     pub dest_endpoint_url: Option<String>,
-    #[arg(long)]
+    /// Region of both sides (default: AWS_REGION, the profile's, else us-east-1).
+    #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
-    #[arg(long)]
+    /// Region of the source side.
+    #[arg(long, value_name = "REGION")]
     pub source_region: Option<String>,
-    #[arg(long)]
+    /// Region of the destination side.
+    #[arg(long, value_name = "REGION")]
     pub dest_region: Option<String>,
-    #[arg(long)]
+    /// Named profile of ~/.aws/config and credentials for both sides (default: AWS_PROFILE).
+    #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
-    #[arg(long)]
+    /// Profile of the source side (e.g. read-only credentials).
+    #[arg(long, value_name = "NAME")]
     pub source_profile: Option<String>,
-    #[arg(long)]
+    /// Profile of the destination side.
+    #[arg(long, value_name = "NAME")]
     pub dest_profile: Option<String>,
     /// Path-style addressing (on by default when an endpoint URL is given): --path-style=false to turn off.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
@@ -808,7 +888,34 @@ impl EndpointArgs {
     }
 }
 
+/// An endpoint URL: a scheme and a host, as the SDK needs it.
+fn parse_endpoint(text: &str) -> Result<String, String> {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return Err(format!(
+            "{text:?} has no scheme: write it as http://{text} (or https://{text})"
+        ));
+    };
+    if scheme != "http" && scheme != "https" {
+        return Err(format!("{text:?}: the scheme must be http or https"));
+    }
+    if rest.trim_end_matches('/').is_empty() {
+        return Err(format!(
+            "{text:?} names no host: write it as {scheme}://HOST[:PORT]"
+        ));
+    }
+    Ok(text.to_string())
+}
+
 impl EndpointArgs {
+    /// The profiles named on the command line, each with the side it is for.
+    pub fn profiles(&self) -> Vec<&str> {
+        [&self.profile, &self.source_profile, &self.dest_profile]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect()
+    }
+
     /// The defaults: the usual AWS environment, a 30 s request timeout.
     pub fn from_environment() -> EndpointArgs {
         EndpointArgs {
@@ -953,5 +1060,31 @@ mod tests {
             EndpointArgs::from_environment(),
         );
         assert_eq!(format!("{built:?}"), format!("{submit:?}"));
+    }
+
+    /// Every option and positional of every command says what it is (`--help` shows no bare name).
+    #[test]
+    fn every_argument_of_every_command_is_described() {
+        use clap::CommandFactory;
+        fn walk(command: &clap::Command, path: &str, bare: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    bare.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                    bare.push(format!("{path} {} (the command)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), bare);
+            }
+        }
+        let mut bare = Vec::new();
+        walk(&Cli::command(), "s3-backfill", &mut bare);
+        assert!(bare.is_empty(), "described nowhere:\n{}", bare.join("\n"));
     }
 }

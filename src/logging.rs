@@ -1,6 +1,7 @@
 //! Logging to stderr with `tracing`: `-v` info (start, listing milestones, every failure), `-vv` debug
 //! (each retry with its reason and delay, each SlowDown and the new window, each reconcile decision,
-//! checkpoint compactions), `-q` errors only; without a flag `RUST_LOG` decides, else warnings.
+//! checkpoint compactions), `-q` errors only; without a flag `RUST_LOG` decides, else our warnings.
+//! The AWS SDK's own events show only through `RUST_LOG` (or as errors).
 //! `--log-format json` writes one JSON object a line (timestamp, level, fields).
 //!
 //! Keys are logged with `?` (Debug), so control characters in a key are escaped. The AWS SDK's own
@@ -38,9 +39,9 @@ pub fn directives(verbose: u8, quiet: bool) -> Option<&'static str> {
     match (quiet, verbose) {
         (true, _) => Some("error"),
         (false, 0) => None,
-        (false, 1) => Some("warn,s3_backfill=info"),
-        (false, 2) => Some("warn,s3_backfill=debug"),
-        (false, _) => Some("warn,s3_backfill=trace"),
+        (false, 1) => Some("error,s3_backfill=info"),
+        (false, 2) => Some("error,s3_backfill=debug"),
+        (false, _) => Some("error,s3_backfill=trace"),
     }
 }
 
@@ -48,7 +49,10 @@ pub fn directives(verbose: u8, quiet: bool) -> Option<&'static str> {
 pub fn init(verbose: u8, quiet: bool, format: LogFormat) {
     let filter = match directives(verbose, quiet) {
         Some(directives) => EnvFilter::new(directives),
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        // The SDK's own warnings (a region not found on an instance metadata service that is not
+        // there, ...) come with Debug dumps: only RUST_LOG shows them.
+        None => EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| EnvFilter::new("error,s3_backfill=warn")),
     };
     let no_wire_detail =
         filter_fn(|meta| !(wire_level(meta.target()) && *meta.level() > Level::INFO));
@@ -76,8 +80,8 @@ mod tests {
     #[test]
     fn the_flags_win_over_rust_log() {
         assert_eq!(directives(0, false), None);
-        assert_eq!(directives(1, false), Some("warn,s3_backfill=info"));
-        assert_eq!(directives(2, false), Some("warn,s3_backfill=debug"));
+        assert_eq!(directives(1, false), Some("error,s3_backfill=info"));
+        assert_eq!(directives(2, false), Some("error,s3_backfill=debug"));
         assert_eq!(directives(0, true), Some("error"));
         assert!(wire_level("aws_sigv4::http_request"));
         assert!(!wire_level("s3_backfill::replay"));

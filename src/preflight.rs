@@ -36,6 +36,11 @@ pub fn bucket_error(side: Side, bucket: &str, error: S3Error) -> Error {
             "{name} bucket {bucket} does not exist: check its name, region and endpoint ({})",
             side.options()
         ),
+        S3Error::BadCredentials { code, message } if code == "NoCredentials" => format!(
+            "no credentials for the {name} side ({message}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+             or AWS_PROFILE / {} with a profile that exists in ~/.aws/credentials or ~/.aws/config",
+            side.options().split(", ").last().unwrap_or("--profile")
+        ),
         S3Error::BadCredentials { code, message } => format!(
             "the {name} endpoint rejected the credentials ({code}: {message}): check AWS_ACCESS_KEY_ID and \
              AWS_SECRET_ACCESS_KEY, or the profile ({})",

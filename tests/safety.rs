@@ -411,3 +411,103 @@ async fn a_source_with_object_lock_keeps_retention_or_needs_no_object_lock() {
     );
     assert_same_histories(&source, &locked).await;
 }
+
+#[test]
+fn completion_scripts_name_every_command() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let output = offline(&["completions", shell]);
+        assert_eq!(output.status.code(), Some(0), "{shell}: {}", text(&output));
+        let script = String::from_utf8_lossy(&output.stdout);
+        for command in ["copy", "verify", "status", "setup", "batch", "checkpoint"] {
+            assert!(script.contains(command), "{shell}: {command} missing");
+        }
+    }
+    let output = offline(&["completions", "tcsh"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+}
+
+/// The first mistakes a new user makes, each named with its fix, with no SDK Debug dump in sight.
+#[tokio::test(flavor = "multi_thread")]
+async fn first_contact_errors_name_the_cause_and_the_fix() {
+    let source = create_bucket("first-src", true).await;
+    let destination = create_bucket("first-dst", true).await;
+    let home = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str], credentials: bool| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
+        command
+            .current_dir(work_dir())
+            .args([
+                "copy",
+                &format!("s3://{source}"),
+                &format!("s3://{destination}"),
+            ])
+            .args(["--no-checkpoint"])
+            .args(extra)
+            .env("HOME", home.path())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("AWS_CONFIG_FILE")
+            .env_remove("AWS_SHARED_CREDENTIALS_FILE");
+        if credentials {
+            command.envs(server().env());
+        } else {
+            command
+                .env_remove("AWS_ACCESS_KEY_ID")
+                .env_remove("AWS_SECRET_ACCESS_KEY");
+        }
+        command.output().unwrap()
+    };
+    let endpoint = server().endpoint.clone();
+    let port = endpoint.rsplit(':').next().unwrap().to_string();
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let cases: Vec<(Vec<String>, bool, &str)> = vec![
+        // No credentials anywhere, the server up.
+        (
+            vec!["--endpoint-url".into(), endpoint.clone()],
+            false,
+            "no credentials for the source side",
+        ),
+        // A profile that does not exist is not skipped in favour of other credentials.
+        (
+            vec![
+                "--endpoint-url".into(),
+                endpoint.clone(),
+                "--profile".into(),
+                "nosuch".into(),
+            ],
+            true,
+            "profile \"nosuch\" is not in",
+        ),
+        // An endpoint without its scheme.
+        (
+            vec!["--endpoint-url".into(), format!("127.0.0.1:{port}")],
+            true,
+            "has no scheme: write it as http://127.0.0.1",
+        ),
+        // Nothing listening.
+        (
+            vec![
+                "--endpoint-url".into(),
+                format!("http://127.0.0.1:{closed}"),
+            ],
+            true,
+            "Connection refused",
+        ),
+    ];
+    for (extra, credentials, expected) in cases {
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let output = run(&extra, credentials);
+        let shown = text(&output);
+        assert_eq!(output.status.code(), Some(2), "{extra:?}: {shown}");
+        assert!(shown.contains(expected), "{extra:?}: {shown}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        for dump in ["DispatchFailure", "ConnectorError", "{ ", "Some(", "WARN"] {
+            assert!(!stderr.contains(dump), "{extra:?} shows {dump:?}: {shown}");
+        }
+    }
+}

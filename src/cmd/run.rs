@@ -13,6 +13,11 @@ use crate::replay::Stop;
 
 /// Runs the parsed command; returns its exit code.
 pub async fn run(cli: Cli, stop: Arc<Stop>) -> Result<i32, Error> {
+    if let Some(endpoints) = cli.command.endpoints() {
+        for profile in endpoints.profiles() {
+            crate::s3::check_profile(profile).map_err(Error::Usage)?;
+        }
+    }
     match cli.command {
         Command::Copy(args) => {
             let report = copy::copy(&args, stop).await?;
@@ -104,6 +109,17 @@ pub async fn run(cli: Cli, stop: Arc<Stop>) -> Result<i32, Error> {
                 }
                 _ => batch::cancel(&control, &account, &args.job_id).await,
             }
+        }
+        Command::Completions(args) => {
+            use clap::CommandFactory;
+            let mut command = Cli::command();
+            clap_complete::generate(
+                args.shell,
+                &mut command,
+                "s3-backfill",
+                &mut std::io::stdout(),
+            );
+            Ok(exit::SUCCESS)
         }
         Command::Role(RoleCommand::Policy(args)) => {
             let scope = crate::setup::policy::Scope {

@@ -53,6 +53,47 @@ pub struct AwsS3 {
     place: String,
 }
 
+/// Checks that profile `name` exists in the AWS config or credentials file (`AWS_CONFIG_FILE`,
+/// `AWS_SHARED_CREDENTIALS_FILE`, else ~/.aws/): the SDK would otherwise skip it silently and use
+/// whatever else it finds.
+pub fn check_profile(name: &str) -> Result<(), String> {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let file = |variable: &str, default: &str| {
+        std::env::var_os(variable)
+            .map(std::path::PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".aws").join(default)))
+    };
+    let files = [
+        file("AWS_CONFIG_FILE", "config"),
+        file("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
+    ];
+    for path in files.iter().flatten() {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        for line in text.lines() {
+            let header = line.trim();
+            let Some(section) = header.strip_prefix('[').and_then(|h| h.strip_suffix(']')) else {
+                continue;
+            };
+            let section = section.trim();
+            if section == name || section.strip_prefix("profile ").map(str::trim) == Some(name) {
+                return Ok(());
+            }
+        }
+    }
+    let shown: Vec<String> = files
+        .iter()
+        .flatten()
+        .map(|p| p.display().to_string())
+        .collect();
+    Err(format!(
+        "profile {name:?} is not in {}: check its name (`aws configure list-profiles`), or set \
+         AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE",
+        shown.join(" nor ")
+    ))
+}
+
 /// The shared AWS configuration of one side: profile, region, endpoint, the credentials chain.
 pub async fn load_config(connection: &Connection) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
@@ -202,20 +243,54 @@ pub fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'sta
         }
         SdkError::ConstructionFailure(_) => S3Error::Other {
             code: "ConstructionFailure".into(),
-            message: format!(
-                "{}",
-                aws_smithy_types::error::display::DisplayErrorContext(&error)
-            ),
+            message: error_chain(&error),
+        },
+        // No credentials at all, or a profile that does not exist: nothing was sent.
+        _ if credentials_missing(&error) => S3Error::BadCredentials {
+            code: "NoCredentials".into(),
+            message: error_chain(&error),
         },
         // Timeouts, dispatch failures and garbled responses: the request may have been carried out.
         _ => S3Error::Transient {
-            message: format!(
-                "{}",
-                aws_smithy_types::error::display::DisplayErrorContext(&error)
-            ),
+            message: error_chain(&error),
             maybe_applied: true,
         },
     }
+}
+
+/// An error and its causes as one line of their messages (`dispatch failure: io error: Connection
+/// refused`), without the Debug dumps the SDK's own display appends; the full error goes to the debug
+/// log.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    tracing::debug!(error = ?error, "the SDK's error in full");
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(current) = next {
+        let text = current.to_string();
+        // A message that already contains the next one's is not repeated.
+        if !text.is_empty() && !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        next = current.source();
+    }
+    parts.join(": ")
+}
+
+/// The credentials chain found nothing (or the named profile does not exist).
+fn credentials_missing(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(current) = next {
+        let text = current.to_string();
+        if text.contains("loading credentials")
+            || text.contains("no credentials found")
+            || text.contains("no providers in chain provided credentials")
+            || text.contains("profile") && text.contains("not") && text.contains("found")
+        {
+            return true;
+        }
+        next = current.source();
+    }
+    false
 }
 
 fn named_version(version: &VersionRef) -> Option<String> {
