@@ -650,7 +650,7 @@ pub struct CopyArgs {
     #[arg(long, value_name = "URI", conflicts_with = "manifest")]
     pub inventory: Option<String>,
     /// Copy the versions a CSV manifest names instead of listing the source: bucket,key[,versionId] rows,
-    /// URL-encoded keys, s3://BUCKET/KEY or a local path, optionally gzip'd.
+    /// URL-encoded keys, s3://BUCKET/KEY, a local path or - (standard input), optionally gzip'd.
     #[arg(long, value_name = "URI")]
     pub manifest: Option<String>,
     /// With --inventory: check every key against the source first (one listing per key), so versions

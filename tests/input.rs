@@ -575,3 +575,45 @@ async fn bad_inputs_are_refused_with_file_and_line() {
     // Nothing reached the destination from any of them.
     assert!(histories(&destination, "").await.is_empty());
 }
+
+/// `--manifest -`: the rows come on standard input, as from a pipe.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manifest_on_standard_input_is_read_like_a_file() {
+    let source = create_bucket("stdin-src", true).await;
+    let destination = create_bucket("stdin-dst", true).await;
+    for key in ["a", "b", "with space"] {
+        put(&source, key, key).await;
+        put(&source, key, format!("{key} again")).await;
+    }
+    let mut child = command(&[
+        "copy",
+        &format!("s3://{source}"),
+        &format!("s3://{destination}"),
+        "--manifest",
+        "-",
+        "--no-checkpoint",
+        "--progress",
+        "never",
+    ])
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{source},a\n{source},with%20space\n").as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(text(&output).contains("manifest -"), "{}", text(&output));
+    // Rows without a version id name each key's current version.
+    let keys: Vec<String> = histories(&destination, "")
+        .await
+        .into_iter()
+        .map(|(key, history)| format!("{key}:{}", history.len()))
+        .collect();
+    assert_eq!(keys, ["a:1", "with space:1"]);
+}

@@ -149,10 +149,16 @@ pub async fn load<C: S3Api>(
             })
         }
         InputSpec::Manifest { uri } => {
-            let uri = Uri::parse(uri)?;
-            let path = fetch(&uri, client, scratch.path(), "manifest.csv").await?;
+            let (path, name) = if uri == "-" {
+                let path = scratch.path().join("manifest.csv");
+                (stdin_to(path).await?, "standard input".to_string())
+            } else {
+                let uri = Uri::parse(uri)?;
+                let path = fetch(&uri, client, scratch.path(), "manifest.csv").await?;
+                (path, uri.to_string())
+            };
             let bucket = source_bucket.to_string();
-            let name = uri.to_string();
+            let shown = name.clone();
             let (sorter, named_versions) = blocking(move || {
                 let mut sorter = Sorter::new(sort::DEFAULT_BUDGET);
                 let mut reader = open_data(&path, &name)?;
@@ -164,7 +170,7 @@ pub async fn load<C: S3Api>(
             .await?;
             if latest_only && named_versions > 0 {
                 return Err(InputError::File {
-                    file: uri.to_string(),
+                    file: shown,
                     message: "--latest-only conflicts with a manifest that names versions: drop \
                               --latest-only to copy the named versions, or use a manifest of bucket,key rows"
                         .into(),
@@ -178,6 +184,20 @@ pub async fn load<C: S3Api>(
             })
         }
     }
+}
+
+/// `--manifest -`: standard input copied into `path`, to be read (and sorted) like a file.
+async fn stdin_to(path: PathBuf) -> Result<PathBuf, InputError> {
+    blocking(move || {
+        let failed = |e: std::io::Error| InputError::File {
+            file: "standard input".into(),
+            message: e.to_string(),
+        };
+        let mut file = std::fs::File::create(&path).map_err(failed)?;
+        std::io::copy(&mut std::io::stdin().lock(), &mut file).map_err(failed)?;
+        Ok(path)
+    })
+    .await
 }
 
 async fn blocking<T: Send + 'static>(
