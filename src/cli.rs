@@ -840,7 +840,8 @@ pub struct EndpointArgs {
     /// Profile of the destination side.
     #[arg(long, value_name = "NAME")]
     pub dest_profile: Option<String>,
-    /// Path-style addressing (on by default when an endpoint URL is given): --path-style=false to turn off.
+    /// Path-style addressing (on by default when an endpoint is configured: these options,
+    /// AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3 or a profile's endpoint_url): --path-style=false to turn off.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub path_style: Option<bool>,
     /// Give up on a request attempt that has not answered after this many seconds (then retry it; a
@@ -857,13 +858,13 @@ impl EndpointArgs {
         profile: &Option<String>,
     ) -> Connection {
         let endpoint_url = endpoint.clone().or_else(|| self.endpoint_url.clone());
-        let endpoint_given =
-            endpoint_url.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
         Connection {
+            // Path-style by default wherever an endpoint is configured (decided when connecting,
+            // where the environment and the profile's endpoint_url are known).
+            path_style: self.path_style.or(endpoint_url.as_ref().map(|_| true)),
             endpoint_url,
             region: region.clone().or_else(|| self.region.clone()),
             profile: profile.clone().or_else(|| self.profile.clone()),
-            path_style: self.path_style.unwrap_or(endpoint_given),
             request_timeout: Some(std::time::Duration::from_secs_f64(self.request_timeout)),
             customer_key: None,
             copy_source_customer_key: None,

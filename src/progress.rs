@@ -20,6 +20,8 @@ pub struct Failure {
     pub bucket: String,
     pub key: String,
     pub version_id: String,
+    /// What was being done: `CopyObject`, `multipart copy`, `DeleteObject`, ...
+    pub operation: String,
     /// S3's error code (`AccessDenied`, `InvalidObjectState`, ...), or what went wrong on our side.
     pub code: String,
     pub reason: String,
@@ -159,6 +161,7 @@ impl Progress {
             bucket = %failure.bucket,
             key = ?failure.key,
             version = %failure.version_id,
+            operation = %failure.operation,
             code = %failure.code,
             reason = %failure.reason,
             skipped_later_entries,

@@ -1108,3 +1108,24 @@ fn the_demo_runs_end_to_end() {
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert!(text(&output).contains("demo complete"), "{}", text(&output));
 }
+
+/// An endpoint set only by AWS_ENDPOINT_URL_S3 (or a profile's endpoint_url) switches on path-style
+/// addressing as --endpoint-url does: `bucket.127.0.0.1` would not resolve.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endpoint_from_aws_endpoint_url_s3_is_addressed_path_style() {
+    let source = create_bucket("envurl-src", true).await;
+    let destination = create_bucket("envurl-dst", true).await;
+    put(&source, "k", "v").await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+        .current_dir(work_dir())
+        .args(["copy", &format!("s3://{source}"), &format!("s3://{destination}")])
+        .args(["--no-checkpoint", "--progress", "never"])
+        .envs(server().env())
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("AWS_ENDPOINT_URL_S3", &server().endpoint)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_same_histories(&source, &destination).await;
+}

@@ -129,7 +129,7 @@ pub async fn demo() -> Result<(), Error> {
     let client = crate::s3::admin_client(&crate::s3::Connection {
         endpoint_url: Some(server.endpoint.clone()),
         region: Some("us-east-1".into()),
-        path_style: true,
+        path_style: Some(true),
         static_credentials: Some((access.to_string(), secret.to_string())),
         ..crate::s3::Connection::default()
     })

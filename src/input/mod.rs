@@ -567,6 +567,7 @@ pub fn histories<C: S3Api>(
                                         bucket: bucket.clone(),
                                         key: key.clone(),
                                         version_id,
+                                        operation: "listing the source key".into(),
                                         code: "NoSuchVersion".into(),
                                         reason: "named by the input but not in the source (deleted since the \
                                                  report was made?)"

@@ -637,7 +637,7 @@ impl<C: S3Api> Executor<C> {
     async fn replay_key(&self, history: KeyHistory, held: Vec<Entry>) -> bool {
         let destination_key = self.job.selection.mapping.destination_key(&history.key);
         let source_bucket = &self.job.selection.mapping.source.bucket;
-        let fail = |index: usize, error: S3Error| {
+        let fail = |index: usize, error: S3Error, operation: &'static str| {
             let entry = &history.entries[index];
             let reason = failure_reason(&error, source_bucket, entry);
             let code = error.code().to_string();
@@ -653,6 +653,7 @@ impl<C: S3Api> Executor<C> {
                     bucket: source_bucket.clone(),
                     key: entry.key.clone(),
                     version_id: entry.version_id.clone(),
+                    operation: operation.into(),
                     code,
                     reason,
                 },
@@ -679,7 +680,7 @@ impl<C: S3Api> Executor<C> {
             Ok(plan) => plan,
             Err(error) if error.is_retryable() => return self.unreachable(&history.key, error),
             Err(error) => {
-                fail(0, error);
+                fail(0, error, "comparing with the destination");
                 return true;
             }
         };
@@ -785,6 +786,7 @@ impl<C: S3Api> Executor<C> {
                             bucket: source_bucket.clone(),
                             key: entry.key.clone(),
                             version_id: entry.version_id.clone(),
+                            operation: "reading the source version".into(),
                             code: code.clone(),
                             reason: format!(
                                 "not in the source ({code}): deleted since the inventory or manifest was made; \
@@ -804,7 +806,12 @@ impl<C: S3Api> Executor<C> {
                     return self.unreachable(&history.key, error);
                 }
                 Err(error) => {
-                    fail(index, error);
+                    let operation = match self.job.plan.action(&history.entries[index]) {
+                        Action::DeleteMarker => "DeleteObject",
+                        Action::Copy => "CopyObject",
+                        Action::Multipart => "multipart copy",
+                    };
+                    fail(index, error, operation);
                     return true;
                 }
             }

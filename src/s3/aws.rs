@@ -31,7 +31,8 @@ pub struct Connection {
     pub endpoint_url: Option<String>,
     pub region: Option<String>,
     pub profile: Option<String>,
-    pub path_style: bool,
+    /// None: path-style when an endpoint is configured anywhere (option, environment, profile).
+    pub path_style: Option<bool>,
     /// How long one request attempt may go unanswered (default 30 s); copies get more by size.
     pub request_timeout: Option<std::time::Duration>,
     /// SSE-C: the key of this side's objects (read by HEAD; on the destination, written with it).
@@ -134,11 +135,22 @@ impl AwsS3 {
             // Without an attempt timeout an answer that never comes waits forever.
             .timeout_config(timeouts(request_timeout))
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            .force_path_style(connection.path_style);
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        // The S3 endpoint as the SDK will resolve it: the option, AWS_ENDPOINT_URL_S3, or the shared
+        // endpoint (AWS_ENDPOINT_URL, a profile's endpoint_url).
+        let endpoint = connection
+            .endpoint_url
+            .clone()
+            .or_else(|| {
+                std::env::var("AWS_ENDPOINT_URL_S3")
+                    .ok()
+                    .filter(|v| !v.is_empty())
+            })
+            .or_else(|| shared.endpoint_url().map(str::to_string));
+        let builder = builder.force_path_style(connection.path_style.unwrap_or(endpoint.is_some()));
         let place = format!(
             "{} {}",
-            shared.endpoint_url().unwrap_or("AWS"),
+            endpoint.as_deref().unwrap_or("AWS"),
             shared.region().map_or("us-east-1", |r| r.as_ref())
         );
         AwsS3 {
