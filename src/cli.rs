@@ -52,7 +52,7 @@ pub enum Command {
   s3-backfill status --checkpoint FILE --failed-csv failed.csv # then: copy ... --manifest failed.csv")]
     Status(StatusArgs),
     /// Start a local S3 server, seed a versioned bucket, back it up, verify, and stop.
-    Demo,
+    Demo(DemoArgs),
     /// Create a bucket (one that exists already is fine). Alias: s3mb (S3 make bucket).
     #[command(alias = "s3mb")]
     Mb(BucketArgs),
@@ -102,9 +102,18 @@ impl Command {
                 BatchCommand::Status(args) | BatchCommand::Wait(args) | BatchCommand::Cancel(args),
             ) => Some(&args.endpoints),
             Command::Bench(args) => Some(&args.endpoints),
-            Command::Status(_) | Command::Demo | Command::Role(_) | Command::Completions(_) => None,
+            Command::Status(_) | Command::Demo(_) | Command::Role(_) | Command::Completions(_) => {
+                None
+            }
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the server running at the end (until Ctrl-C) and print the commands to look at it.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Args)]

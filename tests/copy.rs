@@ -1107,6 +1107,16 @@ fn the_demo_runs_end_to_end() {
     let output = offline(&["demo"]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert!(text(&output).contains("demo complete"), "{}", text(&output));
+    // The histories are shown before and after: the draft's put, delete, put, delete in order.
+    let shown = text(&output);
+    let drafts = shown
+        .lines()
+        .filter(|l| {
+            l.trim_start().starts_with("docs/draft.txt ")
+                && l.ends_with("7 B -> (deleted) -> 7 B -> (deleted)")
+        })
+        .count();
+    assert_eq!(drafts, 2, "{shown}");
 }
 
 /// An endpoint set only by AWS_ENDPOINT_URL_S3 (or a profile's endpoint_url) switches on path-style
@@ -1118,7 +1128,11 @@ async fn an_endpoint_from_aws_endpoint_url_s3_is_addressed_path_style() {
     put(&source, "k", "v").await;
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
         .current_dir(work_dir())
-        .args(["copy", &format!("s3://{source}"), &format!("s3://{destination}")])
+        .args([
+            "copy",
+            &format!("s3://{source}"),
+            &format!("s3://{destination}"),
+        ])
         .args(["--no-checkpoint", "--progress", "never"])
         .envs(server().env())
         .env_remove("AWS_PROFILE")

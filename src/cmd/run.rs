@@ -29,7 +29,9 @@ pub async fn run(cli: Cli, stop: Arc<Stop>) -> Result<i32, Error> {
         }
         Command::Verify(args) => verify::verify(&args).await.map(|()| exit::SUCCESS),
         Command::Status(args) => status::status(&args).map(|()| exit::SUCCESS),
-        Command::Demo => crate::cmd::demo::demo().await.map(|()| exit::SUCCESS),
+        Command::Demo(args) => crate::cmd::demo::demo(args.keep)
+            .await
+            .map(|()| exit::SUCCESS),
         Command::Mb(args) => {
             let client = crate::s3::admin_client(&args.endpoints.source()).await;
             let region = args.endpoints.source().region;

@@ -368,7 +368,18 @@ impl<C: S3Api> Executor<C> {
                  have left in flight to land before reading the destination",
                 wait.as_secs_f64().ceil()
             );
-            tokio::time::sleep_until(until).await;
+            // A countdown, so the wait does not look like a hang.
+            loop {
+                let left = until.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                tokio::time::sleep(left.min(std::time::Duration::from_secs(5))).await;
+                let left = until.saturating_duration_since(tokio::time::Instant::now());
+                if !left.is_zero() {
+                    eprintln!("  {:.0} s left before resuming", left.as_secs_f64().ceil());
+                }
+            }
         }
     }
 
