@@ -210,7 +210,8 @@ impl SeaweedFs {
         let args = format!(
             "mini -dir={data} -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false -webdav=false -admin.ui=false \
              -s3.port={} -s3.port.grpc={} -master.port={} -master.port.grpc={} -volume.port={} -volume.port.grpc={} \
-             -filer.port={} -filer.port.grpc={} -s3.port.iceberg=0 -s3.port.lance=0 -s3.config={config}",
+             -filer.port={} -filer.port.grpc={} -s3.port.iceberg=0 -s3.port.lance=0 -s3.config={config} \
+             -s3.localSocket={data}/s3.sock -filer.localSocket={data}/filer.sock",
             ports[0],
             ports[1],
             ports[2],
@@ -222,8 +223,9 @@ impl SeaweedFs {
             data = data.display(),
             config = config.display(),
         );
+        // Its gRPC and local sockets go to TMPDIR: the data directory, removed with it.
         let process = Watched::start(
-            &format!("{} {args}", binary.display()),
+            &format!("TMPDIR={} {} {args}", data.display(), binary.display()),
             &data.join("weed.log"),
             &format!("rm -rf {}", data.display()),
             port,
