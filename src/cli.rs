@@ -27,7 +27,7 @@ pub struct Cli {
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// Log lines as text or JSON (one object a line: timestamp, level, fields).
-    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = crate::logging::LogFormat::Text, global = true)]
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = crate::logging::LogFormat::Text, global = true, env = "S3_BACKFILL_LOG_FORMAT")]
     pub log_format: crate::logging::LogFormat,
 }
 
@@ -76,6 +76,8 @@ pub enum Command {
     Batch(BatchCommand),
     /// Measure copy throughput against any endpoint: seed, copy at each concurrency, report, clean up.
     Bench(BenchArgs),
+    /// Print the manual page (roff): s3-backfill man > s3-backfill.1 && man ./s3-backfill.1
+    Man,
     /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
     #[command(after_help = "Examples:
   s3-backfill completions bash > /etc/bash_completion.d/s3-backfill
@@ -102,9 +104,11 @@ impl Command {
                 BatchCommand::Status(args) | BatchCommand::Wait(args) | BatchCommand::Cancel(args),
             ) => Some(&args.endpoints),
             Command::Bench(args) => Some(&args.endpoints),
-            Command::Status(_) | Command::Demo(_) | Command::Role(_) | Command::Completions(_) => {
-                None
-            }
+            Command::Status(_)
+            | Command::Demo(_)
+            | Command::Role(_)
+            | Command::Completions(_)
+            | Command::Man => None,
         }
     }
 }
@@ -613,10 +617,10 @@ pub struct CopyArgs {
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub as_of: Option<String>,
     /// Requests in flight at once.
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=100_000), env = "S3_BACKFILL_CONCURRENCY")]
     pub concurrency: u32,
     /// Requests per second over all S3 calls (default: unlimited).
-    #[arg(long, value_name = "RPS")]
+    #[arg(long, value_name = "RPS", env = "S3_BACKFILL_RATE_LIMIT")]
     pub rate_limit: Option<NonZeroU32>,
     /// Objects larger than this are copied with parallel UploadPartCopy (default 5GiB, the CopyObject
     /// limit; at most 5GiB).
@@ -640,7 +644,7 @@ pub struct CopyArgs {
     /// Carry each source version's encryption (SSE-S3, SSE-KMS with its key and Bucket Key) on
     /// CopyObject, which otherwise gives copies the destination's default. Multipart copies always
     /// carry it.
-    #[arg(long, value_enum, value_name = "WHEN", default_value_t = CarryEncryption::Auto)]
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = CarryEncryption::Auto, env = "S3_BACKFILL_CARRY_ENCRYPTION")]
     pub carry_encryption: CarryEncryption,
     /// The key of SSE-C encrypted source versions (as `aws s3 cp --sse-c-copy-source-key`): base64 of
     /// the 32 bytes, or file:PATH of a file holding them. Never logged or stored.
@@ -668,7 +672,7 @@ pub struct CopyArgs {
     pub inventory_check: bool,
     /// Sub-prefixes of the source listed at once (the range is split at its first '/' level); 1 lists
     /// it with one paginator.
-    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024), env = "S3_BACKFILL_LISTERS")]
     pub listers: u32,
     /// Copy only shard K of N of the keys (by a hash of the key; a key's versions never split), with its own
     /// checkpoint: K/N, or auto in a Kubernetes Indexed Job or an AWS Batch array job (see README).
@@ -681,13 +685,13 @@ pub struct CopyArgs {
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
     /// Seconds between progress lines off a terminal (and with --progress json).
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds, env = "S3_BACKFILL_PROGRESS_INTERVAL")]
     pub progress_interval: f64,
     /// Serve Prometheus metrics of the run on http://HOST:PORT/metrics (e.g. 0.0.0.0:9100 in a pod).
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", env = "S3_BACKFILL_METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Seconds between rewrites of --report (state "running") and of the checkpoint's live counts.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = parse_seconds, env = "S3_BACKFILL_REPORT_INTERVAL")]
     pub report_interval: f64,
     /// Write a JSON summary (counts, bytes, rates, retries, failures) to FILE.
     #[arg(long, value_name = "FILE")]
@@ -717,7 +721,7 @@ pub struct CopyArgs {
     pub retry_failed: bool,
     /// On resume, wait until the interrupted run has been gone this many seconds before checking the
     /// writes it left in flight (the server may still apply a request whose sender died).
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds, env = "S3_BACKFILL_RESUME_WAIT")]
     pub resume_wait: f64,
     #[command(flatten)]
     pub endpoints: EndpointArgs,
@@ -855,7 +859,7 @@ pub struct EndpointArgs {
     pub path_style: Option<bool>,
     /// Give up on a request attempt that has not answered after this many seconds (then retry it; a
     /// write is first checked against the destination). Copies get 1 s more per 16 MiB they copy.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = parse_timeout)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = parse_timeout, env = "S3_BACKFILL_REQUEST_TIMEOUT")]
     pub request_timeout: f64,
 }
 

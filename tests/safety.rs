@@ -511,3 +511,19 @@ async fn first_contact_errors_name_the_cause_and_the_fix() {
         }
     }
 }
+
+#[test]
+fn the_manual_page_and_environment_variables() {
+    let output = offline(&["man"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let page = String::from_utf8_lossy(&output.stdout);
+    assert!(page.contains(".TH s3-backfill 1"), "{page}");
+    // An option's S3_BACKFILL_ variable is read, and a bad value named like the option's.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+        .args(["copy", "s3://aaa", "s3://bbb"])
+        .env("S3_BACKFILL_CONCURRENCY", "0")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(text(&output).contains("--concurrency"), "{}", text(&output));
+}

@@ -112,6 +112,13 @@ pub async fn run(cli: Cli, stop: Arc<Stop>) -> Result<i32, Error> {
                 _ => batch::cancel(&control, &account, &args.job_id).await,
             }
         }
+        Command::Man => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map_err(|e| Error::Failed(format!("failed to write the manual page: {e}")))?;
+            Ok(exit::SUCCESS)
+        }
         Command::Completions(args) => {
             use clap::CommandFactory;
             let mut command = Cli::command();
