@@ -853,6 +853,10 @@ pub struct EndpointArgs {
     /// Profile of the destination side.
     #[arg(long, value_name = "NAME")]
     pub dest_profile: Option<String>,
+    /// PEM file of certificate authorities to trust besides the system's, for endpoints with a private
+    /// CA (as the aws CLI's --ca-bundle).
+    #[arg(long, value_name = "FILE", env = "AWS_CA_BUNDLE")]
+    pub ca_bundle: Option<PathBuf>,
     /// Path-style addressing (on by default when an endpoint is configured: these options,
     /// AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3 or a profile's endpoint_url): --path-style=false to turn off.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
@@ -882,6 +886,7 @@ impl EndpointArgs {
             customer_key: None,
             copy_source_customer_key: None,
             static_credentials: None,
+            ca_bundle: self.ca_bundle.clone(),
         }
     }
 
@@ -943,6 +948,7 @@ impl EndpointArgs {
             source_profile: None,
             dest_profile: None,
             path_style: None,
+            ca_bundle: None,
             request_timeout: 30.0,
         }
     }

@@ -183,6 +183,17 @@ impl SeaweedFs {
     }
 
     pub fn start() -> Result<Self, LocalServerError> {
+        Self::start_with(None)
+    }
+
+    /// Serving S3 over HTTPS too, with this certificate and key (PEM files); its endpoint is then the
+    /// HTTPS one.
+    #[cfg(feature = "testing")]
+    pub fn start_tls(certificate: &Path, key: &Path) -> Result<Self, LocalServerError> {
+        Self::start_with(Some((certificate, key)))
+    }
+
+    fn start_with(tls: Option<(&Path, &Path)>) -> Result<Self, LocalServerError> {
         let binary = seaweedfs_binary()?;
         let fail = |detail: String| LocalServerError::Start {
             binary: binary.display().to_string(),
@@ -223,6 +234,21 @@ impl SeaweedFs {
             data = data.display(),
             config = config.display(),
         );
+        let (args, port, endpoint) = match tls {
+            None => (args, port, format!("http://127.0.0.1:{port}")),
+            Some((certificate, key)) => {
+                let https = free_port().map_err(|e| fail(e.to_string()))?;
+                (
+                    format!(
+                        "{args} -s3.port.https={https} -s3.cert.file={} -s3.key.file={}",
+                        certificate.display(),
+                        key.display()
+                    ),
+                    https,
+                    format!("https://127.0.0.1:{https}"),
+                )
+            }
+        };
         // Its gRPC and local sockets go to TMPDIR: the data directory, removed with it.
         let process = Watched::start(
             &format!("TMPDIR={} {} {args}", data.display(), binary.display()),
@@ -233,7 +259,7 @@ impl SeaweedFs {
         .map_err(fail)?;
         Ok(SeaweedFs {
             _process: process,
-            endpoint: format!("http://127.0.0.1:{port}"),
+            endpoint,
             port,
         })
     }

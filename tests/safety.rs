@@ -527,3 +527,59 @@ fn the_manual_page_and_environment_variables() {
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
     assert!(text(&output).contains("--concurrency"), "{}", text(&output));
 }
+
+/// An endpoint with a certificate from a private CA: refused with the option to use, then trusted with
+/// --ca-bundle (or AWS_CA_BUNDLE), as the aws CLI does.
+#[test]
+fn a_private_ca_is_trusted_with_ca_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap();
+    let (certificate, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&certificate, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let tls = s3_backfill::local_server::SeaweedFs::start_tls(&certificate, &key).unwrap();
+    let run = |args: &[&str], bundle: Option<&std::path::Path>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
+        command
+            .current_dir(work_dir())
+            .args(args)
+            .args(["--endpoint-url", &tls.endpoint])
+            .envs(tls.env())
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("AWS_CA_BUNDLE");
+        if let Some(bundle) = bundle {
+            command.env("AWS_CA_BUNDLE", bundle);
+        }
+        command.output().unwrap()
+    };
+    let output = run(&["mb", "s3://tls-src"], None);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(text(&output).contains("--ca-bundle"), "{}", text(&output));
+    for bucket in ["tls-src", "tls-dst"] {
+        let output = run(&["mb", &format!("s3://{bucket}")], Some(&certificate));
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+        let output = run(&["s3bu", &format!("s3://{bucket}")], Some(&certificate));
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    }
+    let output = run(
+        &["copy", "s3://tls-src", "s3://tls-dst", "--no-checkpoint"],
+        Some(&certificate),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    // A file that holds no certificate is refused before anything runs.
+    let output = run(&["mb", "s3://tls-x", "--ca-bundle"], None);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let output = run(
+        &["mb", "s3://tls-x", "--ca-bundle", key.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("holds no PEM certificate"),
+        "{}",
+        text(&output)
+    );
+}

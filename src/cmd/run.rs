@@ -17,6 +17,9 @@ pub async fn run(cli: Cli, stop: Arc<Stop>) -> Result<i32, Error> {
         for profile in endpoints.profiles() {
             crate::s3::check_profile(profile).map_err(Error::Usage)?;
         }
+        if let Some(bundle) = &endpoints.ca_bundle {
+            crate::s3::check_ca_bundle(bundle).map_err(Error::Usage)?;
+        }
     }
     match cli.command {
         Command::Copy(args) => {

@@ -41,6 +41,8 @@ pub struct Connection {
     pub copy_source_customer_key: Option<CustomerKey>,
     /// `(access key, secret key)` instead of the credentials chain (the demo's local server).
     pub static_credentials: Option<(String, String)>,
+    /// PEM certificates to trust besides the system's (`--ca-bundle`, AWS_CA_BUNDLE).
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Debug)]
@@ -52,6 +54,23 @@ pub struct AwsS3 {
     /// The endpoint URL as resolved (`AWS` for Amazon S3's own) and the region, e.g.
     /// `http://127.0.0.1:9000 us-east-1`: where this side's buckets are.
     place: String,
+}
+
+/// Checks that a CA bundle is a readable file of PEM certificates.
+pub fn check_ca_bundle(path: &std::path::Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "cannot read the CA bundle {}: {e}; give a PEM file with --ca-bundle or AWS_CA_BUNDLE",
+            path.display()
+        )
+    })?;
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(format!(
+            "the CA bundle {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        ));
+    }
+    Ok(())
 }
 
 /// Checks that profile `name` exists in the AWS config or credentials file (`AWS_CONFIG_FILE`,
@@ -106,6 +125,26 @@ pub async fn load_config(connection: &Connection) -> aws_config::SdkConfig {
     }
     if let Some(url) = &connection.endpoint_url {
         loader = loader.endpoint_url(url);
+    }
+    if let Some(pem) = connection
+        .ca_bundle
+        .as_ref()
+        .and_then(|path| std::fs::read(path).ok())
+    {
+        use aws_smithy_http_client::tls;
+        let trust = tls::TrustStore::default().with_pem_certificate(pem);
+        match tls::TlsContext::builder().with_trust_store(trust).build() {
+            Ok(context) => {
+                let client = aws_smithy_http_client::Builder::new()
+                    .tls_provider(tls::Provider::Rustls(
+                        tls::rustls_provider::CryptoMode::AwsLc,
+                    ))
+                    .tls_context(context)
+                    .build_https();
+                loader = loader.http_client(client);
+            }
+            Err(error) => tracing::warn!(error = %error, "the CA bundle could not be used"),
+        }
     }
     if let Some((access, secret)) = &connection.static_credentials {
         loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(

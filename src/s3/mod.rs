@@ -17,7 +17,10 @@ pub(crate) mod retry;
 
 pub use admin::{Created, PutOptions, S3Admin};
 pub use api::*;
-pub use aws::{AwsS3, Connection, check_profile, classify, copy_source, load_config, manifest_key};
+pub use aws::{
+    AwsS3, Connection, check_ca_bundle, check_profile, classify, copy_source, load_config,
+    manifest_key,
+};
 /// Time and base64 as S3 writes them (RFC 3339 and HTTP dates, SSE-C keys).
 pub use aws_smithy_types::date_time::Format as DateFormat;
 pub use aws_smithy_types::{DateTime, base64};
