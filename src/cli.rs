@@ -935,7 +935,8 @@ impl EndpointArgs {
             .collect()
     }
 
-    /// The defaults: the usual AWS environment, a 30 s request timeout.
+    /// The defaults: the usual AWS environment (AWS_CA_BUNDLE included, as clap reads it), a 30 s
+    /// request timeout.
     pub fn from_environment() -> EndpointArgs {
         EndpointArgs {
             endpoint_url: None,
@@ -948,7 +949,9 @@ impl EndpointArgs {
             source_profile: None,
             dest_profile: None,
             path_style: None,
-            ca_bundle: None,
+            ca_bundle: std::env::var_os("AWS_CA_BUNDLE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
             request_timeout: 30.0,
         }
     }
