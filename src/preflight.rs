@@ -51,6 +51,10 @@ pub fn bucket_error(side: Side, bucket: &str, error: S3Error) -> Error {
              s3:GetObjectVersion and s3:GetObjectVersionTagging; the destination s3:PutObject, \
              s3:PutObjectTagging and s3:DeleteObject"
         ),
+        S3Error::Other { code, message } if code == "UntrustedCertificate" => format!(
+            "the {name} endpoint's TLS certificate is not trusted ({message}): give its certificate \
+             authority with --ca-bundle FILE or AWS_CA_BUNDLE"
+        ),
         S3Error::Transient { message, .. }
             if message.contains("certificate") || message.contains("UnknownIssuer") =>
         {

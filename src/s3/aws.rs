@@ -296,6 +296,11 @@ pub fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'sta
             code: "ConstructionFailure".into(),
             message: error_chain(&error),
         },
+        // An untrusted certificate: nothing was sent, and sending again will not help.
+        _ if error_chain(&error).contains("invalid peer certificate") => S3Error::Other {
+            code: "UntrustedCertificate".into(),
+            message: error_chain(&error),
+        },
         // No credentials at all, or a profile that does not exist: nothing was sent.
         _ if credentials_missing(&error) => S3Error::BadCredentials {
             code: "NoCredentials".into(),
