@@ -134,6 +134,12 @@ async fn copies_every_version_from_an_inventory_report_on_s3() {
         "{}",
         text(&output)
     );
+    // Reading the report says so before it ends (then every --progress-interval with the rows read).
+    assert!(
+        text(&output).contains(&format!("reading inventory {uri}")),
+        "{}",
+        text(&output)
+    );
     assert!(histories(&destination, "").await.is_empty());
 
     let output = cli(&[

@@ -256,9 +256,29 @@ async fn load_input(
         return Ok(None);
     };
     let started = Instant::now();
-    let loaded = crate::input::load(&spec, source, &args.source.bucket, args.latest_only)
-        .await
-        .map_err(|e| Error::Usage(format!("{e}; nothing was copied")))?;
+    // Reading a large inventory takes minutes: say how far it got, as the copy's progress does.
+    let ticker = (args.progress != crate::progress::ProgressMode::Never).then(|| {
+        let interval = std::time::Duration::from_secs_f64(args.progress_interval);
+        let label = spec.to_string();
+        eprintln!("{} reading {label}", crate::clock::now_rfc3339());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                eprintln!(
+                    "{} reading {label}: {} rows so far",
+                    crate::clock::now_rfc3339(),
+                    crate::progress::thousands(
+                        crate::input::sort::ROWS_READ.load(std::sync::atomic::Ordering::Relaxed)
+                    )
+                );
+            }
+        })
+    });
+    let loaded = crate::input::load(&spec, source, &args.source.bucket, args.latest_only).await;
+    if let Some(ticker) = ticker {
+        ticker.abort();
+    }
+    let loaded = loaded.map_err(|e| Error::Usage(format!("{e}; nothing was copied")))?;
     eprintln!(
         "read {} rows from {} file{} of {spec} in {:.1} s",
         loaded.rows,

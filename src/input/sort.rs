@@ -12,6 +12,10 @@ use super::rows::Row;
 /// Rows held in memory before a run is spilled.
 pub const DEFAULT_BUDGET: usize = 64 << 20;
 
+/// Rows pushed into any sorter of this process: what reading an input has got to, for the progress
+/// lines while it loads (a process reads one input).
+pub static ROWS_READ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 pub struct Sorter {
     budget: usize,
     buffer: Vec<Row>,
@@ -34,6 +38,7 @@ impl Sorter {
     pub fn push(&mut self, row: Row) -> io::Result<()> {
         self.used += row.footprint();
         self.rows += 1;
+        ROWS_READ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.buffer.push(row);
         if self.used >= self.budget {
             self.spill()?;
