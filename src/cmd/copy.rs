@@ -633,16 +633,9 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
     }
     renderer.finish().await;
     if let Some(checkpoint) = &executor.checkpoint {
-        use std::sync::atomic::Ordering::Relaxed;
-        checkpoint.journal.append(Record::Stats {
-            listed_entries: listed_before.max(progress.listed_entries.load(Relaxed)),
-            done_entries: done_before
-                + progress.copied_versions.load(Relaxed)
-                + progress.delete_markers.load(Relaxed)
-                + progress.reconciled.load(Relaxed),
-            updated_unix: now_unix(),
-            finished: true,
-        });
+        checkpoint
+            .journal
+            .append(stats(&progress, (listed_before, done_before), true));
         let flushed = checkpoint.journal.flush().await;
         if let Err(error) = flushed {
             executor.halt(error.to_string());
@@ -821,6 +814,20 @@ fn print_summary(report: &Report) {
     }
 }
 
+/// The job's totals for the checkpoint: what earlier runs had listed and done, plus this run's.
+fn stats(progress: &Progress, (listed_before, done_before): (u64, u64), finished: bool) -> Record {
+    use std::sync::atomic::Ordering::Relaxed;
+    Record::Stats {
+        listed_entries: listed_before.max(progress.listed_entries.load(Relaxed)),
+        done_entries: done_before
+            + progress.copied_versions.load(Relaxed)
+            + progress.delete_markers.load(Relaxed)
+            + progress.reconciled.load(Relaxed),
+        updated_unix: now_unix(),
+        finished,
+    }
+}
+
 /// While the run goes: the report rewritten every `--report-interval` (state `running`), and the
 /// checkpoint's counts brought up to date, so `status` shows a live job.
 async fn live_updates(
@@ -830,21 +837,14 @@ async fn live_updates(
     checkpoint_path: Option<PathBuf>,
     (listed_before, done_before): (u64, u64),
 ) {
-    use std::sync::atomic::Ordering::Relaxed;
     let interval = std::time::Duration::from_secs_f64(args.report_interval);
     loop {
         tokio::time::sleep(interval).await;
         let progress = &executor.progress;
         if let Some(checkpoint) = &executor.checkpoint {
-            checkpoint.journal.append(Record::Stats {
-                listed_entries: listed_before.max(progress.listed_entries.load(Relaxed)),
-                done_entries: done_before
-                    + progress.copied_versions.load(Relaxed)
-                    + progress.delete_markers.load(Relaxed)
-                    + progress.reconciled.load(Relaxed),
-                updated_unix: now_unix(),
-                finished: false,
-            });
+            checkpoint
+                .journal
+                .append(stats(progress, (listed_before, done_before), false));
         }
         let report = report(&args, progress, run, checkpoint_path.as_deref(), "running");
         if let Err(error) = write_report(&args, &report) {
