@@ -296,21 +296,29 @@ pub fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'sta
             code: "ConstructionFailure".into(),
             message: error_chain(&error),
         },
-        // An untrusted certificate: nothing was sent, and sending again will not help.
-        _ if error_chain(&error).contains("invalid peer certificate") => S3Error::Other {
-            code: "UntrustedCertificate".into(),
-            message: error_chain(&error),
-        },
-        // No credentials at all, or a profile that does not exist: nothing was sent.
-        _ if credentials_missing(&error) => S3Error::BadCredentials {
-            code: "NoCredentials".into(),
-            message: error_chain(&error),
-        },
-        // Timeouts, dispatch failures and garbled responses: the request may have been carried out.
-        _ => S3Error::Transient {
-            message: error_chain(&error),
-            maybe_applied: true,
-        },
+        _ => {
+            let message = error_chain(&error);
+            if message.contains("invalid peer certificate") {
+                // An untrusted certificate: nothing was sent, and sending again will not help.
+                S3Error::Other {
+                    code: "UntrustedCertificate".into(),
+                    message,
+                }
+            } else if credentials_missing(&message) {
+                // No credentials at all, or a profile that does not exist: nothing was sent.
+                S3Error::BadCredentials {
+                    code: "NoCredentials".into(),
+                    message,
+                }
+            } else {
+                // Timeouts, dispatch failures and garbled responses: the request may have been
+                // carried out.
+                S3Error::Transient {
+                    message,
+                    maybe_applied: true,
+                }
+            }
+        }
     }
 }
 
@@ -332,21 +340,13 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-/// The credentials chain found nothing (or the named profile does not exist).
-fn credentials_missing(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(error);
-    while let Some(current) = next {
-        let text = current.to_string();
-        if text.contains("loading credentials")
-            || text.contains("no credentials found")
-            || text.contains("no providers in chain provided credentials")
-            || text.contains("profile") && text.contains("not") && text.contains("found")
-        {
-            return true;
-        }
-        next = current.source();
-    }
-    false
+/// The credentials chain found nothing (or the named profile does not exist), by the error's
+/// messages (`error_chain`).
+fn credentials_missing(messages: &str) -> bool {
+    messages.contains("loading credentials")
+        || messages.contains("no credentials found")
+        || messages.contains("no providers in chain provided credentials")
+        || messages.contains("profile") && messages.contains("not") && messages.contains("found")
 }
 
 fn named_version(version: &VersionRef) -> Option<String> {
@@ -594,6 +594,7 @@ impl S3Api for AwsS3 {
         version: &VersionRef,
         part_number: Option<u32>,
     ) -> S3Result<ObjectHead> {
+        let (sse_c_algorithm, sse_c_key, sse_c_md5) = customer(&self.customer_key);
         let out = self
             .client
             .head_object()
@@ -602,9 +603,9 @@ impl S3Api for AwsS3 {
             .set_version_id(named_version(version))
             .set_part_number(part_number.map(|n| n as i32))
             .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
-            .set_sse_customer_algorithm(customer(&self.customer_key).0)
-            .set_sse_customer_key(customer(&self.customer_key).1)
-            .set_sse_customer_key_md5(customer(&self.customer_key).2)
+            .set_sse_customer_algorithm(sse_c_algorithm)
+            .set_sse_customer_key(sse_c_key)
+            .set_sse_customer_key_md5(sse_c_md5)
             .send()
             .await
             .map_err(|e| classify(e, &version.bucket))?;
@@ -701,7 +702,7 @@ impl S3Api for AwsS3 {
                 request.bucket_key_enabled.filter(|_| kms),
             )
         };
-        let (algorithm, key, md5) = customer(&self.customer_key);
+        let (sse_c_algorithm, sse_c_key, sse_c_md5) = customer(&self.customer_key);
         let (source_algorithm, source_key, source_md5) = customer(&self.copy_source_customer_key);
         let out = self
             .client
@@ -717,9 +718,9 @@ impl S3Api for AwsS3 {
             .set_object_lock_retain_until_date(lock_until(&request.object_lock))
             .set_object_lock_legal_hold_status(legal_hold(&request.object_lock))
             .set_website_redirect_location(request.website_redirect.clone())
-            .set_sse_customer_algorithm(algorithm)
-            .set_sse_customer_key(key)
-            .set_sse_customer_key_md5(md5)
+            .set_sse_customer_algorithm(sse_c_algorithm)
+            .set_sse_customer_key(sse_c_key)
+            .set_sse_customer_key_md5(sse_c_md5)
             .set_copy_source_sse_customer_algorithm(source_algorithm)
             .set_copy_source_sse_customer_key(source_key)
             .set_copy_source_sse_customer_key_md5(source_md5)
@@ -732,6 +733,7 @@ impl S3Api for AwsS3 {
     }
 
     async fn create_multipart(&self, request: &CreateMultipartRequest) -> S3Result<String> {
+        let (sse_c_algorithm, sse_c_key, sse_c_md5) = customer(&self.customer_key);
         let head = &request.head;
         let (sse, kms_key) = match (
             &request.settings.sse_kms_key_id,
@@ -786,9 +788,9 @@ impl S3Api for AwsS3 {
             .set_object_lock_mode(lock_mode(&lock))
             .set_object_lock_retain_until_date(lock_until(&lock))
             .set_object_lock_legal_hold_status(legal_hold(&lock))
-            .set_sse_customer_algorithm(customer(&self.customer_key).0)
-            .set_sse_customer_key(customer(&self.customer_key).1)
-            .set_sse_customer_key_md5(customer(&self.customer_key).2)
+            .set_sse_customer_algorithm(sse_c_algorithm)
+            .set_sse_customer_key(sse_c_key)
+            .set_sse_customer_key_md5(sse_c_md5)
             // The source's checksum algorithm: the copy gets a (composite) checksum of it.
             .set_checksum_algorithm(
                 head.checksum_algorithm
@@ -807,6 +809,8 @@ impl S3Api for AwsS3 {
     }
 
     async fn upload_part_copy(&self, request: &PartCopyRequest) -> S3Result<CompletedPart> {
+        let (sse_c_algorithm, sse_c_key, sse_c_md5) = customer(&self.customer_key);
+        let (source_algorithm, source_key, source_md5) = customer(&self.copy_source_customer_key);
         let out = self
             .client
             .upload_part_copy()
@@ -820,12 +824,12 @@ impl S3Api for AwsS3 {
                 request.first_byte, request.last_byte
             ))
             .copy_source_if_match(&request.if_match)
-            .set_sse_customer_algorithm(customer(&self.customer_key).0)
-            .set_sse_customer_key(customer(&self.customer_key).1)
-            .set_sse_customer_key_md5(customer(&self.customer_key).2)
-            .set_copy_source_sse_customer_algorithm(customer(&self.copy_source_customer_key).0)
-            .set_copy_source_sse_customer_key(customer(&self.copy_source_customer_key).1)
-            .set_copy_source_sse_customer_key_md5(customer(&self.copy_source_customer_key).2)
+            .set_sse_customer_algorithm(sse_c_algorithm)
+            .set_sse_customer_key(sse_c_key)
+            .set_sse_customer_key_md5(sse_c_md5)
+            .set_copy_source_sse_customer_algorithm(source_algorithm)
+            .set_copy_source_sse_customer_key(source_key)
+            .set_copy_source_sse_customer_key_md5(source_md5)
             .customize()
             .config_override(self.copying(request.last_byte + 1 - request.first_byte))
             .send()
@@ -864,6 +868,7 @@ impl S3Api for AwsS3 {
         upload_id: &str,
         parts: &[CompletedPart],
     ) -> S3Result<WrittenVersion> {
+        let (sse_c_algorithm, sse_c_key, sse_c_md5) = customer(&self.customer_key);
         let parts = parts
             .iter()
             .map(|p| {
@@ -895,9 +900,9 @@ impl S3Api for AwsS3 {
                     .set_parts(Some(parts))
                     .build(),
             )
-            .set_sse_customer_algorithm(customer(&self.customer_key).0)
-            .set_sse_customer_key(customer(&self.customer_key).1)
-            .set_sse_customer_key_md5(customer(&self.customer_key).2)
+            .set_sse_customer_algorithm(sse_c_algorithm)
+            .set_sse_customer_key(sse_c_key)
+            .set_sse_customer_key_md5(sse_c_md5)
             // S3 can take minutes to assemble a large object; allow for it as for copying 4 GiB.
             .customize()
             .config_override(self.copying(4 << 30))
