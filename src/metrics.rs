@@ -118,16 +118,25 @@ pub fn encode(progress: &Progress, job: &str, shard: Option<&str>) -> String {
     text
 }
 
+/// The metrics endpoint; it stops serving when dropped (also on an early return).
+pub struct Serving(tokio::task::JoinHandle<()>);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Binds `addr` (an error here is the user's: a port in use) and serves `/metrics` until dropped.
 pub async fn serve(
     addr: SocketAddr,
     progress: Arc<Progress>,
     job: String,
     shard: Option<String>,
-) -> std::io::Result<tokio::task::JoinHandle<()>> {
+) -> std::io::Result<Serving> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(address = %addr, "serving metrics on /metrics");
-    Ok(tokio::spawn(async move {
+    Ok(Serving(tokio::spawn(async move {
         loop {
             let Ok((mut stream, _)) = listener.accept().await else {
                 continue;
@@ -161,7 +170,7 @@ pub async fn serve(
                 let _ = stream.write_all(response.as_bytes()).await;
             });
         }
-    }))
+    })))
 }
 
 #[cfg(test)]

@@ -21,10 +21,10 @@ use crate::s3::WriteSettings;
 use crate::s3::limit::Limits;
 use crate::size::human_bytes;
 
-/// The JSON report of a copy run (`--report FILE`).
 /// The report's schema: 2 added the state, the timestamps, the shard, listed bytes and failure codes.
 const REPORT_SCHEMA: u32 = 2;
 
+/// The JSON report of a copy run (`--report FILE`).
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub schema_version: u32,
@@ -146,11 +146,6 @@ fn report(
         requests: progress.latency.count(),
         failures: progress.failures(),
     }
-}
-
-/// The job's fingerprint (the default checkpoint's name): the `job_id` label of its metrics.
-fn checkpoint_identity_fingerprint(args: &CopyArgs, places: &Places) -> String {
-    identity(args, places).fingerprint()
 }
 
 fn identity(args: &CopyArgs, places: &Places) -> JobIdentity {
@@ -486,6 +481,25 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
     if let Some(shard) = selection.shard {
         eprintln!("shard {shard}: copying the keys whose hash falls in shard {shard}");
     }
+    // Bound before anything is created here: a port in use refuses the run as it stands.
+    let metrics = match args.metrics_addr {
+        Some(addr) => Some(
+            crate::metrics::serve(
+                addr,
+                Arc::clone(&progress),
+                // The job's fingerprint (the default checkpoint's name) labels its series.
+                identity(args, &places).fingerprint(),
+                shard(args).ok().flatten().map(|s| s.to_string()),
+            )
+            .await
+            .map_err(|e| {
+                Error::Usage(format!(
+                    "cannot serve metrics on {addr}: {e}; choose another --metrics-addr"
+                ))
+            })?,
+        ),
+        None => None,
+    };
     let input = load_input(args, &source).await?;
     crate::preflight::check_destination_listing(&*destination, &args.destination).await?;
     // A dry run plans against the destination like a run, and writes nothing: no checkpoint, no lock.
@@ -602,23 +616,6 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         halted: std::sync::Mutex::new(None),
         version_map,
     });
-    let metrics = match args.metrics_addr {
-        Some(addr) => Some(
-            crate::metrics::serve(
-                addr,
-                Arc::clone(&progress),
-                checkpoint_identity_fingerprint(args, &places),
-                shard(args).ok().flatten().map(|s| s.to_string()),
-            )
-            .await
-            .map_err(|e| {
-                Error::Usage(format!(
-                    "cannot serve metrics on {addr}: {e}; choose another --metrics-addr"
-                ))
-            })?,
-        ),
-        None => None,
-    };
     let live = tokio::spawn(live_updates(
         args.clone(),
         Arc::clone(&executor),
@@ -628,9 +625,7 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
     ));
     let outcome = Arc::clone(&executor).run(histories).await;
     live.abort();
-    if let Some(metrics) = metrics {
-        metrics.abort();
-    }
+    drop(metrics);
     renderer.finish().await;
     if let Some(checkpoint) = &executor.checkpoint {
         checkpoint
@@ -641,11 +636,16 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
             executor.halt(error.to_string());
         }
     }
-    let halted = executor.halted.lock().expect("halt lock").clone();
-    if let Some(reason) = halted {
-        let report = report(args, &progress, run, checkpoint_path.as_deref(), "stopped");
+    // The summary and the report, in the state the run ends in.
+    let conclude = |state: &'static str| -> Result<Report, Error> {
+        let report = report(args, &progress, run, checkpoint_path.as_deref(), state);
         print_summary(&report);
         write_report(args, &report)?;
+        Ok(report)
+    };
+    let halted = executor.halted.lock().expect("halt lock").clone();
+    if let Some(reason) = halted {
+        conclude("stopped")?;
         return Err(Error::Stopped(format!(
             "the run stopped: {reason}; nothing was written after that. Fix the cause (free space, reach the \
              endpoint), then rerun the same command to resume:\n  {}",
@@ -653,15 +653,7 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         )));
     }
     if stop.is_set() {
-        let report = report(
-            args,
-            &progress,
-            run,
-            checkpoint_path.as_deref(),
-            "interrupted",
-        );
-        print_summary(&report);
-        write_report(args, &report)?;
+        conclude("interrupted")?;
         match &checkpoint_path {
             Some(path) => eprintln!(
                 "interrupted: progress is saved in {}; to resume, run the same command again:\n  {}",
@@ -676,9 +668,7 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         Ok(()) => {}
         // The listing outlasted every retry on a temporary error: a rerun resumes (exit 3).
         Err(source) if source.is_retryable() => {
-            let report = report(args, &progress, run, checkpoint_path.as_deref(), "stopped");
-            print_summary(&report);
-            write_report(args, &report)?;
+            conclude("stopped")?;
             return Err(Error::Stopped(format!(
                 "listing s3://{}/{} kept failing with a temporary error after every retry ({source}); \
                  nothing is lost: rerun the same command to resume:\n  {}",
@@ -695,10 +685,7 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
             });
         }
     }
-    let report = report(args, &progress, run, checkpoint_path.as_deref(), "finished");
-    print_summary(&report);
-    write_report(args, &report)?;
-    Ok(report)
+    conclude("finished")
 }
 
 fn plural(count: u64, one: &str, many: &str) -> String {
