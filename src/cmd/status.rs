@@ -95,8 +95,9 @@ fn shard(path: &Path, state: &State) -> Shard {
     }
 }
 
-/// The default checkpoints (`.s3-backfill/` here) whose job copies `source` into `destination`.
-fn find_job(source: &str, destination: &str) -> Result<Vec<PathBuf>, Error> {
+/// The default checkpoints (`.s3-backfill/` here) whose job copies `source` into `destination`, with
+/// what each holds.
+fn find_job(source: &str, destination: &str) -> Result<Vec<(PathBuf, State)>, Error> {
     let normal = |url: &str| {
         crate::cli::parse_range(url)
             .map(|l| l.to_string())
@@ -118,10 +119,10 @@ fn find_job(source: &str, destination: &str) -> Result<Vec<PathBuf>, Error> {
             && identity.source == source
             && identity.destination == destination
         {
-            found.push(path);
+            found.push((path, state));
         }
     }
-    found.sort();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
     if found.is_empty() {
         return Err(Error::Usage(format!(
             "no checkpoint of a job from {source} to {destination} in .s3-backfill/ here: run status in the \
@@ -133,21 +134,24 @@ fn find_job(source: &str, destination: &str) -> Result<Vec<PathBuf>, Error> {
 
 /// Runs `status`.
 pub fn status(args: &StatusArgs) -> Result<(), Error> {
-    let paths = match &args.job {
+    let found = match &args.job {
         Some(job) => find_job(&job[0], &job[1])?,
-        None => args.checkpoint.clone(),
-    };
-    let mut states = Vec::new();
-    for path in &paths {
-        let state = replay(path).map_err(|e| Error::Usage(e.to_string()))?;
-        if state.identity.is_none() {
-            return Err(Error::Usage(format!(
-                "checkpoint {} is empty: no run has recorded progress in it",
-                path.display()
-            )));
+        None => {
+            let mut found = Vec::new();
+            for path in &args.checkpoint {
+                let state = replay(path).map_err(|e| Error::Usage(e.to_string()))?;
+                if state.identity.is_none() {
+                    return Err(Error::Usage(format!(
+                        "checkpoint {} is empty: no run has recorded progress in it",
+                        path.display()
+                    )));
+                }
+                found.push((path.clone(), state));
+            }
+            found
         }
-        states.push(state);
-    }
+    };
+    let (paths, states): (Vec<PathBuf>, Vec<State>) = found.into_iter().unzip();
     let shards: Vec<Shard> = paths
         .iter()
         .zip(&states)
