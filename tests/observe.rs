@@ -264,3 +264,28 @@ async fn a_metrics_port_in_use_is_refused_before_any_write() {
     );
     assert!(histories(&destination, "").await.is_empty());
 }
+
+/// `status --job SRC DST` finds the job's default checkpoint where the copy ran, without its name.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_finds_a_job_by_its_buckets() {
+    let source = create_bucket("job-src", true).await;
+    let destination = create_bucket("job-dst", true).await;
+    put(&source, "a", "one").await;
+    put(&source, "a", "two").await;
+    let (src, dst) = (format!("s3://{source}"), format!("s3://{destination}"));
+    let output = cli(&["copy", &src, &dst, "--progress", "never"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let output = offline(&["status", "--job", &src, &dst, "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(status["state"], "complete", "{status}");
+    assert_eq!(status["done_entries"], 2, "{status}");
+    assert_eq!(status["shards"].as_array().unwrap().len(), 1, "{status}");
+    let output = offline(&["status", "--job", &src, "s3://no-such-job"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("no checkpoint of a job"),
+        "{}",
+        text(&output)
+    );
+}
