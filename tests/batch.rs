@@ -8,11 +8,11 @@ mod common;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::Output;
-use std::sync::{Arc, Mutex, OnceLock};
 
+use std::sync::{Arc, Mutex};
+
+use common::moto::{moto_s3, on_moto};
 use common::*;
-use s3_backfill::local_server::Moto;
 
 #[derive(Debug, Clone)]
 struct Recorded {
@@ -232,39 +232,6 @@ impl ControlStub {
             .cloned()
             .collect()
     }
-}
-
-fn moto() -> &'static Moto {
-    static SERVER: OnceLock<Moto> = OnceLock::new();
-    SERVER.get_or_init(|| Moto::start().expect("start moto"))
-}
-
-fn on_moto(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
-        .current_dir(work_dir())
-        .args(args)
-        .args(["--endpoint-url", &moto().endpoint])
-        .envs(moto().env())
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .output()
-        .expect("run s3-backfill")
-}
-
-async fn moto_s3() -> aws_sdk_s3::Client {
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&moto().endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await;
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&shared)
-            .force_path_style(true)
-            .build(),
-    )
 }
 
 async fn read_object(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> (String, String) {

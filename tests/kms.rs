@@ -9,59 +9,20 @@ use aws_sdk_s3::types::{
     BucketVersioningStatus, ServerSideEncryption, ServerSideEncryptionByDefault,
     ServerSideEncryptionConfiguration, ServerSideEncryptionRule, VersioningConfiguration,
 };
-use common::{bucket_name, text, work_dir};
-use s3_backfill::local_server::Moto;
+use common::moto::{moto_s3, on_moto};
+use common::{bucket_name, text};
 use std::process::Output;
-use std::sync::OnceLock;
 
 const KEY_1: &str = "arn:aws:kms:us-east-1:123456789012:key/11111111-aaaa";
 const KEY_2: &str = "arn:aws:kms:us-east-1:123456789012:key/22222222-bbbb";
 
-fn moto() -> &'static Moto {
-    static SERVER: OnceLock<Moto> = OnceLock::new();
-    SERVER.get_or_init(|| Moto::start().expect("start moto"))
-}
-
-fn on_moto(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
-        .current_dir(work_dir())
-        .args(args)
-        .args(["--endpoint-url", &moto().endpoint, "--progress", "never"])
-        .envs(moto().env())
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .output()
-        .expect("run s3-backfill")
-}
-
 fn verify(source: &str, destination: &str, extra: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
-        .current_dir(work_dir())
-        .args([
-            "verify",
-            &format!("s3://{source}"),
-            &format!("s3://{destination}"),
-        ])
-        .args(extra)
-        .args(["--endpoint-url", &moto().endpoint])
-        .envs(moto().env())
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .output()
-        .expect("run s3-backfill")
-}
-
-async fn s3() -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .endpoint_url(&moto().endpoint)
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
+    let (source, destination) = (format!("s3://{source}"), format!("s3://{destination}"));
+    let args: Vec<&str> = ["verify", source.as_str(), destination.as_str()]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
+    on_moto(&args)
 }
 
 /// A versioned bucket whose default encryption is `default` (algorithm, KMS key, Bucket Key).
@@ -69,7 +30,7 @@ async fn bucket(
     label: &str,
     default: Option<(ServerSideEncryption, Option<&str>, bool)>,
 ) -> String {
-    let client = s3().await;
+    let client = moto_s3().await;
     let name = bucket_name(label);
     client.create_bucket().bucket(&name).send().await.unwrap();
     client
@@ -112,7 +73,7 @@ async fn bucket(
 
 /// Each object's (encryption, KMS key, Bucket Key), read back by HEAD.
 async fn encryption(bucket: &str, key: &str) -> (Option<String>, Option<String>, bool) {
-    let head = s3()
+    let head = moto_s3()
         .await
         .head_object()
         .bucket(bucket)
@@ -141,7 +102,7 @@ async fn kms_source() -> String {
         Some((ServerSideEncryption::AwsKms, Some(KEY_1), true)),
     )
     .await;
-    let client = s3().await;
+    let client = moto_s3().await;
     client
         .put_object()
         .bucket(&source)
@@ -175,6 +136,8 @@ async fn sse_kms_keeps_its_key_and_bucket_key_on_both_copy_paths() {
     let destination = bucket("kms-dst", Some((ServerSideEncryption::Aes256, None, false))).await;
     let output = on_moto(&[
         "copy",
+        "--progress",
+        "never",
         &format!("s3://{source}"),
         &format!("s3://{destination}"),
         "--multipart-threshold",
@@ -211,6 +174,8 @@ async fn verify_names_a_lost_kms_key_and_carry_encryption_never_gives_the_destin
     .await;
     let output = on_moto(&[
         "copy",
+        "--progress",
+        "never",
         &format!("s3://{source}"),
         &format!("s3://{destination}"),
         "--carry-encryption",
@@ -237,7 +202,7 @@ async fn verify_names_a_lost_kms_key_and_carry_encryption_never_gives_the_destin
     }
     // A copy with another KMS key and no Bucket Key: verify names both. (`only` holds one copy with
     // the source's encryption, `alone` a copy of it with KEY_2 and no Bucket Key.)
-    let client = s3().await;
+    let client = moto_s3().await;
     let only = bucket("kms-one", None).await;
     client
         .copy_object()
@@ -291,7 +256,8 @@ async fn verify_names_a_lost_kms_key_and_carry_encryption_never_gives_the_destin
 async fn carry_encryption_always_keeps_a_version_written_with_its_own_encryption() {
     let sse_s3 = || Some((ServerSideEncryption::Aes256, None, false));
     let source = bucket("own-src", sse_s3()).await;
-    s3().await
+    moto_s3()
+        .await
         .put_object()
         .bucket(&source)
         .key("own")
@@ -308,6 +274,8 @@ async fn carry_encryption_always_keeps_a_version_written_with_its_own_encryption
         let destination = bucket(&format!("own-{mode}"), sse_s3()).await;
         let output = on_moto(&[
             "copy",
+            "--progress",
+            "never",
             &format!("s3://{source}"),
             &format!("s3://{destination}"),
             "--carry-encryption",
@@ -327,7 +295,8 @@ async fn carry_encryption_always_keeps_a_version_written_with_its_own_encryption
 }
 
 async fn version_of(bucket: &str, key: &str) -> String {
-    s3().await
+    moto_s3()
+        .await
         .head_object()
         .bucket(bucket)
         .key(key)

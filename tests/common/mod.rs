@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 pub mod chaos_proxy;
+pub mod moto;
 
 use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};

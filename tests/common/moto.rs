@@ -1,0 +1,42 @@
+//! moto for the tests that need S3 Control, KMS or replication configuration: one server per test
+//! binary, the binary run against it, and an SDK client of its own (the independent oracle).
+
+use std::process::Output;
+use std::sync::OnceLock;
+
+use s3_backfill::local_server::Moto;
+
+pub fn moto() -> &'static Moto {
+    static SERVER: OnceLock<Moto> = OnceLock::new();
+    SERVER.get_or_init(|| Moto::start().expect("start moto"))
+}
+
+/// Runs the binary against moto.
+pub fn on_moto(args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+        .current_dir(super::work_dir())
+        .args(args)
+        .args(["--endpoint-url", &moto().endpoint])
+        .envs(moto().env())
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .expect("run s3-backfill")
+}
+
+/// An aws-sdk-s3 client for moto, independent of the engine's.
+pub async fn moto_s3() -> aws_sdk_s3::Client {
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&moto().endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await;
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(true)
+            .build(),
+    )
+}
