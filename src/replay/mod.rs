@@ -684,7 +684,10 @@ impl<C: S3Api> Executor<C> {
             }
             if pending {
                 // The interrupted run may have created an upload it never recorded.
-                self.abort_uploads_of(&destination_key).await;
+                // Best effort: an upload left here costs storage, not correctness.
+                let _ = self
+                    .abort_uploads_of(&destination_key, &Default::default())
+                    .await;
             }
         }
         let plan = match self.plan(&history, &held, &destination_key).await {
@@ -837,17 +840,36 @@ impl<C: S3Api> Executor<C> {
         true
     }
 
-    /// A crash between CreateMultipartUpload and its record leaves an upload only the destination knows.
-    async fn abort_uploads_of(&self, destination_key: &str) {
+    /// Aborts the multipart uploads in progress for `destination_key`, except those in `keep` (ids the
+    /// journal knows): a crash between CreateMultipartUpload and its record, or a lost answer to it,
+    /// leaves an upload only the destination knows. Tries every one; returns the first error.
+    pub(crate) async fn abort_uploads_of(
+        &self,
+        destination_key: &str,
+        keep: &std::collections::HashSet<String>,
+    ) -> S3Result<()> {
         let bucket = self.destination_bucket();
-        if let Ok(uploads) = self.destination.list_uploads(bucket, destination_key).await {
-            for upload_id in uploads {
-                let _ = self
-                    .destination
-                    .abort_multipart(bucket, destination_key, &upload_id)
-                    .await;
+        let mut first_error = None;
+        for upload_id in self
+            .destination
+            .list_uploads(bucket, destination_key)
+            .await?
+        {
+            if keep.contains(&upload_id) {
+                continue;
+            }
+            match self
+                .destination
+                .abort_multipart(bucket, destination_key, &upload_id)
+                .await
+            {
+                Ok(()) | Err(S3Error::NotFound { .. }) => {}
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
             }
         }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// The write requests copying `entry` takes: one, or for a multipart copy one per part (at the

@@ -116,21 +116,9 @@ async fn create_upload<C: S3Api>(
             }
             Err(error) if error.maybe_applied() && attempts < CREATE_ATTEMPTS => {
                 executor.progress.retried();
-                let known = executor.recorded_uploads();
-                for upload_id in destination
-                    .list_uploads(&request.bucket, &request.key)
-                    .await?
-                {
-                    if !known.contains(&upload_id) {
-                        match destination
-                            .abort_multipart(&request.bucket, &request.key, &upload_id)
-                            .await
-                        {
-                            Ok(()) | Err(S3Error::NotFound { .. }) => {}
-                            Err(error) => return Err(error),
-                        }
-                    }
-                }
+                executor
+                    .abort_uploads_of(&request.key, &executor.recorded_uploads())
+                    .await?;
                 tokio::time::sleep(backoff.next_delay()).await;
             }
             Err(error) => return Err(error),
