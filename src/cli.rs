@@ -857,6 +857,10 @@ pub struct EndpointArgs {
     /// CA (as the aws CLI's --ca-bundle).
     #[arg(long, value_name = "FILE", env = "AWS_CA_BUNDLE")]
     pub ca_bundle: Option<PathBuf>,
+    /// Do not check the endpoints' TLS certificates (as the aws CLI's --no-verify-ssl): anyone on the
+    /// path can then read and change the requests. For a test endpoint only; --ca-bundle is the safe fix.
+    #[arg(long)]
+    pub no_verify_ssl: bool,
     /// Path-style addressing (on by default when an endpoint is configured: these options,
     /// AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3 or a profile's endpoint_url): --path-style=false to turn off.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
@@ -887,6 +891,7 @@ impl EndpointArgs {
             copy_source_customer_key: None,
             static_credentials: None,
             ca_bundle: self.ca_bundle.clone(),
+            no_verify_ssl: self.no_verify_ssl,
         }
     }
 
@@ -952,6 +957,7 @@ impl EndpointArgs {
             ca_bundle: std::env::var_os("AWS_CA_BUNDLE")
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
+            no_verify_ssl: false,
             request_timeout: 30.0,
         }
     }

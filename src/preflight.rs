@@ -28,6 +28,33 @@ impl Side {
     }
 }
 
+/// What to do about credentials S3 refused, by its error code.
+pub fn credentials_fix(code: &str) -> &'static str {
+    match code {
+        "InvalidAccessKeyId" => {
+            "the endpoint does not know this access key id: check AWS_ACCESS_KEY_ID or the profile's \
+             aws_access_key_id, and that the key belongs to this endpoint's account"
+        }
+        "SignatureDoesNotMatch" => {
+            "the secret key does not match the access key id: check AWS_SECRET_ACCESS_KEY or the profile's \
+             aws_secret_access_key (a proxy that rewrites requests does this too)"
+        }
+        "ExpiredToken" | "TokenRefreshRequired" => {
+            "the session token has expired: get fresh credentials (aws sso login, assume the role again, \
+             or a new AWS_SESSION_TOKEN) and run the same command again"
+        }
+        "InvalidToken" => {
+            "the session token is malformed or not for these keys: check AWS_SESSION_TOKEN or the \
+             profile's aws_session_token"
+        }
+        "RequestTimeTooSkewed" => {
+            "this machine's clock is more than 15 minutes off the endpoint's: set the time (NTP) and run \
+             again"
+        }
+        _ => "check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the profile",
+    }
+}
+
 /// Explains a failure to reach a bucket in terms of what the user can change.
 pub fn bucket_error(side: Side, bucket: &str, error: S3Error) -> Error {
     let name = side.name();
@@ -42,9 +69,9 @@ pub fn bucket_error(side: Side, bucket: &str, error: S3Error) -> Error {
             side.options().split(", ").last().unwrap_or("--profile")
         ),
         S3Error::BadCredentials { code, message } => format!(
-            "the {name} endpoint rejected the credentials ({code}: {message}): check AWS_ACCESS_KEY_ID and \
-             AWS_SECRET_ACCESS_KEY, or the profile ({})",
-            side.options()
+            "the {name} endpoint rejected the credentials ({code}: {message}): {} (the profile: {})",
+            credentials_fix(&code),
+            side.options().split(", ").last().unwrap_or("--profile")
         ),
         S3Error::AccessDenied { code, .. } => format!(
             "access to {name} bucket {bucket} is denied ({code}): the source needs s3:ListBucketVersions, \
@@ -257,4 +284,34 @@ pub async fn object_lock<C: S3Api>(
          (one HEAD per version) and set on its copy"
     );
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each way S3 refuses credentials gets its own cause and fix, on the side it happened.
+    #[test]
+    fn refused_credentials_are_told_apart() {
+        let refused = |code: &str| {
+            // Which codes are credentials is classify_code's (aws.rs); here: what the user reads.
+            let error = S3Error::BadCredentials {
+                code: code.into(),
+                message: "refused".into(),
+            };
+            bucket_error(Side::Destination, "dst", error).to_string()
+        };
+        for (code, says) in [
+            ("InvalidAccessKeyId", "check AWS_ACCESS_KEY_ID"),
+            ("SignatureDoesNotMatch", "check AWS_SECRET_ACCESS_KEY"),
+            ("ExpiredToken", "the session token has expired"),
+            ("InvalidToken", "check AWS_SESSION_TOKEN"),
+            ("RequestTimeTooSkewed", "clock"),
+        ] {
+            let message = refused(code);
+            assert!(message.contains(says), "{code}: {message}");
+            assert!(message.contains("destination"), "{code}: {message}");
+            assert!(message.contains("--dest-profile"), "{code}: {message}");
+        }
+    }
 }

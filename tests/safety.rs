@@ -432,7 +432,13 @@ async fn first_contact_errors_name_the_cause_and_the_fix() {
     let source = create_bucket("first-src", true).await;
     let destination = create_bucket("first-dst", true).await;
     let home = tempfile::tempdir().unwrap();
-    let run = |extra: &[&str], credentials: bool| {
+    // The server's keys, none, or the server's with one of them replaced.
+    enum Keys {
+        Server,
+        Missing,
+        Replaced(&'static str, &'static str),
+    }
+    let run = |extra: &[&str], credentials: &Keys| {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
         command
             .current_dir(work_dir())
@@ -450,12 +456,18 @@ async fn first_contact_errors_name_the_cause_and_the_fix() {
             .env_remove("AWS_ENDPOINT_URL")
             .env_remove("AWS_CONFIG_FILE")
             .env_remove("AWS_SHARED_CREDENTIALS_FILE");
-        if credentials {
-            command.envs(server().env());
-        } else {
-            command
-                .env_remove("AWS_ACCESS_KEY_ID")
-                .env_remove("AWS_SECRET_ACCESS_KEY");
+        match credentials {
+            Keys::Server => {
+                command.envs(server().env());
+            }
+            Keys::Missing => {
+                command
+                    .env_remove("AWS_ACCESS_KEY_ID")
+                    .env_remove("AWS_SECRET_ACCESS_KEY");
+            }
+            Keys::Replaced(name, value) => {
+                command.envs(server().env()).env(name, value);
+            }
         }
         command.output().unwrap()
     };
@@ -465,12 +477,24 @@ async fn first_contact_errors_name_the_cause_and_the_fix() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let cases: Vec<(Vec<String>, bool, &str)> = vec![
+    let cases: Vec<(Vec<String>, Keys, &str)> = vec![
         // No credentials anywhere, the server up.
         (
             vec!["--endpoint-url".into(), endpoint.clone()],
-            false,
+            Keys::Missing,
             "no credentials for the source side",
+        ),
+        // A secret key that does not go with the access key.
+        (
+            vec!["--endpoint-url".into(), endpoint.clone()],
+            Keys::Replaced("AWS_SECRET_ACCESS_KEY", "not-the-secret"),
+            "the secret key does not match the access key id: check AWS_SECRET_ACCESS_KEY",
+        ),
+        // An access key the endpoint does not know.
+        (
+            vec!["--endpoint-url".into(), endpoint.clone()],
+            Keys::Replaced("AWS_ACCESS_KEY_ID", "AKIANOSUCHKEY0000000"),
+            "does not know this access key id: check AWS_ACCESS_KEY_ID",
         ),
         // A profile that does not exist is not skipped in favour of other credentials.
         (
@@ -480,13 +504,13 @@ async fn first_contact_errors_name_the_cause_and_the_fix() {
                 "--profile".into(),
                 "nosuch".into(),
             ],
-            true,
+            Keys::Server,
             "profile \"nosuch\" is not in",
         ),
         // An endpoint without its scheme.
         (
             vec!["--endpoint-url".into(), format!("127.0.0.1:{port}")],
-            true,
+            Keys::Server,
             "has no scheme: write it as http://127.0.0.1",
         ),
         // Nothing listening.
@@ -495,13 +519,13 @@ async fn first_contact_errors_name_the_cause_and_the_fix() {
                 "--endpoint-url".into(),
                 format!("http://127.0.0.1:{closed}"),
             ],
-            true,
+            Keys::Server,
             "Connection refused",
         ),
     ];
     for (extra, credentials, expected) in cases {
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-        let output = run(&extra, credentials);
+        let output = run(&extra, &credentials);
         let shown = text(&output);
         assert_eq!(output.status.code(), Some(2), "{extra:?}: {shown}");
         assert!(shown.contains(expected), "{extra:?}: {shown}");
@@ -569,6 +593,26 @@ fn a_private_ca_is_trusted_with_ca_bundle() {
         Some(&certificate),
     );
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    // --no-verify-ssl: no bundle needed, and said loudly, on every command.
+    for args in [
+        &["mb", "s3://tls-insecure"][..],
+        &["s3bu", "s3://tls-insecure"],
+        &[
+            "copy",
+            "s3://tls-src",
+            "s3://tls-insecure",
+            "--no-checkpoint",
+        ],
+        &["verify", "s3://tls-src", "s3://tls-insecure"],
+    ] {
+        let output = run(&[args, &["--no-verify-ssl"][..]].concat(), None);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {}", text(&output));
+        assert!(
+            text(&output).contains("WARNING: --no-verify-ssl"),
+            "{args:?}: {}",
+            text(&output)
+        );
+    }
     // A file that holds no certificate is refused before anything runs.
     let output = run(&["mb", "s3://tls-x", "--ca-bundle"], None);
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));

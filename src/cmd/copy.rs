@@ -648,7 +648,7 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         conclude("stopped")?;
         return Err(Error::Stopped(format!(
             "the run stopped: {reason}; nothing was written after that. Fix the cause (free space, reach the \
-             endpoint), then rerun the same command to resume:\n  {}",
+             endpoint, fresh credentials), then rerun the same command to resume:\n  {}",
             resume_command()
         )));
     }
@@ -674,6 +674,19 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
                  nothing is lost: rerun the same command to resume:\n  {}",
                 args.source.bucket,
                 args.source.prefix,
+                resume_command()
+            )));
+        }
+        // Credentials refused after the run started (a session token that expired): a rerun with
+        // fresh ones resumes.
+        Err(source @ crate::s3::S3Error::BadCredentials { .. }) => {
+            conclude("stopped")?;
+            return Err(Error::Stopped(format!(
+                "listing s3://{}/{} was refused ({source}): {}; nothing is lost: rerun the same command to \
+                 resume:\n  {}",
+                args.source.bucket,
+                args.source.prefix,
+                crate::preflight::credentials_fix(source.code()),
                 resume_command()
             )));
         }

@@ -20,6 +20,12 @@ pub async fn run(cli: Cli, stop: Arc<Stop>) -> Result<i32, Error> {
         if let Some(bundle) = &endpoints.ca_bundle {
             crate::s3::check_ca_bundle(bundle).map_err(Error::Usage)?;
         }
+        if endpoints.no_verify_ssl {
+            eprintln!(
+                "WARNING: --no-verify-ssl: the endpoints' TLS certificates are not checked; anyone on the \
+                 network path can read and change every request. Give the endpoint's CA with --ca-bundle instead."
+            );
+        }
     }
     match cli.command {
         Command::Copy(args) => {

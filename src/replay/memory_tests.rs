@@ -132,6 +132,10 @@ fn open_checkpoint(path: &Path) -> Checkpoint {
 struct Run {
     complete: bool,
     injected: Vec<(&'static str, Fault)>,
+    /// Entries recorded failed.
+    failures: usize,
+    /// Why the run stopped itself, if it did.
+    halted: Option<String>,
 }
 
 /// One run of the copy from SOURCE to DESTINATION, with the destination's requests going through
@@ -177,11 +181,16 @@ async fn run(
     if let Some(checkpoint) = &executor.checkpoint {
         checkpoint.journal.flush().await.expect("flush the journal");
     }
-    let injected = match Arc::try_unwrap(executor) {
-        Ok(executor) => executor.destination.inner().injected(),
+    let (injected, halted) = match Arc::try_unwrap(executor) {
+        Ok(executor) => (
+            executor.destination.inner().injected(),
+            executor.halted.into_inner().expect("halt lock"),
+        ),
         Err(_) => panic!("the executor outlived its run"),
     };
     Run {
+        failures: progress.failure_count() as usize,
+        halted,
         complete: outcome.is_ok()
             && !stop.is_set()
             && progress.failure_count() == 0
@@ -284,6 +293,36 @@ async fn a_lost_create_multipart_answer_leaves_no_orphaned_upload() {
         "{:?}",
         s3.requests()
     );
+}
+
+/// The session token expires mid-run: every later request is refused. The run stops (exit 3) with
+/// the fix instead of recording every remaining entry failed, and a rerun with fresh credentials
+/// resumes to an exact copy.
+#[tokio::test(start_paused = true)]
+async fn credentials_that_expire_mid_run_stop_it_and_a_rerun_resumes() {
+    let s3 = MemoryS3::new();
+    let histories: Vec<_> = (0..20)
+        .map(|i| (format!("k{i:02}"), vec![Some(1), Some(2)]))
+        .collect();
+    seed(&s3, &histories);
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join("checkpoint");
+    let mut requests = 0;
+    let schedule: Schedule = Box::new(move |_, _| {
+        requests += 1;
+        (requests > 10).then_some(Fault::ExpiredToken)
+    });
+    let first = run(&s3, Some(&checkpoint), schedule, None).await;
+    assert!(!first.complete);
+    assert_eq!(
+        first.failures, 0,
+        "entries recorded failed for expired credentials"
+    );
+    let reason = first.halted.expect("the run did not stop itself");
+    assert!(reason.contains("the session token has expired"), "{reason}");
+    let second = run(&s3, Some(&checkpoint), no_faults(), None).await;
+    assert!(second.complete);
+    assert_exact(&s3, "after a rerun with fresh credentials");
 }
 
 /// Every kind of fault on every write of the destination, each on its own: the run still ends exact.

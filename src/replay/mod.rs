@@ -308,12 +308,23 @@ impl<C: S3Api> Executor<C> {
     /// A temporary error that outlasted every retry (the endpoint stopped answering, or throttles
     /// without end): not the entry's fault, so it is not recorded as failed; the run stops (exit 3)
     /// and a rerun resumes it. Returns false: the key is not finished.
+    ///
+    /// Credentials refused in the middle of a run (a session token that expired during a long run)
+    /// stop it the same way: every later request would be refused too, and none of it is the entries'
+    /// fault.
     fn unreachable(&self, key: &str, error: S3Error) -> bool {
-        tracing::info!(key = ?key, error = %error, "temporary error after every retry: stopping the run");
-        self.halt(format!(
-            "a request for key {key:?} kept failing with a temporary error after every retry ({error}); \
-             the endpoint may be down or overloaded"
-        ));
+        tracing::info!(key = ?key, error = %error, "stopping the run");
+        self.halt(match &error {
+            S3Error::BadCredentials { code, .. } => format!(
+                "the credentials were refused at key {key:?} ({error}): {}; a rerun resumes where this \
+                 one stopped",
+                crate::preflight::credentials_fix(code)
+            ),
+            _ => format!(
+                "a request for key {key:?} kept failing with a temporary error after every retry ({error}); \
+                 the endpoint may be down or overloaded"
+            ),
+        });
         false
     }
 
@@ -692,7 +703,7 @@ impl<C: S3Api> Executor<C> {
         }
         let plan = match self.plan(&history, &held, &destination_key).await {
             Ok(plan) => plan,
-            Err(error) if error.is_retryable() => return self.unreachable(&history.key, error),
+            Err(error) if stops_the_run(&error) => return self.unreachable(&history.key, error),
             Err(error) => {
                 fail(0, error, "comparing with the destination");
                 return true;
@@ -791,9 +802,14 @@ impl<C: S3Api> Executor<C> {
                     }
                 }
                 Err(S3Error::Interrupted) => return false,
-                Err(S3Error::NotFound { code })
+                Err(S3Error::NotFound { code, message })
                     if self.job.tolerate_missing_source && code != "NoSuchUpload" =>
                 {
+                    let said = if message.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {message}")
+                    };
                     // Nothing was written: the destination's head stays where it was.
                     self.progress.failed(
                         Failure {
@@ -803,8 +819,8 @@ impl<C: S3Api> Executor<C> {
                             operation: "reading the source version".into(),
                             code: code.clone(),
                             reason: format!(
-                                "not in the source ({code}): deleted since the inventory or manifest was made; \
-                                 the key's other versions were copied"
+                                "not in the source ({code}{said}): deleted since the inventory or manifest was \
+                                 made; the key's other versions were copied"
                             ),
                         },
                         0,
@@ -816,7 +832,7 @@ impl<C: S3Api> Executor<C> {
                         last: index + 1 == history.entries.len(),
                     });
                 }
-                Err(error) if error.is_retryable() => {
+                Err(error) if stops_the_run(&error) => {
                     return self.unreachable(&history.key, error);
                 }
                 Err(error) => {
@@ -1112,6 +1128,11 @@ impl<C: S3Api> Executor<C> {
             .await?
             .map(|_| written.version_id.clone()))
     }
+}
+
+/// An error that is not the entry's: the run stops (exit 3) instead of recording the entry failed.
+fn stops_the_run(error: &S3Error) -> bool {
+    error.is_retryable() || matches!(error, S3Error::BadCredentials { .. })
 }
 
 /// What the report says about a failed entry: the error, and the fix when there is one to give.

@@ -270,18 +270,21 @@ pub enum Versioning {
 pub enum S3Error {
     #[error("bucket {bucket} does not exist")]
     NoSuchBucket { bucket: String },
-    #[error("not found ({code})")]
-    NotFound { code: String },
+    #[error("not found ({code}){}", detail(message))]
+    NotFound { code: String, message: String },
     #[error("access denied ({code}: {message})")]
     AccessDenied { code: String, message: String },
     #[error("the credentials were rejected ({code}: {message})")]
     BadCredentials { code: String, message: String },
-    #[error("the source changed during the copy ({code})")]
-    PreconditionFailed { code: String },
-    #[error("the object is archived and must be restored first ({code})")]
-    InvalidObjectState { code: String },
-    #[error("throttled by the server ({code})")]
-    SlowDown { code: String },
+    #[error("the source changed during the copy ({code}){}", detail(message))]
+    PreconditionFailed { code: String, message: String },
+    #[error(
+        "the object is archived and must be restored first ({code}){}",
+        detail(message)
+    )]
+    InvalidObjectState { code: String, message: String },
+    #[error("throttled by the server ({code}){}", detail(message))]
+    SlowDown { code: String, message: String },
     /// A transient failure. `maybe_applied` is true when the request may have reached the server and been
     /// carried out (a 500, a reset or a timeout after sending): a write must then be reconciled, not retried blindly.
     #[error("{message}")]
@@ -296,6 +299,15 @@ pub enum S3Error {
     Interrupted,
 }
 
+/// S3's message and request id after an error's code, when it sent them (a HEAD's error has no body).
+fn detail(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
+    }
+}
+
 impl S3Error {
     pub fn is_retryable(&self) -> bool {
         matches!(self, S3Error::SlowDown { .. } | S3Error::Transient { .. })
@@ -305,15 +317,30 @@ impl S3Error {
     pub fn code(&self) -> &str {
         match self {
             S3Error::NoSuchBucket { .. } => "NoSuchBucket",
-            S3Error::NotFound { code }
+            S3Error::NotFound { code, .. }
             | S3Error::AccessDenied { code, .. }
             | S3Error::BadCredentials { code, .. }
-            | S3Error::PreconditionFailed { code }
-            | S3Error::InvalidObjectState { code }
-            | S3Error::SlowDown { code }
+            | S3Error::PreconditionFailed { code, .. }
+            | S3Error::InvalidObjectState { code, .. }
+            | S3Error::SlowDown { code, .. }
             | S3Error::Other { code, .. } => code,
             S3Error::Transient { .. } => "Transient",
             S3Error::Interrupted => "Interrupted",
+        }
+    }
+
+    /// What S3 said beside its code, with its request id (empty when it sent neither).
+    pub fn message(&self) -> &str {
+        match self {
+            S3Error::NotFound { message, .. }
+            | S3Error::AccessDenied { message, .. }
+            | S3Error::BadCredentials { message, .. }
+            | S3Error::PreconditionFailed { message, .. }
+            | S3Error::InvalidObjectState { message, .. }
+            | S3Error::SlowDown { message, .. }
+            | S3Error::Transient { message, .. }
+            | S3Error::Other { message, .. } => message,
+            S3Error::NoSuchBucket { .. } | S3Error::Interrupted => "",
         }
     }
 

@@ -43,6 +43,8 @@ pub struct Connection {
     pub static_credentials: Option<(String, String)>,
     /// PEM certificates to trust besides the system's (`--ca-bundle`, AWS_CA_BUNDLE).
     pub ca_bundle: Option<std::path::PathBuf>,
+    /// Accept any TLS certificate (`--no-verify-ssl`).
+    pub no_verify_ssl: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -126,7 +128,9 @@ pub async fn load_config(connection: &Connection) -> aws_config::SdkConfig {
     if let Some(url) = &connection.endpoint_url {
         loader = loader.endpoint_url(url);
     }
-    if let Some(pem) = connection
+    if connection.no_verify_ssl {
+        loader = loader.http_client(super::insecure::unverified_client());
+    } else if let Some(pem) = connection
         .ca_bundle
         .as_ref()
         .and_then(|path| std::fs::read(path).ok())
@@ -287,8 +291,12 @@ pub fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'sta
                 request_id = request_id.unwrap_or(""),
                 "S3 answered with an error"
             );
-            if let Some(id) = request_id.filter(|_| !message.is_empty()) {
-                message.push_str(&format!(" (request id {id})"));
+            if let Some(id) = request_id {
+                if message.is_empty() {
+                    message = format!("request id {id}");
+                } else {
+                    message.push_str(&format!(" (request id {id})"));
+                }
             }
             classify_code(status, code, message, bucket)
         }
@@ -381,6 +389,7 @@ pub fn classify_code(status: u16, code: String, message: String, bucket: &str) -
                 } else {
                     code
                 },
+                message,
             }
         }
         (
@@ -389,11 +398,12 @@ pub fn classify_code(status: u16, code: String, message: String, bucket: &str) -
             | "SignatureDoesNotMatch"
             | "ExpiredToken"
             | "InvalidToken"
-            | "TokenRefreshRequired",
+            | "TokenRefreshRequired"
+            | "RequestTimeTooSkewed",
         ) => S3Error::BadCredentials { code, message },
         // S3 answers InvalidObjectState with 403: match it before the catch-all for 403.
-        (_, "InvalidObjectState") => S3Error::InvalidObjectState { code },
-        (_, "PreconditionFailed") | (412, _) => S3Error::PreconditionFailed { code },
+        (_, "InvalidObjectState") => S3Error::InvalidObjectState { code, message },
+        (_, "PreconditionFailed") | (412, _) => S3Error::PreconditionFailed { code, message },
         (_, "AccessDenied" | "AllAccessDisabled") | (403, _) => S3Error::AccessDenied {
             code: if code.is_empty() {
                 "403 Forbidden".into()
@@ -416,6 +426,7 @@ pub fn classify_code(status: u16, code: String, message: String, bucket: &str) -
             } else {
                 code
             },
+            message,
         },
         // The server never received the whole request.
         (_, "RequestTimeout") => S3Error::Transient {
@@ -1160,6 +1171,10 @@ mod tests {
         ));
         assert!(matches!(
             c(400, "ExpiredToken"),
+            S3Error::BadCredentials { .. }
+        ));
+        assert!(matches!(
+            c(403, "RequestTimeTooSkewed"),
             S3Error::BadCredentials { .. }
         ));
         assert!(matches!(c(403, ""), S3Error::AccessDenied { .. }));

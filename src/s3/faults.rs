@@ -18,6 +18,8 @@ pub enum Fault {
     SlowDown,
     /// The connection resets before the request is sent.
     Reset,
+    /// 400 ExpiredToken: the credentials' session token ran out; not applied.
+    ExpiredToken,
 }
 
 /// Decides the fault of the `n`th (0-based) request of an operation, by operation name.
@@ -111,10 +113,15 @@ impl<C: S3Api> Faulty<C> {
             }),
             Fault::SlowDown => Err(S3Error::SlowDown {
                 code: "SlowDown".into(),
+                message: String::new(),
             }),
             Fault::Reset => Err(S3Error::Transient {
                 message: format!("{operation}: connection reset before sending (injected)"),
                 maybe_applied: false,
+            }),
+            Fault::ExpiredToken => Err(S3Error::BadCredentials {
+                code: "ExpiredToken".into(),
+                message: "The provided token has expired. (injected)".into(),
             }),
         }
     }

@@ -168,6 +168,7 @@ impl State {
             .get(&version.key)
             .ok_or_else(|| S3Error::NotFound {
                 code: "NoSuchKey".into(),
+                message: String::new(),
             })?;
         let found = if version.version_id.is_empty() {
             history.last()
@@ -176,6 +177,7 @@ impl State {
         };
         found.ok_or_else(|| S3Error::NotFound {
             code: "NoSuchVersion".into(),
+            message: String::new(),
         })
     }
 
@@ -190,6 +192,7 @@ impl State {
             }),
             None => Err(S3Error::NotFound {
                 code: "NoSuchKey".into(),
+                message: String::new(),
             }),
         }
     }
@@ -512,6 +515,7 @@ impl S3Api for MemoryS3 {
         if source.etag != request.if_match {
             return Err(S3Error::PreconditionFailed {
                 code: "PreconditionFailed".into(),
+                message: String::new(),
             });
         }
         let part = source.content.range(request.first_byte, request.last_byte);
@@ -523,6 +527,7 @@ impl S3Api for MemoryS3 {
             .filter(|upload| upload.key == request.key)
             .ok_or_else(|| S3Error::NotFound {
                 code: "NoSuchUpload".into(),
+                message: String::new(),
             })?;
         upload.parts.insert(request.part_number, part);
         Ok(CompletedPart {
@@ -549,6 +554,7 @@ impl S3Api for MemoryS3 {
             .cloned()
             .ok_or_else(|| S3Error::NotFound {
                 code: "NoSuchUpload".into(),
+                message: String::new(),
             })?;
         let mut content = Content::default();
         let mut md5s = Vec::new();
@@ -598,6 +604,7 @@ impl S3Api for MemoryS3 {
             }
             _ => Err(S3Error::NotFound {
                 code: "NoSuchUpload".into(),
+                message: String::new(),
             }),
         }
     }

@@ -9,6 +9,7 @@ pub(crate) mod control;
 pub mod fake;
 #[cfg(any(test, feature = "testing"))]
 pub mod faults;
+mod insecure;
 pub(crate) mod limit;
 mod list_xml;
 #[cfg(any(test, feature = "testing"))]
