@@ -275,6 +275,17 @@ async fn bad_checkpoints_are_refused_before_any_write() {
     assert_eq!(histories(&destination, "").await, before, "nothing written");
     let output = offline(&["status", "--checkpoint", path]);
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    // status on a path no run wrote: says where runs write theirs, not an option status lacks.
+    let missing = format!("{path}.missing");
+    let output = offline(&["status", "--checkpoint", &missing]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains(&format!("no checkpoint at {missing}"))
+            && text(&output).contains("status --job")
+            && !text(&output).contains("--no-checkpoint"),
+        "{}",
+        text(&output)
+    );
 
     // A torn last line is a crash mid-append, not corruption.
     std::fs::write(&checkpoint, journal.clone() + "1234abcd {\"record\":\"do").unwrap();

@@ -139,6 +139,14 @@ pub fn status(args: &StatusArgs) -> Result<(), Error> {
         None => {
             let mut found = Vec::new();
             for path in &args.checkpoint {
+                if !path.exists() {
+                    return Err(Error::Usage(format!(
+                        "no checkpoint at {}: a copy writes its checkpoint under .s3-backfill/ in the directory \
+                         it ran from (or where its --checkpoint said): run status there, give that path, or \
+                         use status --job s3://SOURCE s3://DESTINATION",
+                        path.display()
+                    )));
+                }
                 let state = replay(path).map_err(|e| Error::Usage(e.to_string()))?;
                 if state.identity.is_none() {
                     return Err(Error::Usage(format!(
