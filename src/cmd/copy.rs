@@ -666,27 +666,15 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
     }
     match outcome {
         Ok(()) => {}
-        // The listing outlasted every retry on a temporary error: a rerun resumes (exit 3).
-        Err(source) if source.is_retryable() => {
+        // The listing outlasted every retry on a temporary error, or its credentials were refused
+        // after the run started (a session token that expired): a rerun resumes (exit 3).
+        Err(source) if crate::replay::stops_the_run(&source) => {
             conclude("stopped")?;
             return Err(Error::Stopped(format!(
-                "listing s3://{}/{} kept failing with a temporary error after every retry ({source}); \
-                 nothing is lost: rerun the same command to resume:\n  {}",
+                "listing s3://{}/{} {}; nothing is lost: rerun the same command to resume:\n  {}",
                 args.source.bucket,
                 args.source.prefix,
-                resume_command()
-            )));
-        }
-        // Credentials refused after the run started (a session token that expired): a rerun with
-        // fresh ones resumes.
-        Err(source @ crate::s3::S3Error::BadCredentials { .. }) => {
-            conclude("stopped")?;
-            return Err(Error::Stopped(format!(
-                "listing s3://{}/{} was refused ({source}): {}; nothing is lost: rerun the same command to \
-                 resume:\n  {}",
-                args.source.bucket,
-                args.source.prefix,
-                crate::preflight::credentials_fix(source.code()),
+                crate::replay::why_the_run_stops(&source),
                 resume_command()
             )));
         }

@@ -314,17 +314,10 @@ impl<C: S3Api> Executor<C> {
     /// fault.
     fn unreachable(&self, key: &str, error: S3Error) -> bool {
         tracing::info!(key = ?key, error = %error, "stopping the run");
-        self.halt(match &error {
-            S3Error::BadCredentials { code, .. } => format!(
-                "the credentials were refused at key {key:?} ({error}): {}; a rerun resumes where this \
-                 one stopped",
-                crate::preflight::credentials_fix(code)
-            ),
-            _ => format!(
-                "a request for key {key:?} kept failing with a temporary error after every retry ({error}); \
-                 the endpoint may be down or overloaded"
-            ),
-        });
+        self.halt(format!(
+            "a request for key {key:?} {}",
+            why_the_run_stops(&error)
+        ));
         false
     }
 
@@ -1130,9 +1123,25 @@ impl<C: S3Api> Executor<C> {
     }
 }
 
-/// An error that is not the entry's: the run stops (exit 3) instead of recording the entry failed.
-fn stops_the_run(error: &S3Error) -> bool {
+/// An error that is not the entry's (nor the listing's): the run stops (exit 3) instead of recording
+/// the entry failed, and a rerun resumes it.
+pub fn stops_the_run(error: &S3Error) -> bool {
     error.is_retryable() || matches!(error, S3Error::BadCredentials { .. })
+}
+
+/// What a request that met `error` (one `stops_the_run` accepts) did, and what to do: the end of a
+/// sentence about that request.
+pub fn why_the_run_stops(error: &S3Error) -> String {
+    match error {
+        S3Error::BadCredentials { code, .. } => format!(
+            "was refused ({error}): {}",
+            crate::preflight::credentials_fix(code)
+        ),
+        _ => format!(
+            "kept failing with a temporary error after every retry ({error}); the endpoint may be down or \
+             overloaded"
+        ),
+    }
 }
 
 /// What the report says about a failed entry: the error, and the fix when there is one to give.
