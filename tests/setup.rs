@@ -1,39 +1,11 @@
 //! Replication setup against a real moto 5.1.22 server (S3 configuration and IAM) started by the test
 //! harness, through the real binary. What the commands did is read back with independent SDK clients.
 
-use std::process::Output;
-use std::sync::OnceLock;
+mod common;
 
-#[path = "common/chaos_proxy.rs"]
-mod chaos_proxy;
-
-use s3_backfill::local_server::Moto;
-
-fn moto() -> &'static Moto {
-    static SERVER: OnceLock<Moto> = OnceLock::new();
-    SERVER.get_or_init(|| Moto::start().expect("start moto"))
-}
-
-fn cli(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
-        .current_dir(std::env::temp_dir())
-        .args(args)
-        .args(["--endpoint-url", &moto().endpoint])
-        .envs(moto().env())
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .output()
-        .expect("run s3-backfill")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use common::chaos_proxy;
+use common::moto::{moto, moto_config as config, moto_s3 as s3, on_moto as cli};
+use common::{bucket_name as name, text};
 
 fn ok(args: &[&str]) -> String {
     let output = cli(args);
@@ -51,28 +23,6 @@ fn refused(args: &[&str], needles: &[&str]) {
             "{args:?}: missing {needle:?} in {shown}"
         );
     }
-}
-
-async fn config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&moto().endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await
-}
-
-async fn s3() -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::config::Builder::from(&config().await)
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
-
-fn name(label: &str) -> String {
-    format!("{label}-{:08x}", fastrand::u32(..))
 }
 
 async fn rules(bucket: &str) -> Option<aws_sdk_s3::types::ReplicationConfiguration> {

@@ -24,18 +24,22 @@ pub fn on_moto(args: &[&str]) -> Output {
         .expect("run s3-backfill")
 }
 
-/// An aws-sdk-s3 client for moto, independent of the engine's.
-pub async fn moto_s3() -> aws_sdk_s3::Client {
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+/// The SDK configuration of moto, for clients independent of the engine's (S3, IAM).
+pub async fn moto_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(&moto().endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_s3::config::Credentials::new(
             "testing", "testing", None, None, "test",
         ))
         .load()
-        .await;
+        .await
+}
+
+/// An aws-sdk-s3 client for moto, independent of the engine's.
+pub async fn moto_s3() -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&shared)
+        aws_sdk_s3::config::Builder::from(&moto_config().await)
             .force_path_style(true)
             .build(),
     )
