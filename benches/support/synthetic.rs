@@ -630,115 +630,92 @@ impl State {
         }
     }
 
-    fn list_versions(&self, bucket: &str, query: &Query) -> Response<Full<Bytes>> {
-        let get = |name: &str| query.get(name);
+    /// Runs `list` on bucket `name`: every bucket exists (HeadBucket says so), and one never written
+    /// to is empty.
+    fn with_bucket<T>(&self, name: &str, list: impl FnOnce(&Bucket) -> T) -> T {
         let buckets = self.buckets.lock().unwrap();
-        // Every bucket exists (HeadBucket says so): one never written to is empty.
-        let empty = Bucket::new();
-        let objects = buckets.get(bucket).unwrap_or(&empty);
-        let prefix = get("prefix").unwrap_or("");
-        let delimiter = get("delimiter").filter(|d| !d.is_empty());
-        let max = get("max-keys")
-            .and_then(|m| m.parse().ok())
-            .unwrap_or(1000usize);
-        let key_marker = get("key-marker").filter(|m| !m.is_empty());
-        let version_marker = get("version-id-marker").filter(|m| !m.is_empty());
-        let mut body = String::with_capacity(256 * max.min(1000));
-        body.push_str("<ListVersionsResult>");
+        match buckets.get(name) {
+            Some(objects) => list(objects),
+            None => list(&Bucket::new()),
+        }
+    }
+
+    fn list_versions(&self, bucket: &str, query: &Query) -> Response<Full<Bytes>> {
+        let listing = Listing::from(query);
+        let key_marker = query.get("key-marker").filter(|m| !m.is_empty());
+        let version_marker = query.get("version-id-marker").filter(|m| !m.is_empty());
+        let mut body = String::with_capacity(256 * listing.max.min(1000));
         body.push_str(&format!(
-            "<Name>{bucket}</Name><Prefix>{}</Prefix>",
-            escape(prefix)
+            "<ListVersionsResult><Name>{bucket}</Name><Prefix>{}</Prefix>",
+            escape(listing.prefix)
         ));
         let mut count = 0;
         let mut last: Option<(String, String)> = None;
         let mut truncated = false;
-        let start = match (key_marker, version_marker) {
+        let mut cursor = match (key_marker, version_marker) {
             (Some(key), Some(_)) => Bound::Included(key.to_string()),
-            (Some(key), None) => Bound::Excluded(key.to_string()),
-            (None, _) => Bound::Included(prefix.to_string()),
+            (Some(name), None) => listing.after(name),
+            (None, _) => Bound::Included(listing.prefix.to_string()),
         };
-        let mut cursor = start;
-        let mut last_prefix: Option<String> = None;
-        'keys: loop {
-            let mut range = objects.range::<String, _>((cursor.clone(), Bound::Unbounded));
-            let Some((key, versions)) = range.next() else {
-                break;
-            };
-            if !key.starts_with(prefix) {
-                break;
-            }
-            // A key marker that names a rolled-up prefix continues after the whole prefix.
-            if let (Some(delimiter), Some(marker)) = (delimiter, key_marker)
-                && marker.ends_with(delimiter)
-                && key.starts_with(marker)
-            {
-                cursor = Bound::Excluded(format!("{marker}\u{10ffff}"));
-                continue;
-            }
-            if let Some(delimiter) = delimiter
-                && let Some(at) = key[prefix.len()..].find(delimiter)
-            {
-                let rolled = key[..prefix.len() + at + delimiter.len()].to_string();
-                if count == max {
-                    truncated = true;
-                    break;
-                }
-                if last_prefix.as_deref() != Some(&rolled) {
-                    body.push_str(&format!(
-                        "<CommonPrefixes><Prefix>{}</Prefix></CommonPrefixes>",
-                        escape(&rolled)
-                    ));
-                    count += 1;
-                    last = Some((rolled.clone(), String::new()));
-                    last_prefix = Some(rolled.clone());
-                }
-                cursor = Bound::Excluded(format!("{rolled}\u{10ffff}"));
-                continue;
-            }
-            // Newest first; after the version marker when resuming inside this key.
-            let resume_after = match (key_marker, version_marker) {
-                (Some(marker_key), Some(id)) if marker_key == key => Some(id),
-                _ => None,
-            };
-            let mut skipping = resume_after.is_some();
-            for (position, version) in versions.iter().rev().enumerate() {
-                if skipping {
-                    if Some(version.id.as_str()) == resume_after {
-                        skipping = false;
+        self.with_bucket(bucket, |objects| {
+            'keys: while let Some((key, versions)) = listing.next(objects, &cursor) {
+                if let Some(rolled) = listing.rolled_up(key) {
+                    if count == listing.max {
+                        truncated = true;
+                        break;
                     }
+                    common_prefix(&mut body, &rolled);
+                    count += 1;
+                    cursor = past(&rolled);
+                    last = Some((rolled, String::new()));
                     continue;
                 }
-                if count == max {
-                    truncated = true;
-                    break 'keys;
+                // Newest first; after the version marker when resuming inside this key.
+                let resume_after = match (key_marker, version_marker) {
+                    (Some(marker_key), Some(id)) if marker_key == key => Some(id),
+                    _ => None,
+                };
+                let mut skipping = resume_after.is_some();
+                for (position, version) in versions.iter().rev().enumerate() {
+                    if skipping {
+                        if Some(version.id.as_str()) == resume_after {
+                            skipping = false;
+                        }
+                        continue;
+                    }
+                    if count == listing.max {
+                        truncated = true;
+                        break 'keys;
+                    }
+                    let latest = position == 0;
+                    let modified = format!("2026-01-01T00:00:{:02}.000Z", version.second % 60);
+                    if version.marker {
+                        body.push_str(&format!(
+                            "<DeleteMarker><Key>{}</Key><VersionId>{}</VersionId><IsLatest>{latest}</IsLatest>\
+                             <LastModified>{modified}</LastModified></DeleteMarker>",
+                            escape(key),
+                            version.id
+                        ));
+                    } else {
+                        body.push_str(&format!(
+                            "<Version><Key>{}</Key><VersionId>{}</VersionId><IsLatest>{latest}</IsLatest>\
+                             <LastModified>{modified}</LastModified><ETag>\"{:032x}\"</ETag><Size>{}</Size>\
+                             <StorageClass>STANDARD</StorageClass></Version>",
+                            escape(key),
+                            version.id,
+                            fingerprint(&version.id),
+                            version.size
+                        ));
+                    }
+                    count += 1;
+                    last = Some((key.clone(), version.id.clone()));
                 }
-                let latest = position == 0;
-                let modified = format!("2026-01-01T00:00:{:02}.000Z", version.second % 60);
-                if version.marker {
-                    body.push_str(&format!(
-                        "<DeleteMarker><Key>{}</Key><VersionId>{}</VersionId><IsLatest>{latest}</IsLatest>\
-                         <LastModified>{modified}</LastModified></DeleteMarker>",
-                        escape(key),
-                        version.id
-                    ));
-                } else {
-                    body.push_str(&format!(
-                        "<Version><Key>{}</Key><VersionId>{}</VersionId><IsLatest>{latest}</IsLatest>\
-                         <LastModified>{modified}</LastModified><ETag>\"{:032x}\"</ETag><Size>{}</Size>\
-                         <StorageClass>STANDARD</StorageClass></Version>",
-                        escape(key),
-                        version.id,
-                        fingerprint(&version.id),
-                        version.size
-                    ));
-                }
-                count += 1;
-                last = Some((key.clone(), version.id.clone()));
+                cursor = Bound::Excluded(key.clone());
             }
-            cursor = Bound::Excluded(key.clone());
-        }
+        });
         body.push_str(&format!(
-            "<MaxKeys>{max}</MaxKeys><IsTruncated>{truncated}</IsTruncated>"
+            "<MaxKeys>{}</MaxKeys><IsTruncated>{truncated}</IsTruncated>",
+            listing.max
         ));
         if let (true, Some((key, version))) = (truncated, last) {
             body.push_str(&format!("<NextKeyMarker>{}</NextKeyMarker>", escape(&key)));
@@ -754,82 +731,56 @@ impl State {
 
     /// ListObjectsV2: the current version of every key whose newest entry is not a delete marker.
     fn list_current(&self, bucket: &str, query: &Query) -> Response<Full<Bytes>> {
-        let get = |name: &str| query.get(name);
-        let buckets = self.buckets.lock().unwrap();
-        // Every bucket exists (HeadBucket says so): one never written to is empty.
-        let empty = Bucket::new();
-        let objects = buckets.get(bucket).unwrap_or(&empty);
-        let prefix = get("prefix").unwrap_or("");
-        let delimiter = get("delimiter").filter(|d| !d.is_empty());
-        let max = get("max-keys")
-            .and_then(|m| m.parse().ok())
-            .unwrap_or(1000usize);
+        let listing = Listing::from(query);
         // The continuation token is the last name returned.
-        let after = get("continuation-token")
-            .or(get("start-after"))
+        let after = query
+            .get("continuation-token")
+            .or(query.get("start-after"))
             .filter(|m| !m.is_empty());
-        let mut body = String::with_capacity(200 * max.min(1000));
+        let mut body = String::with_capacity(200 * listing.max.min(1000));
         body.push_str(&format!(
             "<ListBucketResult><Name>{bucket}</Name><Prefix>{}</Prefix>",
-            escape(prefix)
+            escape(listing.prefix)
         ));
         let mut cursor = match after {
-            Some(name) if delimiter.is_some_and(|d| name.ends_with(d)) => {
-                Bound::Excluded(format!("{name}\u{10ffff}"))
-            }
-            Some(name) => Bound::Excluded(name.to_string()),
-            None => Bound::Included(prefix.to_string()),
+            Some(name) => listing.after(name),
+            None => Bound::Included(listing.prefix.to_string()),
         };
         let (mut count, mut truncated, mut last) = (0, false, String::new());
-        loop {
-            let mut range = objects.range::<String, _>((cursor.clone(), Bound::Unbounded));
-            let Some((key, versions)) = range.next() else {
-                break;
-            };
-            if !key.starts_with(prefix) {
-                break;
-            }
-            let rolled = delimiter.and_then(|d| {
-                key[prefix.len()..]
-                    .find(d)
-                    .map(|at| key[..prefix.len() + at + d.len()].to_string())
-            });
-            let current = versions.last().filter(|v| !v.marker);
-            if rolled.is_none() && current.is_none() {
-                cursor = Bound::Excluded(key.clone());
-                continue;
-            }
-            if count == max {
-                truncated = true;
-                break;
-            }
-            count += 1;
-            match rolled {
-                Some(rolled) => {
-                    body.push_str(&format!(
-                        "<CommonPrefixes><Prefix>{}</Prefix></CommonPrefixes>",
-                        escape(&rolled)
-                    ));
-                    cursor = Bound::Excluded(format!("{rolled}\u{10ffff}"));
-                    last = rolled;
-                }
-                None => {
-                    let version = current.unwrap();
-                    body.push_str(&format!(
-                        "<Contents><Key>{}</Key><LastModified>2026-01-01T00:00:{:02}.000Z</LastModified>\
-                         <ETag>\"{:032x}\"</ETag><Size>{}</Size><StorageClass>STANDARD</StorageClass></Contents>",
-                        escape(key),
-                        version.second % 60,
-                        fingerprint(&version.id),
-                        version.size
-                    ));
-                    cursor = Bound::Excluded(key.clone());
-                    last = key.clone();
+        self.with_bucket(bucket, |objects| {
+            while let Some((key, versions)) = listing.next(objects, &cursor) {
+                match (listing.rolled_up(key), versions.last().filter(|v| !v.marker)) {
+                    // Its newest entry is a delete marker: not listed.
+                    (None, None) => cursor = Bound::Excluded(key.clone()),
+                    _ if count == listing.max => {
+                        truncated = true;
+                        break;
+                    }
+                    (Some(rolled), _) => {
+                        common_prefix(&mut body, &rolled);
+                        count += 1;
+                        cursor = past(&rolled);
+                        last = rolled;
+                    }
+                    (None, Some(version)) => {
+                        body.push_str(&format!(
+                            "<Contents><Key>{}</Key><LastModified>2026-01-01T00:00:{:02}.000Z</LastModified>\
+                             <ETag>\"{:032x}\"</ETag><Size>{}</Size><StorageClass>STANDARD</StorageClass></Contents>",
+                            escape(key),
+                            version.second % 60,
+                            fingerprint(&version.id),
+                            version.size
+                        ));
+                        count += 1;
+                        cursor = Bound::Excluded(key.clone());
+                        last = key.clone();
+                    }
                 }
             }
-        }
+        });
         body.push_str(&format!(
-            "<KeyCount>{count}</KeyCount><MaxKeys>{max}</MaxKeys><IsTruncated>{truncated}</IsTruncated>"
+            "<KeyCount>{count}</KeyCount><MaxKeys>{}</MaxKeys><IsTruncated>{truncated}</IsTruncated>",
+            listing.max
         ));
         if truncated {
             body.push_str(&format!(
@@ -840,6 +791,67 @@ impl State {
         body.push_str("</ListBucketResult>");
         xml(&body)
     }
+}
+
+/// What both listings take: prefix, delimiter and page size.
+struct Listing<'q> {
+    prefix: &'q str,
+    delimiter: Option<&'q str>,
+    max: usize,
+}
+
+impl<'q> Listing<'q> {
+    fn from(query: &'q Query) -> Listing<'q> {
+        Listing {
+            prefix: query.get("prefix").unwrap_or(""),
+            delimiter: query.get("delimiter").filter(|d| !d.is_empty()),
+            max: query
+                .get("max-keys")
+                .and_then(|m| m.parse().ok())
+                .unwrap_or(1000),
+        }
+    }
+
+    /// Where a page resumes after `name`, the last it returned: a key, or a rolled-up prefix, which
+    /// resumes after all its keys.
+    fn after(&self, name: &str) -> Bound<String> {
+        if self.delimiter.is_some_and(|d| name.ends_with(d)) {
+            past(name)
+        } else {
+            Bound::Excluded(name.to_string())
+        }
+    }
+
+    /// The first key at `cursor` or after it, while it is under the prefix.
+    fn next<'b>(
+        &self,
+        objects: &'b Bucket,
+        cursor: &Bound<String>,
+    ) -> Option<(&'b String, &'b Vec<Version>)> {
+        objects
+            .range::<String, _>((cursor.clone(), Bound::Unbounded))
+            .next()
+            .filter(|(key, _)| key.starts_with(self.prefix))
+    }
+
+    /// The common prefix `key` rolls up into, with a delimiter after the prefix.
+    fn rolled_up(&self, key: &str) -> Option<String> {
+        let delimiter = self.delimiter?;
+        let at = key[self.prefix.len()..].find(delimiter)?;
+        Some(key[..self.prefix.len() + at + delimiter.len()].to_string())
+    }
+}
+
+/// A cursor past every key that starts with `prefix` (the keys here are ASCII).
+fn past(prefix: &str) -> Bound<String> {
+    Bound::Excluded(format!("{prefix}\u{10ffff}"))
+}
+
+fn common_prefix(body: &mut String, prefix: &str) {
+    body.push_str(&format!(
+        "<CommonPrefixes><Prefix>{}</Prefix></CommonPrefixes>",
+        escape(prefix)
+    ));
 }
 
 /// A stable number for an id (an ETag that does not change between listings and HEADs).
