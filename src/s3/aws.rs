@@ -242,6 +242,22 @@ fn timeouts(attempt: std::time::Duration) -> TimeoutConfig {
         .build()
 }
 
+/// The first checksum an SDK output carries, as `(algorithm, value)`: HeadObject's output and
+/// UploadPartCopy's result name the same getters without sharing a trait.
+macro_rules! first_checksum {
+    ($out:expr) => {
+        [
+            ("CRC32", $out.checksum_crc32()),
+            ("CRC32C", $out.checksum_crc32_c()),
+            ("CRC64NVME", $out.checksum_crc64_nvme()),
+            ("SHA1", $out.checksum_sha1()),
+            ("SHA256", $out.checksum_sha256()),
+        ]
+        .into_iter()
+        .find_map(|(algorithm, value)| Some((algorithm.to_string(), value?.to_string())))
+    };
+}
+
 /// Characters kept as they are in an `x-amz-copy-source` key: unreserved ones and `/`.
 const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -620,15 +636,7 @@ impl S3Api for AwsS3 {
             .send()
             .await
             .map_err(|e| classify(e, &version.bucket))?;
-        let any_checksum = [
-            ("CRC32", out.checksum_crc32()),
-            ("CRC32C", out.checksum_crc32_c()),
-            ("CRC64NVME", out.checksum_crc64_nvme()),
-            ("SHA1", out.checksum_sha1()),
-            ("SHA256", out.checksum_sha256()),
-        ]
-        .into_iter()
-        .find_map(|(algorithm, value)| Some((algorithm.to_string(), value?.to_string())));
+        let any_checksum = first_checksum!(out);
         let checksum_algorithm = any_checksum
             .as_ref()
             .map(|(algorithm, _)| algorithm.clone());
@@ -854,17 +862,7 @@ impl S3Api for AwsS3 {
                 message: "UploadPartCopy answered without an ETag".into(),
                 maybe_applied: false,
             })?;
-        let checksum = result.and_then(|r| {
-            [
-                ("CRC32", r.checksum_crc32()),
-                ("CRC32C", r.checksum_crc32_c()),
-                ("CRC64NVME", r.checksum_crc64_nvme()),
-                ("SHA1", r.checksum_sha1()),
-                ("SHA256", r.checksum_sha256()),
-            ]
-            .into_iter()
-            .find_map(|(algorithm, value)| Some((algorithm.to_string(), value?.to_string())))
-        });
+        let checksum = result.and_then(|r| first_checksum!(r));
         Ok(CompletedPart {
             part_number: request.part_number,
             etag,
