@@ -460,12 +460,7 @@ fn synthetic_workload(peers: &support::Peers, out: &mut String) {
         .unwrap_or_else(|| vec![256, 1024, 4096]);
     let latency = Duration::from_millis(30);
     let dir = tempfile::tempdir().unwrap();
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-            .unwrap();
-    let (certificate, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&certificate, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let (certificate, key) = SeaweedFs::self_signed_certificate(dir.path());
     let credentials = [
         ("AWS_ACCESS_KEY_ID", "synthetic"),
         ("AWS_SECRET_ACCESS_KEY", "synthetic"),

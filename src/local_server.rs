@@ -186,6 +186,21 @@ impl SeaweedFs {
         Self::start_with(None)
     }
 
+    /// A self-signed certificate for 127.0.0.1 and localhost, written into `dir` as PEM files:
+    /// `(certificate, key)`, for `start_tls` or any local TLS endpoint.
+    #[cfg(feature = "testing")]
+    pub fn self_signed_certificate(dir: &Path) -> (PathBuf, PathBuf) {
+        let certified = rcgen::generate_simple_self_signed(vec![
+            "127.0.0.1".to_string(),
+            "localhost".to_string(),
+        ])
+        .expect("generate a certificate");
+        let (certificate, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&certificate, certified.cert.pem()).expect("write the certificate");
+        std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write the key");
+        (certificate, key)
+    }
+
     /// Serving S3 over HTTPS too, with this certificate and key (PEM files); its endpoint is then the
     /// HTTPS one.
     #[cfg(feature = "testing")]

@@ -557,13 +557,9 @@ fn the_manual_page_and_environment_variables() {
 #[test]
 fn a_private_ca_is_trusted_with_ca_bundle() {
     let dir = tempfile::tempdir().unwrap();
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-            .unwrap();
-    let (certificate, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&certificate, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
-    let tls = s3_backfill::local_server::SeaweedFs::start_tls(&certificate, &key).unwrap();
+    use s3_backfill::local_server::SeaweedFs;
+    let (certificate, key) = SeaweedFs::self_signed_certificate(dir.path());
+    let tls = SeaweedFs::start_tls(&certificate, &key).unwrap();
     let run = |args: &[&str], bundle: Option<&std::path::Path>| {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
         command
