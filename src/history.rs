@@ -107,6 +107,19 @@ pub struct Selection {
 }
 
 impl Selection {
+    /// Every key and every entry of `mapping`'s source: no filter, shard or cut-off.
+    pub fn all(mapping: KeyMapping) -> Selection {
+        Selection {
+            mapping,
+            include: Vec::new(),
+            exclude: Vec::new(),
+            latest_only: false,
+            shard: None,
+            source_unversioned: false,
+            as_of: None,
+        }
+    }
+
     pub fn selects_key(&self, source_key: &str) -> bool {
         if self.shard.is_some_and(|shard| !shard.owns(source_key)) {
             return false;
@@ -603,16 +616,13 @@ mod tests {
 
     fn selection(include: &[&str], exclude: &[&str], latest_only: bool) -> Selection {
         Selection {
-            mapping: KeyMapping {
-                source: "s3://src/data/".parse::<Location>().unwrap(),
-                destination: "s3://dst".parse::<Location>().unwrap(),
-            },
             include: include.iter().map(|s| s.to_string()).collect(),
             exclude: exclude.iter().map(|s| s.to_string()).collect(),
             latest_only,
-            shard: None,
-            source_unversioned: false,
-            as_of: None,
+            ..Selection::all(KeyMapping {
+                source: "s3://src/data/".parse::<Location>().unwrap(),
+                destination: "s3://dst".parse::<Location>().unwrap(),
+            })
         }
     }
 

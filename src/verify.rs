@@ -53,13 +53,8 @@ pub async fn verify<C: S3Api>(
 ) -> S3Result<VerifyOutcome> {
     let latest_only = options.latest_only;
     let selection = |mapping: KeyMapping| Selection {
-        mapping,
-        include: Vec::new(),
-        exclude: Vec::new(),
         latest_only,
-        shard: None,
-        source_unversioned: false,
-        as_of: None,
+        ..Selection::all(mapping)
     };
     let reverse = KeyMapping {
         source: mapping.destination.clone(),

@@ -54,24 +54,16 @@ fn client(s3: &MemoryS3, schedule: Option<Schedule>, progress: &Arc<Progress>) -
 
 fn job() -> CopyJob {
     CopyJob {
-        selection: Selection {
-            mapping: KeyMapping {
-                source: Location {
-                    bucket: SOURCE.into(),
-                    prefix: String::new(),
-                },
-                destination: Location {
-                    bucket: DESTINATION.into(),
-                    prefix: String::new(),
-                },
+        selection: Selection::all(KeyMapping {
+            source: Location {
+                bucket: SOURCE.into(),
+                prefix: String::new(),
             },
-            include: Vec::new(),
-            exclude: Vec::new(),
-            latest_only: false,
-            shard: None,
-            source_unversioned: false,
-            as_of: None,
-        },
+            destination: Location {
+                bucket: DESTINATION.into(),
+                prefix: String::new(),
+            },
+        }),
         plan: PlanSettings {
             multipart_threshold: THRESHOLD,
             part_size: Some(5 * MIB),

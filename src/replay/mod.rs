@@ -334,16 +334,13 @@ impl<C: S3Api> Executor<C> {
     fn destination_selection(&self) -> Selection {
         let destination = self.job.selection.mapping.destination.clone();
         Selection {
-            mapping: crate::location::KeyMapping {
-                source: destination.clone(),
-                destination,
-            },
             include: self.job.selection.include.clone(),
             exclude: self.job.selection.exclude.clone(),
-            latest_only: false,
-            shard: None,
             source_unversioned: self.job.destination_never_versioned,
-            as_of: None,
+            ..Selection::all(crate::location::KeyMapping {
+                source: destination.clone(),
+                destination,
+            })
         }
     }
 

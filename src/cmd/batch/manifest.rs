@@ -67,18 +67,10 @@ pub(super) async fn build_manifests(
     copy_limit: u64,
 ) -> Result<Manifests, Error> {
     let bucket = args.source.bucket.clone();
-    let selection = Selection {
-        mapping: KeyMapping {
-            source: args.source.clone(),
-            destination: args.dest.clone().unwrap_or_else(|| args.source.clone()),
-        },
-        include: Vec::new(),
-        exclude: Vec::new(),
-        latest_only: false,
-        shard: None,
-        source_unversioned: false,
-        as_of: None,
-    };
+    let selection = Selection::all(KeyMapping {
+        source: args.source.clone(),
+        destination: args.dest.clone().unwrap_or_else(|| args.source.clone()),
+    });
     let progress = Arc::new(Progress::default());
     let mut histories: tokio::sync::mpsc::Receiver<Result<KeyHistory, S3Error>> = match &args.from {
         BatchFrom::Listing => list_histories(
