@@ -26,6 +26,13 @@ impl Side {
             Side::Destination => "--dest-endpoint-url/--endpoint-url, --dest-profile/--profile",
         }
     }
+
+    fn profile_options(self) -> &'static str {
+        match self {
+            Side::Source => "--source-profile/--profile",
+            Side::Destination => "--dest-profile/--profile",
+        }
+    }
 }
 
 /// What to do about credentials S3 refused, by its error code.
@@ -66,12 +73,12 @@ pub fn bucket_error(side: Side, bucket: &str, error: S3Error) -> Error {
         S3Error::BadCredentials { code, message } if code == "NoCredentials" => format!(
             "no credentials for the {name} side ({message}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
              or AWS_PROFILE / {} with a profile that exists in ~/.aws/credentials or ~/.aws/config",
-            side.options().split(", ").last().unwrap_or("--profile")
+            side.profile_options()
         ),
         S3Error::BadCredentials { code, message } => format!(
             "the {name} endpoint rejected the credentials ({code}: {message}): {} (the profile: {})",
             credentials_fix(&code),
-            side.options().split(", ").last().unwrap_or("--profile")
+            side.profile_options()
         ),
         S3Error::AccessDenied { code, .. } => format!(
             "access to {name} bucket {bucket} is denied ({code}): the source needs s3:ListBucketVersions, \

@@ -329,21 +329,6 @@ impl S3Error {
         }
     }
 
-    /// What S3 said beside its code, with its request id (empty when it sent neither).
-    pub fn message(&self) -> &str {
-        match self {
-            S3Error::NotFound { message, .. }
-            | S3Error::AccessDenied { message, .. }
-            | S3Error::BadCredentials { message, .. }
-            | S3Error::PreconditionFailed { message, .. }
-            | S3Error::InvalidObjectState { message, .. }
-            | S3Error::SlowDown { message, .. }
-            | S3Error::Transient { message, .. }
-            | S3Error::Other { message, .. } => message,
-            S3Error::NoSuchBucket { .. } | S3Error::Interrupted => "",
-        }
-    }
-
     /// A write that failed this way may nonetheless have been applied.
     pub fn maybe_applied(&self) -> bool {
         matches!(
