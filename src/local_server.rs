@@ -127,11 +127,16 @@ struct Watched {
 impl Watched {
     /// Runs `command` with its output in `log`, and waits until it listens on `port` (60 s at most).
     fn start(command: &str, log: &Path, cleanup: &str, port: u16) -> Result<Watched, String> {
+        // The server gets 10 s to stop after SIGTERM, then SIGKILL: SeaweedFS 4.48 can hang in its
+        // shutdown ("plugin is shutting down" forever), which left a 570 MB server behind per test binary.
         let script = format!(
             "{command} >{log} 2>&1 & server=$!; \
-             trap 'kill $server 2>/dev/null; wait $server; {cleanup}; exit 0' TERM INT; \
+             stop() {{ kill $server 2>/dev/null; i=0; \
+               while kill -0 $server 2>/dev/null && [ $i -lt 20 ]; do sleep 0.5; i=$((i+1)); done; \
+               kill -9 $server 2>/dev/null; wait $server; {cleanup}; }}; \
+             trap 'stop; exit 0' TERM INT; \
              while kill -0 {parent} 2>/dev/null && kill -0 $server 2>/dev/null; do sleep 0.5; done; \
-             kill $server 2>/dev/null; wait $server; {cleanup}",
+             stop",
             log = log.display(),
             parent = std::process::id(),
         );
@@ -235,6 +240,7 @@ impl SeaweedFs {
         let port = ports[0];
         let args = format!(
             "mini -dir={data} -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false -webdav=false -admin.ui=false \
+             -master.volumeSizeLimitMB=128 \
              -s3.port={} -s3.port.grpc={} -master.port={} -master.port.grpc={} -volume.port={} -volume.port.grpc={} \
              -filer.port={} -filer.port.grpc={} -s3.port.iceberg=0 -s3.port.lance=0 -s3.config={config} \
              -s3.localSocket={data}/s3.sock -filer.localSocket={data}/filer.sock",
