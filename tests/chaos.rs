@@ -38,10 +38,17 @@ async fn seed(bucket: &str) -> usize {
     keys
 }
 
+/// Both senders of the copies: the direct one (aws-sigv4 on hyper, the default) and aws-sdk-s3's
+/// (`S3_BACKFILL_SEND=sdk`; what a bucket whose endpoint is not plain SigV4 gets).
 #[tokio::test(flavor = "multi_thread")]
 async fn faults_of_every_kind_leave_the_destination_exact() {
-    let source = create_bucket("chaos-src", false).await;
-    let destination = create_bucket("chaos-dst", true).await;
+    faults_of_every_kind("direct", "s3-backfill/").await;
+    faults_of_every_kind("sdk", "aws-sdk-rust/").await;
+}
+
+async fn faults_of_every_kind(sender: &str, agent: &str) {
+    let source = create_bucket(&format!("chaos-{sender}-src"), false).await;
+    let destination = create_bucket(&format!("chaos-{sender}-dst"), true).await;
     seed(&source).await;
     let proxy = ChaosProxy::start(
         server().port,
@@ -60,6 +67,7 @@ async fn faults_of_every_kind_leave_the_destination_exact() {
     );
     let report = tempfile::NamedTempFile::new().unwrap();
     let output = copy_via(&proxy.endpoint, &source, &destination)
+        .env("S3_BACKFILL_SEND", sender)
         .args(["--multipart-threshold", "6MiB", "--part-size", "5MiB"])
         .args([
             "--concurrency",
@@ -101,6 +109,14 @@ async fn faults_of_every_kind_leave_the_destination_exact() {
     assert!(json["retries"].as_u64().unwrap() > 0, "{json}");
     assert!(json["throttles"].as_u64().unwrap() > 0, "{json}");
 
+    // The copies went out through the sender asked for.
+    let agents = counts.copy_agents.lock().unwrap().clone();
+    assert!(!agents.is_empty());
+    assert!(
+        agents.iter().all(|a| a.starts_with(agent)),
+        "{sender}: {:?}",
+        agents.iter().find(|a| !a.starts_with(agent))
+    );
     assert_same_histories(&source, &destination).await;
     assert!(same_bytes(&source, &destination, "z-big").await);
 }

@@ -23,6 +23,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::api::*;
+use super::direct::{self, Direct, EndpointParams, Target};
 use super::list_xml::{parse_list_versions, url_decode};
 
 /// Where and as whom one side talks to S3.
@@ -56,6 +57,9 @@ pub struct AwsS3 {
     /// The endpoint URL as resolved (`AWS` for Amazon S3's own) and the region, e.g.
     /// `http://127.0.0.1:9000 us-east-1`: where this side's buckets are.
     place: String,
+    /// The sender of the hot writes (CopyObject, UploadPartCopy, DeleteObject) without the SDK's
+    /// orchestrator; None when `S3_BACKFILL_SEND=sdk` asks for the SDK's.
+    direct: Option<Arc<Direct>>,
 }
 
 /// Checks that a CA bundle is a readable file of PEM certificates.
@@ -196,21 +200,53 @@ impl AwsS3 {
             endpoint.as_deref().unwrap_or("AWS"),
             shared.region().map_or("us-east-1", |r| r.as_ref())
         );
+        let path_style = connection.path_style.unwrap_or(endpoint.is_some());
+        let direct = if std::env::var("S3_BACKFILL_SEND").as_deref() == Ok("sdk") {
+            None
+        } else {
+            let params = EndpointParams {
+                region: shared
+                    .region()
+                    .map_or("us-east-1", |r| r.as_ref())
+                    .to_string(),
+                endpoint_url: endpoint.clone(),
+                path_style,
+                fips: shared.use_fips().unwrap_or(false),
+                dual_stack: shared.use_dual_stack().unwrap_or(false),
+            };
+            match Direct::new(connection, shared.credentials_provider(), params) {
+                Ok(direct) => Some(Arc::new(direct)),
+                Err(error) => {
+                    tracing::warn!(error = %error, "the SDK sends every request");
+                    None
+                }
+            }
+        };
         AwsS3 {
             client: aws_sdk_s3::Client::from_conf(builder.build()),
             request_timeout,
             customer_key: connection.customer_key.clone(),
             copy_source_customer_key: connection.copy_source_customer_key.clone(),
             place,
+            direct,
         }
+    }
+
+    /// The direct sender and where `bucket`'s requests go, unless the SDK must send them.
+    async fn direct(&self, bucket: &str) -> Option<(&Direct, Arc<Target>)> {
+        let direct = self.direct.as_deref()?;
+        Some((direct, direct.target(bucket).await?))
+    }
+
+    /// How long a copy of `bytes` may take: the base, plus 1 s per 16 MiB.
+    fn copy_timeout(&self, bytes: u64) -> std::time::Duration {
+        self.request_timeout + std::time::Duration::from_secs(bytes / COPY_BYTES_PER_SECOND)
     }
 
     /// A request's configuration with an attempt timeout for copying `bytes`: the base, plus 1 s per
     /// 16 MiB (S3 copies at well over that; a copy that answers later is a copy that hangs).
     fn copying(&self, bytes: u64) -> aws_sdk_s3::config::Builder {
-        let extra = std::time::Duration::from_secs(bytes / COPY_BYTES_PER_SECOND);
-        aws_sdk_s3::config::Builder::default()
-            .timeout_config(timeouts(self.request_timeout + extra))
+        aws_sdk_s3::config::Builder::default().timeout_config(timeouts(self.copy_timeout(bytes)))
     }
 
     pub fn place(&self) -> &str {
@@ -258,8 +294,9 @@ macro_rules! first_checksum {
     };
 }
 
-/// Characters kept as they are in an `x-amz-copy-source` key: unreserved ones and `/`.
-const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
+/// Characters kept as they are in a key in a URL's path or in `x-amz-copy-source`: unreserved ones
+/// and `/`.
+pub(super) const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')
@@ -297,51 +334,63 @@ pub fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'sta
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
             let code = service.err().code().unwrap_or_default().to_string();
-            let mut message = service.err().message().unwrap_or_default().to_string();
-            // S3's request id, for a support case: logged, and kept in the message it comes with.
+            let message = service.err().message().unwrap_or_default().to_string();
             let request_id = service.raw().headers().get("x-amz-request-id");
-            tracing::debug!(
-                status,
-                code = %code,
-                bucket = %bucket,
-                request_id = request_id.unwrap_or(""),
-                "S3 answered with an error"
-            );
-            if let Some(id) = request_id {
-                if message.is_empty() {
-                    message = format!("request id {id}");
-                } else {
-                    message.push_str(&format!(" (request id {id})"));
-                }
-            }
-            classify_code(status, code, message, bucket)
+            classify_answer(status, code, message, request_id, bucket)
         }
         SdkError::ConstructionFailure(_) => S3Error::Other {
             code: "ConstructionFailure".into(),
             message: error_chain(&error),
         },
-        _ => {
-            let message = error_chain(&error);
-            if message.contains("invalid peer certificate") {
-                // An untrusted certificate: nothing was sent, and sending again will not help.
-                S3Error::Other {
-                    code: "UntrustedCertificate".into(),
-                    message,
-                }
-            } else if credentials_missing(&message) {
-                // No credentials at all, or a profile that does not exist: nothing was sent.
-                S3Error::BadCredentials {
-                    code: "NoCredentials".into(),
-                    message,
-                }
-            } else {
-                // Timeouts, dispatch failures and garbled responses: the request may have been
-                // carried out.
-                S3Error::Transient {
-                    message,
-                    maybe_applied: true,
-                }
-            }
+        _ => classify_unanswered(error_chain(&error)),
+    }
+}
+
+/// `classify_code` of an error S3 answered, with its request id (for a support case) logged and
+/// kept in the message.
+pub(super) fn classify_answer(
+    status: u16,
+    code: String,
+    mut message: String,
+    request_id: Option<&str>,
+    bucket: &str,
+) -> S3Error {
+    tracing::debug!(
+        status,
+        code = %code,
+        bucket = %bucket,
+        request_id = request_id.unwrap_or(""),
+        "S3 answered with an error"
+    );
+    if let Some(id) = request_id {
+        if message.is_empty() {
+            message = format!("request id {id}");
+        } else {
+            message.push_str(&format!(" (request id {id})"));
+        }
+    }
+    classify_code(status, code, message, bucket)
+}
+
+/// A request that got no answer from S3, by its error's messages (`error_chain`).
+pub(super) fn classify_unanswered(message: String) -> S3Error {
+    if message.contains("invalid peer certificate") {
+        // An untrusted certificate: nothing was sent, and sending again will not help.
+        S3Error::Other {
+            code: "UntrustedCertificate".into(),
+            message,
+        }
+    } else if credentials_missing(&message) {
+        // No credentials at all, or a profile that does not exist: nothing was sent.
+        S3Error::BadCredentials {
+            code: "NoCredentials".into(),
+            message,
+        }
+    } else {
+        // Timeouts, dispatch failures and garbled responses: the request may have been carried out.
+        S3Error::Transient {
+            message,
+            maybe_applied: true,
         }
     }
 }
@@ -350,7 +399,7 @@ pub fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'sta
 /// refused`), without the Debug dumps the SDK's own display appends; the full error goes to the debug
 /// log.
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    tracing::debug!(error = ?error, "the SDK's error in full");
+    tracing::debug!(error = ?error, "the error in full");
     let mut parts: Vec<String> = Vec::new();
     let mut next = Some(error);
     while let Some(current) = next {
@@ -371,6 +420,91 @@ fn credentials_missing(messages: &str) -> bool {
         || messages.contains("no credentials found")
         || messages.contains("no providers in chain provided credentials")
         || messages.contains("profile") && messages.contains("not") && messages.contains("found")
+}
+
+/// The encryption a CopyObject asks for: `(algorithm, KMS key, Bucket Key)`. An SSE-C copy
+/// (`customer_key`) asks for no other.
+fn copy_encryption(
+    request: &CopyRequest,
+    customer_key: bool,
+) -> (Option<String>, Option<String>, Option<bool>) {
+    if customer_key {
+        return (None, None, None);
+    }
+    let sse = match (&request.server_side_encryption, &request.sse_kms_key_id) {
+        (Some(algorithm), _) => Some(algorithm.clone()),
+        (None, Some(_)) => Some("aws:kms".to_string()),
+        (None, None) => None,
+    };
+    let kms = sse.as_ref().is_some_and(|sse| sse.starts_with("aws:kms"));
+    (
+        sse,
+        request.sse_kms_key_id.clone().filter(|_| kms),
+        request.bucket_key_enabled.filter(|_| kms),
+    )
+}
+
+/// The checksum algorithms, as S3 names them in `Checksum<ALGORITHM>` fields and headers.
+const CHECKSUMS: [&str; 5] = ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"];
+
+/// Object Lock headers of a write, as `add(name, value)` calls.
+fn add_lock_headers(add: &mut impl FnMut(&'static str, Option<String>), lock: &LockSettings) {
+    add("x-amz-object-lock-mode", lock.mode.clone());
+    add(
+        "x-amz-object-lock-retain-until-date",
+        lock_until(lock).and_then(|date| date.fmt(DateTimeFormat::DateTime).ok()),
+    );
+    add("x-amz-object-lock-legal-hold", lock.legal_hold.clone());
+}
+
+/// SSE-C headers of a copy: the key it writes with and the key it reads the source with.
+fn add_customer_headers(
+    add: &mut impl FnMut(&'static str, Option<String>),
+    key: &Option<CustomerKey>,
+    source_key: &Option<CustomerKey>,
+) {
+    let (algorithm, key, md5) = customer(key);
+    add("x-amz-server-side-encryption-customer-algorithm", algorithm);
+    add("x-amz-server-side-encryption-customer-key", key);
+    add("x-amz-server-side-encryption-customer-key-md5", md5);
+    let (algorithm, key, md5) = customer(source_key);
+    add(
+        "x-amz-copy-source-server-side-encryption-customer-algorithm",
+        algorithm,
+    );
+    add("x-amz-copy-source-server-side-encryption-customer-key", key);
+    add(
+        "x-amz-copy-source-server-side-encryption-customer-key-md5",
+        md5,
+    );
+}
+
+/// The fields of a copy's 200 answer, whose body is `<root>` or, when the copy failed after S3 had
+/// answered 200, `<Error>`.
+fn copy_result(
+    answer: &direct::Answer,
+    root: &str,
+    bucket: &str,
+) -> S3Result<Vec<(String, String)>> {
+    match direct::xml_fields(&answer.body) {
+        Some((name, fields)) if name == root => Ok(fields),
+        Some((name, _)) if name == "Error" => Err(direct::error_answer(
+            200,
+            &answer.headers,
+            &answer.body,
+            bucket,
+        )),
+        // An empty body: some S3-compatible servers say nothing more than 200.
+        None if answer.body.iter().all(u8::is_ascii_whitespace) => Ok(Vec::new()),
+        // Something else: the copy may or may not have happened.
+        _ => Err(S3Error::Transient {
+            message: format!(
+                "the copy was answered 200 with something that is not S3's {root}: {:?}",
+                String::from_utf8_lossy(&answer.body[..answer.body.len().min(200)])
+            ),
+            maybe_applied: true,
+        }),
+    }
 }
 
 fn named_version(version: &VersionRef) -> Option<String> {
@@ -703,24 +837,45 @@ impl S3Api for AwsS3 {
     }
 
     async fn copy_object(&self, request: &CopyRequest) -> S3Result<WrittenVersion> {
-        let (sse, kms_key, bucket_key) = if self.customer_key.is_some() {
-            // An SSE-C copy asks for no other encryption.
-            (None, None, None)
-        } else {
-            let sse = match (&request.server_side_encryption, &request.sse_kms_key_id) {
-                (Some(algorithm), _) => Some(ServerSideEncryption::from(algorithm.as_str())),
-                (None, Some(_)) => Some(ServerSideEncryption::AwsKms),
-                (None, None) => None,
+        let (sse, kms_key, bucket_key) = copy_encryption(request, self.customer_key.is_some());
+        if let Some((direct, target)) = self.direct(&request.bucket).await {
+            let mut headers = vec![("x-amz-copy-source", copy_source(&request.source))];
+            let mut add = |name: &'static str, value: Option<String>| {
+                if let Some(value) = value {
+                    headers.push((name, value));
+                }
             };
-            let kms = sse
-                .as_ref()
-                .is_some_and(|sse| sse.as_str().starts_with("aws:kms"));
-            (
-                sse,
-                request.sse_kms_key_id.clone().filter(|_| kms),
-                request.bucket_key_enabled.filter(|_| kms),
-            )
-        };
+            add("x-amz-storage-class", request.storage_class.clone());
+            add("x-amz-server-side-encryption", sse);
+            add("x-amz-server-side-encryption-aws-kms-key-id", kms_key);
+            add(
+                "x-amz-server-side-encryption-bucket-key-enabled",
+                bucket_key.map(|enabled| enabled.to_string()),
+            );
+            add_lock_headers(&mut add, &request.object_lock);
+            add(
+                "x-amz-website-redirect-location",
+                request.website_redirect.clone(),
+            );
+            add_customer_headers(&mut add, &self.customer_key, &self.copy_source_customer_key);
+            let answer = direct
+                .send(
+                    &target,
+                    direct::Request {
+                        method: hyper::Method::PUT,
+                        bucket: &request.bucket,
+                        key: &request.key,
+                        query: String::new(),
+                        headers,
+                        timeout: self.copy_timeout(request.size),
+                    },
+                )
+                .await?;
+            // S3 can answer 200 and then report the copy's failure in the body.
+            copy_result(&answer, "CopyObjectResult", &request.bucket)?;
+            return Ok(answer.header("x-amz-version-id"));
+        }
+        let sse = sse.map(|algorithm| ServerSideEncryption::from(algorithm.as_str()));
         let (sse_c_algorithm, sse_c_key, sse_c_md5) = customer(&self.customer_key);
         let (source_algorithm, source_key, source_md5) = customer(&self.copy_source_customer_key);
         let out = self
@@ -828,6 +983,55 @@ impl S3Api for AwsS3 {
     }
 
     async fn upload_part_copy(&self, request: &PartCopyRequest) -> S3Result<CompletedPart> {
+        let range = format!("bytes={}-{}", request.first_byte, request.last_byte);
+        let timeout = self.copy_timeout(request.last_byte + 1 - request.first_byte);
+        if let Some((direct, target)) = self.direct(&request.bucket).await {
+            let mut headers = vec![
+                ("x-amz-copy-source", copy_source(&request.source)),
+                ("x-amz-copy-source-range", range),
+                ("x-amz-copy-source-if-match", request.if_match.clone()),
+            ];
+            let mut add = |name: &'static str, value: Option<String>| {
+                if let Some(value) = value {
+                    headers.push((name, value));
+                }
+            };
+            add_customer_headers(&mut add, &self.customer_key, &self.copy_source_customer_key);
+            let answer = direct
+                .send(
+                    &target,
+                    direct::Request {
+                        method: hyper::Method::PUT,
+                        bucket: &request.bucket,
+                        key: &request.key,
+                        query: format!(
+                            "partNumber={}&uploadId={}",
+                            request.part_number,
+                            utf8_percent_encode(&request.upload_id, NON_ALPHANUMERIC)
+                        ),
+                        headers,
+                        timeout,
+                    },
+                )
+                .await?;
+            let fields = copy_result(&answer, "CopyPartResult", &request.bucket)?;
+            let etag = direct::field(&fields, "ETag");
+            if etag.is_empty() {
+                return Err(S3Error::Transient {
+                    message: "UploadPartCopy answered without an ETag".into(),
+                    maybe_applied: false,
+                });
+            }
+            let checksum = CHECKSUMS.iter().find_map(|algorithm| {
+                let value = direct::field(&fields, &format!("Checksum{algorithm}"));
+                (!value.is_empty()).then(|| (algorithm.to_string(), value))
+            });
+            return Ok(CompletedPart {
+                part_number: request.part_number,
+                etag,
+                checksum,
+            });
+        }
         let (sse_c_algorithm, sse_c_key, sse_c_md5) = customer(&self.customer_key);
         let (source_algorithm, source_key, source_md5) = customer(&self.copy_source_customer_key);
         let out = self
@@ -838,10 +1042,7 @@ impl S3Api for AwsS3 {
             .upload_id(&request.upload_id)
             .part_number(request.part_number as i32)
             .copy_source(copy_source(&request.source))
-            .copy_source_range(format!(
-                "bytes={}-{}",
-                request.first_byte, request.last_byte
-            ))
+            .copy_source_range(range)
             .copy_source_if_match(&request.if_match)
             .set_sse_customer_algorithm(sse_c_algorithm)
             .set_sse_customer_key(sse_c_key)
@@ -850,7 +1051,9 @@ impl S3Api for AwsS3 {
             .set_copy_source_sse_customer_key(source_key)
             .set_copy_source_sse_customer_key_md5(source_md5)
             .customize()
-            .config_override(self.copying(request.last_byte + 1 - request.first_byte))
+            .config_override(
+                aws_sdk_s3::config::Builder::default().timeout_config(timeouts(timeout)),
+            )
             .send()
             .await
             .map_err(|e| classify(e, &request.bucket))?;
@@ -934,6 +1137,22 @@ impl S3Api for AwsS3 {
     }
 
     async fn delete_object(&self, bucket: &str, key: &str) -> S3Result<WrittenVersion> {
+        if let Some((direct, target)) = self.direct(bucket).await {
+            let answer = direct
+                .send(
+                    &target,
+                    direct::Request {
+                        method: hyper::Method::DELETE,
+                        bucket,
+                        key,
+                        query: String::new(),
+                        headers: Vec::new(),
+                        timeout: self.request_timeout,
+                    },
+                )
+                .await?;
+            return Ok(answer.header("x-amz-version-id"));
+        }
         let out = self
             .client
             .delete_object()

@@ -24,15 +24,20 @@ type Client = hyper_util::client::legacy::Client<
     SdkBody,
 >;
 
-/// The SDK's HTTP client for `--no-verify-ssl`.
-pub fn unverified_client() -> SharedHttpClient {
+/// A TLS configuration that accepts any server certificate (the hot writes' client uses it too).
+pub(super) fn unverified_tls() -> rustls::ClientConfig {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+    rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .expect("aws-lc-rs supports the default TLS versions")
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate { provider }))
-        .with_no_client_auth();
+        .with_no_client_auth()
+}
+
+/// The SDK's HTTP client for `--no-verify-ssl`.
+pub fn unverified_client() -> SharedHttpClient {
+    let config = unverified_tls();
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);

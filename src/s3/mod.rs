@@ -5,6 +5,7 @@ mod api;
 mod aws;
 mod aws_admin;
 pub(crate) mod control;
+mod direct;
 #[cfg(test)]
 pub mod fake;
 #[cfg(any(test, feature = "testing"))]

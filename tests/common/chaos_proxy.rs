@@ -101,6 +101,8 @@ pub struct Counts {
     pub website_redirect_headers: AtomicU64,
     /// The request line (method, path and query) of every request, in arrival order.
     pub request_lines: Mutex<Vec<String>>,
+    /// The User-Agent of every copy (CopyObject, UploadPartCopy): which client sent it.
+    pub copy_agents: Mutex<Vec<String>>,
     /// Set: no more faults, every request is forwarded as it is (the fault was fixed).
     pub healed: std::sync::atomic::AtomicBool,
 }
@@ -210,6 +212,14 @@ fn serve(
     }
     if let Some(line) = head.lines().next() {
         counts.request_lines.lock().unwrap().push(line.to_string());
+    }
+    if is_copy {
+        let agent = head
+            .lines()
+            .find_map(|line| line.strip_prefix("user-agent:"))
+            .unwrap_or("")
+            .trim();
+        counts.copy_agents.lock().unwrap().push(agent.to_string());
     }
     if is_copy
         && counts
