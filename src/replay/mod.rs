@@ -1008,7 +1008,8 @@ impl<C: S3Api> Executor<C> {
                 self.progress.copied(Copied::Single { bytes: size });
             }
             Action::Multipart => {
-                copy_multipart(self, entry, &source, destination_key, head).await?;
+                // Boxed: the multipart copy's future is large and few tasks need it.
+                Box::pin(copy_multipart(self, entry, &source, destination_key, head)).await?;
                 self.progress.copied(Copied::Multipart { bytes: size });
             }
         }
@@ -1068,7 +1069,7 @@ impl<C: S3Api> Executor<C> {
             }
             uncertain = true;
             self.progress.retried();
-            if let Some(written) = self.applied(key, entry, head).await? {
+            if let Some(written) = Box::pin(self.applied(key, entry, head)).await? {
                 tracing::debug!(
                     key = ?key,
                     version = %entry.version_id,

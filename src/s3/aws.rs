@@ -254,6 +254,17 @@ impl AwsS3 {
     }
 }
 
+/// An SDK request's future, on the heap: it takes kilobytes, and every engine task that might send one
+/// (a copy's task may fall back to a HEAD or a listing) would otherwise carry that size all its life,
+/// thousands of tasks at a time.
+trait Boxed: std::future::Future + Sized {
+    fn boxed(self) -> std::pin::Pin<Box<Self>> {
+        Box::pin(self)
+    }
+}
+
+impl<F: std::future::Future> Boxed for F {}
+
 /// `(algorithm, key, key MD5)` for SSE-C headers.
 fn customer(key: &Option<CustomerKey>) -> (Option<String>, Option<String>, Option<String>) {
     match key {
@@ -666,6 +677,7 @@ impl AwsS3 {
             .set_max_keys(request.max_keys)
             .set_delimiter(request.delimiter)
             .send()
+            .boxed()
             .await
             .map_err(|e| classify(e, &request.bucket))?;
         let decode = |name: &str| {
@@ -732,6 +744,7 @@ impl S3Api for AwsS3 {
             .customize()
             .interceptor(capture.clone())
             .send()
+            .boxed()
             .await
             .map_err(|e| classify(e, &request.bucket))?;
         let body = capture
@@ -768,6 +781,7 @@ impl S3Api for AwsS3 {
             .set_sse_customer_key(sse_c_key)
             .set_sse_customer_key_md5(sse_c_md5)
             .send()
+            .boxed()
             .await
             .map_err(|e| classify(e, &version.bucket))?;
         let any_checksum = first_checksum!(out);
@@ -827,6 +841,7 @@ impl S3Api for AwsS3 {
             .key(&version.key)
             .set_version_id(named_version(version))
             .send()
+            .boxed()
             .await
             .map_err(|e| classify(e, &version.bucket))?;
         Ok(out
@@ -901,6 +916,7 @@ impl S3Api for AwsS3 {
             .customize()
             .config_override(self.copying(request.size))
             .send()
+            .boxed()
             .await
             .map_err(|e| classify(e, &request.bucket))?;
         Ok(out.version_id().map(str::to_string))
@@ -972,6 +988,7 @@ impl S3Api for AwsS3 {
                     .map(aws_sdk_s3::types::ChecksumAlgorithm::from),
             )
             .send()
+            .boxed()
             .await
             .map_err(|e| classify(e, &request.bucket))?;
         out.upload_id()
@@ -1055,6 +1072,7 @@ impl S3Api for AwsS3 {
                 aws_sdk_s3::config::Builder::default().timeout_config(timeouts(timeout)),
             )
             .send()
+            .boxed()
             .await
             .map_err(|e| classify(e, &request.bucket))?;
         let result = out.copy_part_result();
@@ -1119,6 +1137,7 @@ impl S3Api for AwsS3 {
             .customize()
             .config_override(self.copying(4 << 30))
             .send()
+            .boxed()
             .await
             .map_err(|e| classify(e, bucket))?;
         Ok(out.version_id().map(str::to_string))
@@ -1131,6 +1150,7 @@ impl S3Api for AwsS3 {
             .key(key)
             .upload_id(upload_id)
             .send()
+            .boxed()
             .await
             .map_err(|e| classify(e, bucket))?;
         Ok(())
@@ -1159,6 +1179,7 @@ impl S3Api for AwsS3 {
             .bucket(bucket)
             .key(key)
             .send()
+            .boxed()
             .await
             .map_err(|e| classify(e, bucket))?;
         Ok(out.version_id().map(str::to_string))
@@ -1176,6 +1197,7 @@ impl S3Api for AwsS3 {
                 .set_key_marker(key_marker)
                 .set_upload_id_marker(upload_marker)
                 .send()
+                .boxed()
                 .await
                 .map_err(|e| classify(e, bucket))?;
             ids.extend(
@@ -1196,7 +1218,14 @@ impl S3Api for AwsS3 {
     }
 
     async fn head_bucket(&self, bucket: &str) -> S3Result<()> {
-        match self.client.head_bucket().bucket(bucket).send().await {
+        match self
+            .client
+            .head_bucket()
+            .bucket(bucket)
+            .send()
+            .boxed()
+            .await
+        {
             Ok(_) => Ok(()),
             // HeadBucket has no body: a 404 means the bucket is missing.
             Err(e) => match classify(e, bucket) {
@@ -1216,6 +1245,7 @@ impl S3Api for AwsS3 {
             .bucket(bucket)
             .key(key)
             .send()
+            .boxed()
             .await
             .map_err(|e| classify(e, bucket))?;
         let local = |e: std::io::Error| S3Error::Other {
@@ -1250,6 +1280,7 @@ impl S3Api for AwsS3 {
             .get_bucket_versioning()
             .bucket(bucket)
             .send()
+            .boxed()
             .await
             .map_err(|e| classify(e, bucket))?;
         Ok(match out.status() {
@@ -1265,6 +1296,7 @@ impl S3Api for AwsS3 {
             .get_bucket_encryption()
             .bucket(bucket)
             .send()
+            .boxed()
             .await
             .map_err(|e| classify(e, bucket))
         {
@@ -1298,6 +1330,7 @@ impl S3Api for AwsS3 {
             .get_bucket_website()
             .bucket(bucket)
             .send()
+            .boxed()
             .await
             .map_err(|e| classify(e, bucket))
         {
@@ -1315,6 +1348,7 @@ impl S3Api for AwsS3 {
             .get_object_lock_configuration()
             .bucket(bucket)
             .send()
+            .boxed()
             .await
             .map_err(|e| classify(e, bucket))
         {
@@ -1411,5 +1445,72 @@ mod tests {
             S3Error::InvalidObjectState { .. }
         ));
         assert!(matches!(c(400, "Weird"), S3Error::Other { .. }));
+    }
+}
+
+#[cfg(test)]
+mod sizes {
+    use super::*;
+    use crate::s3::limit::{Limited, Limits};
+    use crate::s3::retry::{RetryPolicy, Retrying};
+
+    /// A copy's task holds its request's future while it waits: thousands are in flight at once,
+    /// so the futures of the hot calls through the whole client stack must stay small (the SDK's,
+    /// tens of kilobytes, are boxed; unboxed, a copy's task took 32 KiB).
+    #[tokio::test]
+    async fn the_hot_calls_futures_are_small() {
+        let aws = AwsS3::connect(&Connection {
+            endpoint_url: Some("http://127.0.0.1:9".into()),
+            static_credentials: Some(("a".into(), "b".into())),
+            ..Connection::default()
+        })
+        .await;
+        let client = Retrying::new(
+            Limited::new(
+                aws,
+                Limits::new(64, None, Arc::new(crate::progress::Progress::default())),
+            ),
+            RetryPolicy::default(),
+            Arc::new(crate::progress::Progress::default()),
+        );
+        let version = VersionRef {
+            bucket: "b".into(),
+            key: "k".into(),
+            version_id: String::new(),
+        };
+        let copy = CopyRequest {
+            source: version.clone(),
+            size: 1,
+            bucket: "d".into(),
+            key: "k".into(),
+            storage_class: None,
+            server_side_encryption: None,
+            website_redirect: None,
+            sse_kms_key_id: None,
+            bucket_key_enabled: None,
+            object_lock: LockSettings::default(),
+        };
+        let sizes = [
+            (
+                "copy_object",
+                std::mem::size_of_val(&client.copy_object(&copy)),
+            ),
+            (
+                "delete_object",
+                std::mem::size_of_val(&client.delete_object("d", "k")),
+            ),
+            (
+                "head_object",
+                std::mem::size_of_val(&client.head_object(&version, None)),
+            ),
+            (
+                "list_versions",
+                std::mem::size_of_val(&client.list_versions(ListRequest::default())),
+            ),
+        ];
+        eprintln!("{sizes:?}");
+        for (call, size) in sizes {
+            assert!(size <= 4096, "{call}: {size} bytes");
+        }
     }
 }

@@ -129,7 +129,9 @@ impl Direct {
             .wrap_connector(http);
         let http =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(30))
+                // S3 closes a connection idle for about 20 s: ours are dropped before that, so a request is
+                // seldom sent on a connection the server is closing.
+                .pool_idle_timeout(Duration::from_secs(15))
                 .build(https);
         Ok(Direct {
             http,
@@ -217,6 +219,10 @@ impl Direct {
             .header("host", &target.host)
             .header("user-agent", USER_AGENT)
             .header("x-amz-content-sha256", EMPTY_SHA256);
+        if request.method == Method::PUT {
+            // hyper sends none for an empty body, and S3 wants every PUT to say its length.
+            builder = builder.header("content-length", "0");
+        }
         for (name, value) in &request.headers {
             builder = builder.header(*name, value);
         }
