@@ -616,8 +616,8 @@ pub struct CopyArgs {
     /// it was then. With --latest-only, the version that was current then.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub as_of: Option<String>,
-    /// Requests in flight at once.
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=100_000), env = "S3_BACKFILL_CONCURRENCY")]
+    /// Requests in flight at once (lowered by itself on SlowDown).
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u32).range(1..=100_000), env = "S3_BACKFILL_CONCURRENCY")]
     pub concurrency: u32,
     /// Requests per second over all S3 calls (default: unlimited).
     #[arg(long, value_name = "RPS", env = "S3_BACKFILL_RATE_LIMIT")]
@@ -963,6 +963,12 @@ impl EndpointArgs {
     }
 }
 
+/// Copies in flight unless `--concurrency` says otherwise. Objects/s ≈ in flight / latency up to the
+/// client's CPU bound: at 0.07 ms of CPU per copy two cores copy ~17,000 objects/s (BENCHMARKS.md,
+/// workload 5), which takes ~512 in flight at 30 ms a request (S3's CopyObject of a small object takes
+/// 20-80 ms). 128, the former default, chosen on a local server, held S3 runs to 1,600-6,400/s.
+pub const DEFAULT_CONCURRENCY: u32 = 512;
+
 impl CopyArgs {
     /// `copy SOURCE DESTINATION` with every option at its default: how `setup` and `bench` run a copy
     /// (a value, not a command line parsed again). A unit test holds it equal to clap's defaults.
@@ -972,7 +978,7 @@ impl CopyArgs {
             destination,
             latest_only: false,
             as_of: None,
-            concurrency: 128,
+            concurrency: DEFAULT_CONCURRENCY,
             rate_limit: None,
             multipart_threshold: None,
             part_size: None,
