@@ -1,13 +1,17 @@
 //! The per-request floor (issue 14): what one CopyObject costs the client's CPU, measured apart from the
 //! engine, against the synthetic endpoint answering at once (benches/support/synthetic.rs, its own
-//! process). Three ways to send the same request, 64 in flight, 20,000 each, 3 rounds, medians:
+//! process). Four ways to send the same request, 64 in flight, 20,000 each, 3 rounds, medians:
 //!
-//! 1. aws-sdk-s3's `copy_object().send()` as the engine uses it (retries off, path-style);
+//! 1. aws-sdk-s3's `copy_object().send()` as the engine used it before the direct sender (retries off,
+//!    path-style);
 //! 2. the same request built by hand, signed with aws-sigv4 (the SDK's own signer), sent by a bare
 //!    hyper client: what is left without the SDK's orchestrator;
-//! 3. the bare hyper client unsigned: HTTP/1.1 and the kernel's share.
+//! 3. the bare hyper client unsigned: HTTP/1.1 and the kernel's share;
+//! 4. the engine's own client, `AwsS3::copy_object` (src/s3/direct.rs: the endpoint rules' target,
+//!    cached credentials, aws-sigv4, hyper, the answer parsed and classified).
 //!
-//! The difference between 1 and 2 is what bypassing the orchestrator for the hot path could save.
+//! The difference between 1 and 2 is what bypassing the orchestrator for the hot path could save; 4
+//! is what it does save.
 //! Run: cargo bench --bench sdk_floor   (prints; the figures are copied into BENCHMARKS.md by hand)
 
 mod support;
@@ -42,8 +46,15 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let sdk = sdk_client(&endpoint.endpoint);
+        let engine = s3_backfill::s3::AwsS3::connect(&s3_backfill::s3::Connection {
+            endpoint_url: Some(endpoint.endpoint.clone()),
+            region: Some("us-east-1".into()),
+            static_credentials: Some(("floor".into(), "floor".into())),
+            ..Default::default()
+        })
+        .await;
         let bare = Bare::new(&endpoint.endpoint);
-        let mut results: Vec<(&str, Vec<f64>, Vec<f64>)> = ["aws-sdk-s3", "hyper + aws-sigv4", "hyper"]
+        let mut results: Vec<(&str, Vec<f64>, Vec<f64>)> = ["aws-sdk-s3", "hyper + aws-sigv4", "hyper", "s3-backfill AwsS3"]
             .into_iter()
             .map(|name| (name, Vec::new(), Vec::new()))
             .collect();
@@ -54,8 +65,8 @@ fn main() {
                 let server_before = endpoint.cpu_seconds();
                 futures::stream::iter(0..REQUESTS)
                     .for_each_concurrent(IN_FLIGHT, |i| {
-                        let (sdk, bare, destination, source_key) =
-                            (&sdk, &bare, &destination, &source_key);
+                        let (sdk, bare, engine, destination, source_key) =
+                            (&sdk, &bare, &engine, &destination, &source_key);
                         async move {
                             let key = format!("object-{i:08}");
                             match index {
@@ -67,6 +78,26 @@ fn main() {
                                         .send()
                                         .await
                                         .unwrap();
+                                }
+                                3 => {
+                                    use s3_backfill::s3::S3Api;
+                                    let request = s3_backfill::s3::CopyRequest {
+                                        source: s3_backfill::s3::VersionRef {
+                                            bucket: "floor-source".into(),
+                                            key: source_key.clone(),
+                                            version_id: String::new(),
+                                        },
+                                        size: 1024,
+                                        bucket: destination.clone(),
+                                        key,
+                                        storage_class: None,
+                                        server_side_encryption: None,
+                                        website_redirect: None,
+                                        sse_kms_key_id: None,
+                                        bucket_key_enabled: None,
+                                        object_lock: Default::default(),
+                                    };
+                                    engine.copy_object(&request).await.unwrap();
                                 }
                                 _ => bare.copy(destination, &key, source_key, index == 1).await,
                             }

@@ -655,6 +655,16 @@ mod tests {
         );
         assert!(matches!(error, S3Error::SlowDown { .. }), "{error:?}");
         assert!(error.to_string().contains("REQ123"), "{error}");
+        // Credentials revoked or expired in the middle of a run: the run stops (exit 3), it does not
+        // record every remaining copy as failed.
+        let error = error_answer(
+            400,
+            &headers,
+            b"<Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message></Error>",
+            "b",
+        );
+        assert!(crate::replay::stops_the_run(&error), "{error:?}");
+        assert!(matches!(error, S3Error::BadCredentials { .. }), "{error:?}");
         // No body (a HEAD-like answer), or a proxy's HTML page: the status decides.
         let error = error_answer(404, &headers, b"", "b");
         assert!(matches!(error, S3Error::NotFound { .. }), "{error:?}");
