@@ -530,7 +530,10 @@ fn synthetic_workload(peers: &support::Peers, out: &mut String) {
                                 &workers_text,
                             );
                             if tls {
-                                c.env("AWS_CA_BUNDLE", &certificate);
+                                // s5cmd reads AWS_CA_BUNDLE; s3sync (aws-sdk-rust, which ignores
+                                // it) trusts the system's roots, which SSL_CERT_FILE replaces.
+                                c.env("AWS_CA_BUNDLE", &certificate)
+                                    .env("SSL_CERT_FILE", &certificate);
                             }
                             if versions > 1 {
                                 c.arg("--enable-versioning");

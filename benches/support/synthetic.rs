@@ -289,6 +289,8 @@ struct Version {
     marker: bool,
     size: u64,
     second: u32,
+    /// As S3 gives it, quotes included: a copy has its source's (same bytes), as on S3.
+    etag: String,
 }
 
 type Bucket = BTreeMap<String, Vec<Version>>;
@@ -306,11 +308,15 @@ impl State {
         let mut source = Bucket::new();
         for index in 0..config.keys {
             let mut versions: Vec<Version> = (0..config.versions)
-                .map(|v| Version {
-                    id: format!("v{v:04}{index:08}"),
-                    marker: false,
-                    size: config.size,
-                    second: v as u32,
+                .map(|v| {
+                    let id = format!("v{v:04}{index:08}");
+                    Version {
+                        etag: format!("\"{:032x}\"", fingerprint(&id)),
+                        id,
+                        marker: false,
+                        size: config.size,
+                        second: v as u32,
+                    }
                 })
                 .collect();
             if config.marker_every > 0 && index % config.marker_every == 0 {
@@ -319,6 +325,7 @@ impl State {
                     marker: true,
                     size: 0,
                     second: config.versions as u32,
+                    etag: String::new(),
                 });
             }
             source.insert(config.key(index), versions);
@@ -456,12 +463,12 @@ impl State {
                     .remove(get("uploadId").unwrap());
                 match upload {
                     Some(_) => {
-                        let id = self.write(&bucket, &key, false, self.config.size);
+                        let etag = format!("\"{:032x}-2\"", self.new_id());
+                        let id = self.write(&bucket, &key, false, self.config.size, etag.clone());
                         let mut response = xml(&format!(
                             "<CompleteMultipartUploadResult><Bucket>{bucket}</Bucket><Key>{}</Key>\
-                             <ETag>\"{:032x}-2\"</ETag></CompleteMultipartUploadResult>",
+                             <ETag>{etag}</ETag></CompleteMultipartUploadResult>",
                             escape(&key),
-                            self.new_id()
                         ));
                         response
                             .headers_mut()
@@ -482,7 +489,7 @@ impl State {
                 ("AbortMultipartUpload", no_content())
             }
             (&Method::DELETE, false) if !has("versionId") => {
-                let id = self.write(&bucket, &key, true, 0);
+                let id = self.write(&bucket, &key, true, 0, String::new());
                 let mut response = no_content();
                 response
                     .headers_mut()
@@ -531,7 +538,7 @@ impl State {
     }
 
     /// Records a new version (or delete marker) of `key` in `bucket`; returns its id.
-    fn write(&self, bucket: &str, key: &str, marker: bool, size: u64) -> String {
+    fn write(&self, bucket: &str, key: &str, marker: bool, size: u64, etag: String) -> String {
         let id = format!("w{:015}", self.new_id());
         let mut buckets = self.buckets.lock().unwrap();
         let versions = buckets
@@ -545,6 +552,7 @@ impl State {
             marker,
             size,
             second,
+            etag,
         });
         id
     }
@@ -568,15 +576,15 @@ impl State {
                     None => versions.last(),
                 });
             match found {
-                Some(v) if !v.marker => v.size,
+                Some(v) if !v.marker => (v.size, v.etag.clone()),
                 _ => return error(StatusCode::NOT_FOUND, "NoSuchVersion"),
             }
         };
-        let id = self.write(bucket, key, false, size);
+        let (size, etag) = size;
+        let id = self.write(bucket, key, false, size, etag.clone());
         let mut response = xml(&format!(
-            "<CopyObjectResult><ETag>\"{:032x}\"</ETag><LastModified>2026-01-01T00:00:00.000Z\
-             </LastModified></CopyObjectResult>",
-            self.new_id()
+            "<CopyObjectResult><ETag>{etag}</ETag><LastModified>2026-01-01T00:00:00.000Z\
+             </LastModified></CopyObjectResult>"
         ));
         response
             .headers_mut()
@@ -611,10 +619,7 @@ impl State {
                 let mut response = Response::new(Full::new(Bytes::new()));
                 let headers = response.headers_mut();
                 headers.insert("content-length", v.size.to_string().parse().unwrap());
-                headers.insert(
-                    "etag",
-                    format!("\"{:032x}\"", fingerprint(&v.id)).parse().unwrap(),
-                );
+                headers.insert("etag", v.etag.parse().unwrap());
                 headers.insert(
                     "last-modified",
                     format!("Thu, 01 Jan 2026 00:00:{:02} GMT", v.second % 60)
@@ -699,11 +704,11 @@ impl State {
                     } else {
                         body.push_str(&format!(
                             "<Version><Key>{}</Key><VersionId>{}</VersionId><IsLatest>{latest}</IsLatest>\
-                             <LastModified>{modified}</LastModified><ETag>\"{:032x}\"</ETag><Size>{}</Size>\
+                             <LastModified>{modified}</LastModified><ETag>{}</ETag><Size>{}</Size>\
                              <StorageClass>STANDARD</StorageClass></Version>",
                             escape(key),
                             version.id,
-                            fingerprint(&version.id),
+                            version.etag,
                             version.size
                         ));
                     }
@@ -765,10 +770,10 @@ impl State {
                     (None, Some(version)) => {
                         body.push_str(&format!(
                             "<Contents><Key>{}</Key><LastModified>2026-01-01T00:00:{:02}.000Z</LastModified>\
-                             <ETag>\"{:032x}\"</ETag><Size>{}</Size><StorageClass>STANDARD</StorageClass></Contents>",
+                             <ETag>{}</ETag><Size>{}</Size><StorageClass>STANDARD</StorageClass></Contents>",
                             escape(key),
                             version.second % 60,
-                            fingerprint(&version.id),
+                            version.etag,
                             version.size
                         ));
                         count += 1;
