@@ -260,8 +260,11 @@ pub fn write_results(bench: &str, versions: &str, body: &str) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let (command, server) = match bench {
-        "synthetic" => (
-            "S3_BACKFILL_BENCH_WORKLOADS=5 cargo bench --bench throughput".to_string(),
+        "synthetic" | "synthetic-large" => (
+            format!(
+                "S3_BACKFILL_BENCH_WORKLOADS={} cargo bench --bench throughput",
+                if bench == "synthetic" { 5 } else { 6 }
+            ),
             "the synthetic endpoint (benches/support/synthetic.rs, one thread)".to_string(),
         ),
         _ => (
