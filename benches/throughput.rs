@@ -157,12 +157,19 @@ fn large_workload(out: &mut String) {
         out,
         "\n| workload 6: {objects} x 256 MiB, 64 MiB parts, 30 ms a request | in flight | objects/s | parts/s | requests/s | share of the bound (requests/s against in flight / 30 ms) | client CPU per object | endpoint CPU per object | peak RSS | requests |"
     );
-    table!(out, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    table!(
+        out,
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
     for workers in [256usize, 1024] {
         let destination = format!("w6-{workers}");
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
         command
-            .args(["copy", "s3://synthetic-large", &format!("s3://{destination}")])
+            .args([
+                "copy",
+                "s3://synthetic-large",
+                &format!("s3://{destination}"),
+            ])
             .args(["--latest-only", "--no-checkpoint", "--progress", "never"])
             .args(["--concurrency", &workers.to_string()])
             .args(["--multipart-threshold", "64MiB", "--part-size", "64MiB"])
@@ -184,7 +191,11 @@ fn large_workload(out: &mut String) {
         );
         let count = |op: &str| requests.get(op).copied().unwrap_or(0);
         assert_eq!(count("UploadPartCopy"), 4 * objects as u64, "{requests:?}");
-        assert_eq!(count("CompleteMultipartUpload"), objects as u64, "{requests:?}");
+        assert_eq!(
+            count("CompleteMultipartUpload"),
+            objects as u64,
+            "{requests:?}"
+        );
         assert_eq!(count("CopyObject"), 0, "{requests:?}");
         let total: u64 = requests.values().sum();
         let bound = workers as f64 / latency.as_secs_f64();
