@@ -458,33 +458,33 @@ fn copy_encryption(
 /// The checksum algorithms, as S3 names them in `Checksum<ALGORITHM>` fields and headers.
 const CHECKSUMS: [&str; 5] = ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"];
 
-/// Object Lock headers of a write, as `add(name, value)` calls.
-fn add_lock_headers(add: &mut impl FnMut(&'static str, Option<String>), lock: &LockSettings) {
-    add("x-amz-object-lock-mode", lock.mode.clone());
-    add(
+/// Object Lock headers of a write.
+fn add_lock_headers(headers: &mut direct::Headers, lock: &LockSettings) {
+    headers.add("x-amz-object-lock-mode", lock.mode.clone());
+    headers.add(
         "x-amz-object-lock-retain-until-date",
         lock_until(lock).and_then(|date| date.fmt(DateTimeFormat::DateTime).ok()),
     );
-    add("x-amz-object-lock-legal-hold", lock.legal_hold.clone());
+    headers.add("x-amz-object-lock-legal-hold", lock.legal_hold.clone());
 }
 
 /// SSE-C headers of a copy: the key it writes with and the key it reads the source with.
 fn add_customer_headers(
-    add: &mut impl FnMut(&'static str, Option<String>),
+    headers: &mut direct::Headers,
     key: &Option<CustomerKey>,
     source_key: &Option<CustomerKey>,
 ) {
     let (algorithm, key, md5) = customer(key);
-    add("x-amz-server-side-encryption-customer-algorithm", algorithm);
-    add("x-amz-server-side-encryption-customer-key", key);
-    add("x-amz-server-side-encryption-customer-key-md5", md5);
+    headers.add("x-amz-server-side-encryption-customer-algorithm", algorithm);
+    headers.add("x-amz-server-side-encryption-customer-key", key);
+    headers.add("x-amz-server-side-encryption-customer-key-md5", md5);
     let (algorithm, key, md5) = customer(source_key);
-    add(
+    headers.add(
         "x-amz-copy-source-server-side-encryption-customer-algorithm",
         algorithm,
     );
-    add("x-amz-copy-source-server-side-encryption-customer-key", key);
-    add(
+    headers.add("x-amz-copy-source-server-side-encryption-customer-key", key);
+    headers.add(
         "x-amz-copy-source-server-side-encryption-customer-key-md5",
         md5,
     );
@@ -854,25 +854,25 @@ impl S3Api for AwsS3 {
     async fn copy_object(&self, request: &CopyRequest) -> S3Result<WrittenVersion> {
         let (sse, kms_key, bucket_key) = copy_encryption(request, self.customer_key.is_some());
         if let Some((direct, target)) = self.direct(&request.bucket).await {
-            let mut headers = vec![("x-amz-copy-source", copy_source(&request.source))];
-            let mut add = |name: &'static str, value: Option<String>| {
-                if let Some(value) = value {
-                    headers.push((name, value));
-                }
-            };
-            add("x-amz-storage-class", request.storage_class.clone());
-            add("x-amz-server-side-encryption", sse);
-            add("x-amz-server-side-encryption-aws-kms-key-id", kms_key);
-            add(
+            let mut headers = direct::Headers::default();
+            headers.set("x-amz-copy-source", copy_source(&request.source));
+            headers.add("x-amz-storage-class", request.storage_class.clone());
+            headers.add("x-amz-server-side-encryption", sse);
+            headers.add("x-amz-server-side-encryption-aws-kms-key-id", kms_key);
+            headers.add(
                 "x-amz-server-side-encryption-bucket-key-enabled",
                 bucket_key.map(|enabled| enabled.to_string()),
             );
-            add_lock_headers(&mut add, &request.object_lock);
-            add(
+            add_lock_headers(&mut headers, &request.object_lock);
+            headers.add(
                 "x-amz-website-redirect-location",
                 request.website_redirect.clone(),
             );
-            add_customer_headers(&mut add, &self.customer_key, &self.copy_source_customer_key);
+            add_customer_headers(
+                &mut headers,
+                &self.customer_key,
+                &self.copy_source_customer_key,
+            );
             let answer = direct
                 .send(
                     &target,
@@ -1003,17 +1003,15 @@ impl S3Api for AwsS3 {
         let range = format!("bytes={}-{}", request.first_byte, request.last_byte);
         let timeout = self.copy_timeout(request.last_byte + 1 - request.first_byte);
         if let Some((direct, target)) = self.direct(&request.bucket).await {
-            let mut headers = vec![
-                ("x-amz-copy-source", copy_source(&request.source)),
-                ("x-amz-copy-source-range", range),
-                ("x-amz-copy-source-if-match", request.if_match.clone()),
-            ];
-            let mut add = |name: &'static str, value: Option<String>| {
-                if let Some(value) = value {
-                    headers.push((name, value));
-                }
-            };
-            add_customer_headers(&mut add, &self.customer_key, &self.copy_source_customer_key);
+            let mut headers = direct::Headers::default();
+            headers.set("x-amz-copy-source", copy_source(&request.source));
+            headers.set("x-amz-copy-source-range", range);
+            headers.set("x-amz-copy-source-if-match", request.if_match.clone());
+            add_customer_headers(
+                &mut headers,
+                &self.customer_key,
+                &self.copy_source_customer_key,
+            );
             let answer = direct
                 .send(
                     &target,
@@ -1166,7 +1164,7 @@ impl S3Api for AwsS3 {
                         bucket,
                         key,
                         query: String::new(),
-                        headers: Vec::new(),
+                        headers: direct::Headers::default(),
                         timeout: self.request_timeout,
                     },
                 )

@@ -87,9 +87,26 @@ pub(super) struct Request<'a> {
     pub bucket: &'a str,
     pub key: &'a str,
     pub query: String,
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Headers,
     /// How long the attempt may take, answer included.
     pub timeout: Duration,
+}
+
+/// A request's headers, in order.
+#[derive(Debug, Default)]
+pub(super) struct Headers(pub Vec<(&'static str, String)>);
+
+impl Headers {
+    pub fn set(&mut self, name: &'static str, value: String) {
+        self.0.push((name, value));
+    }
+
+    /// Adds the header when there is a value.
+    pub fn add(&mut self, name: &'static str, value: Option<String>) {
+        if let Some(value) = value {
+            self.set(name, value);
+        }
+    }
 }
 
 /// A successful (2xx) answer.
@@ -223,7 +240,7 @@ impl Direct {
             // hyper sends none for an empty body, and S3 wants every PUT to say its length.
             builder = builder.header("content-length", "0");
         }
-        for (name, value) in &request.headers {
+        for (name, value) in &request.headers.0 {
             builder = builder.header(*name, value);
         }
         let mut http_request = builder.body(Empty::new()).map_err(|e| S3Error::Other {
