@@ -36,6 +36,24 @@ impl Side {
 }
 
 /// What to do about credentials S3 refused, by its error code.
+/// What to do about a certificate the TLS client refused, by rustls's reason in `message`.
+pub fn certificate_fix(message: &str) -> &'static str {
+    if message.contains("CaUsedAsEndEntity") {
+        // `openssl req -x509` makes such certificates by default: a common test setup.
+        "the server presents a CA certificate (basicConstraints CA:TRUE) as its own, which TLS clients \
+         refuse whatever they trust: give the server a certificate with CA:FALSE (`openssl req -x509 ... \
+         -addext basicConstraints=critical,CA:FALSE`, or one signed by a CA of yours, which --ca-bundle \
+         then names), or, for a test server only, --no-verify-ssl"
+    } else if message.contains("NotValidForName") {
+        "the certificate does not name the endpoint URL's host: use the name or address it was issued \
+         for, or reissue it with that host in its subjectAltName"
+    } else if message.contains("Expired") {
+        "the certificate has expired (or this machine's clock is wrong): renew it"
+    } else {
+        "give its certificate authority with --ca-bundle FILE or AWS_CA_BUNDLE"
+    }
+}
+
 pub fn credentials_fix(code: &str) -> &'static str {
     match code {
         "InvalidAccessKeyId" => {
@@ -86,15 +104,15 @@ pub fn bucket_error(side: Side, bucket: &str, error: S3Error) -> Error {
              s3:PutObjectTagging and s3:DeleteObject"
         ),
         S3Error::Other { code, message } if code == "UntrustedCertificate" => format!(
-            "the {name} endpoint's TLS certificate is not trusted ({message}): give its certificate \
-             authority with --ca-bundle FILE or AWS_CA_BUNDLE"
+            "the {name} endpoint's TLS certificate is not trusted ({message}): {}",
+            certificate_fix(&message)
         ),
         S3Error::Transient { message, .. }
             if message.contains("certificate") || message.contains("UnknownIssuer") =>
         {
             format!(
-                "the {name} endpoint's TLS certificate is not trusted ({message}): give its certificate \
-                 authority with --ca-bundle FILE or AWS_CA_BUNDLE"
+                "the {name} endpoint's TLS certificate is not trusted ({message}): {}",
+                certificate_fix(&message)
             )
         }
         S3Error::Transient { message, .. } => format!(
@@ -295,6 +313,28 @@ pub async fn object_lock<C: S3Api>(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_refused_certificate_is_explained_by_rustlss_reason() {
+        let cases = [
+            (
+                "invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))",
+                "CA:FALSE",
+            ),
+            (
+                "invalid peer certificate: NotValidForNameContext { expected: ..., presented: [] }",
+                "subjectAltName",
+            ),
+            (
+                "invalid peer certificate: ExpiredContext { time: ... }",
+                "renew",
+            ),
+            ("invalid peer certificate: UnknownIssuer", "--ca-bundle"),
+        ];
+        for (message, fix) in cases {
+            assert!(certificate_fix(message).contains(fix), "{message}");
+        }
+    }
+
     use super::*;
 
     /// Each way S3 refuses credentials gets its own cause and fix, on the side it happened.
