@@ -35,7 +35,6 @@ impl Side {
     }
 }
 
-/// What to do about credentials S3 refused, by its error code.
 /// What to do about a certificate the TLS client refused, by rustls's reason in `message`.
 pub fn certificate_fix(message: &str) -> &'static str {
     if message.contains("CaUsedAsEndEntity") {
@@ -54,6 +53,7 @@ pub fn certificate_fix(message: &str) -> &'static str {
     }
 }
 
+/// What to do about credentials S3 refused, by its error code.
 pub fn credentials_fix(code: &str) -> &'static str {
     match code {
         "InvalidAccessKeyId" => {
