@@ -194,21 +194,15 @@ impl AwsS3 {
                     .filter(|v| !v.is_empty())
             })
             .or_else(|| shared.endpoint_url().map(str::to_string));
-        let builder = builder.force_path_style(connection.path_style.unwrap_or(endpoint.is_some()));
-        let place = format!(
-            "{} {}",
-            endpoint.as_deref().unwrap_or("AWS"),
-            shared.region().map_or("us-east-1", |r| r.as_ref())
-        );
         let path_style = connection.path_style.unwrap_or(endpoint.is_some());
+        let builder = builder.force_path_style(path_style);
+        let region = shared.region().map_or("us-east-1", |r| r.as_ref());
+        let place = format!("{} {region}", endpoint.as_deref().unwrap_or("AWS"));
         let direct = if std::env::var("S3_BACKFILL_SEND").as_deref() == Ok("sdk") {
             None
         } else {
             let params = EndpointParams {
-                region: shared
-                    .region()
-                    .map_or("us-east-1", |r| r.as_ref())
-                    .to_string(),
+                region: region.to_string(),
                 endpoint_url: endpoint.clone(),
                 path_style,
                 fips: shared.use_fips().unwrap_or(false),
@@ -1001,7 +995,7 @@ impl S3Api for AwsS3 {
 
     async fn upload_part_copy(&self, request: &PartCopyRequest) -> S3Result<CompletedPart> {
         let range = format!("bytes={}-{}", request.first_byte, request.last_byte);
-        let timeout = self.copy_timeout(request.last_byte + 1 - request.first_byte);
+        let size = request.last_byte + 1 - request.first_byte;
         if let Some((direct, target)) = self.direct(&request.bucket).await {
             let mut headers = direct::Headers::default();
             headers.set("x-amz-copy-source", copy_source(&request.source));
@@ -1025,7 +1019,7 @@ impl S3Api for AwsS3 {
                             utf8_percent_encode(&request.upload_id, NON_ALPHANUMERIC)
                         ),
                         headers,
-                        timeout,
+                        timeout: self.copy_timeout(size),
                     },
                 )
                 .await?;
@@ -1066,9 +1060,7 @@ impl S3Api for AwsS3 {
             .set_copy_source_sse_customer_key(source_key)
             .set_copy_source_sse_customer_key_md5(source_md5)
             .customize()
-            .config_override(
-                aws_sdk_s3::config::Builder::default().timeout_config(timeouts(timeout)),
-            )
+            .config_override(self.copying(size))
             .send()
             .boxed()
             .await
