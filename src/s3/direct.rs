@@ -135,15 +135,7 @@ impl Direct {
         } else {
             verified_tls(connection.ca_bundle.as_deref())?
         };
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(Duration::from_secs(10)));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let https = https_connector(tls);
         let http =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 // S3 closes a connection idle for about 20 s: ours are dropped before that, so a request is
@@ -392,13 +384,32 @@ pub(super) fn field(fields: &[(String, String)], name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// HTTP/1.1 over TCP (no Nagle delay, 10 s to connect, as the SDK's clients) with TLS by `tls` for
+/// https URLs: the direct sender's transport and the SDK's under `--no-verify-ssl`.
+pub(super) fn https_connector(
+    tls: rustls::ClientConfig,
+) -> hyper_rustls::HttpsConnector<HttpConnector> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(Duration::from_secs(10)));
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http)
+}
+
+/// The system's trusted certificates, read once (each side's sender needs them).
+static NATIVE_ROOTS: std::sync::LazyLock<Vec<rustls::pki_types::CertificateDer<'static>>> =
+    std::sync::LazyLock::new(|| rustls_native_certs::load_native_certs().certs);
+
 /// The system's trusted certificates and the CA bundle's.
 fn verified_tls(ca_bundle: Option<&std::path::Path>) -> Result<rustls::ClientConfig, String> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    roots.add_parsable_certificates(native.certs);
+    roots.add_parsable_certificates(NATIVE_ROOTS.iter().cloned());
     if let Some(path) = ca_bundle {
         let pem = std::fs::read(path)
             .map_err(|e| format!("cannot read the CA bundle {}: {e}", path.display()))?;

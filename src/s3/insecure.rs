@@ -37,15 +37,7 @@ pub(super) fn unverified_tls() -> rustls::ClientConfig {
 
 /// The SDK's HTTP client for `--no-verify-ssl`.
 pub fn unverified_client() -> SharedHttpClient {
-    let config = unverified_tls();
-    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(config)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
+    let https = super::direct::https_connector(unverified_tls());
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build(https);
     SharedHttpClient::new(Unverified { client })
