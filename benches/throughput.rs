@@ -179,11 +179,14 @@ fn large_workload(out: &mut String) {
                 ("AWS_SECRET_ACCESS_KEY", "synthetic"),
                 ("AWS_REGION", "us-east-1"),
             ]);
-        let _ = endpoint.counts();
-        let server_before = endpoint.cpu_seconds();
-        let (wall, cpu, peak) = support::measure(command);
-        let server_cpu = endpoint.cpu_seconds() - server_before;
-        let (requests, buckets) = endpoint.counts();
+        let support::synthetic::Measured {
+            wall,
+            cpu,
+            peak_kib: peak,
+            server_cpu,
+            requests,
+            buckets,
+        } = endpoint.measure(command);
         assert_eq!(
             buckets.get(&destination).copied(),
             Some((objects as u64, objects as u64, 0)),
@@ -641,11 +644,14 @@ fn synthetic_workload(peers: &support::Peers, out: &mut String) {
                         }
                     };
                     command.envs(credentials);
-                    let _ = endpoint.counts();
-                    let server_before = endpoint.cpu_seconds();
-                    let (wall, cpu, peak) = support::measure(command);
-                    let server_cpu = endpoint.cpu_seconds() - server_before;
-                    let (requests, buckets) = endpoint.counts();
+                    let support::synthetic::Measured {
+                        wall,
+                        cpu,
+                        peak_kib: peak,
+                        server_cpu,
+                        requests,
+                        buckets,
+                    } = endpoint.measure(command);
                     let expected_markers = if versions == 1 { 0 } else { config.markers() };
                     assert_eq!(
                         buckets.get(&destination).copied(),

@@ -98,6 +98,16 @@ impl Config {
 pub type Written = (u64, u64, u64);
 
 /// A running endpoint; stopped when dropped.
+/// One client run against the endpoint (`Synthetic::measure`).
+pub struct Measured {
+    pub wall: f64,
+    pub cpu: f64,
+    pub peak_kib: i64,
+    pub server_cpu: f64,
+    pub requests: BTreeMap<String, u64>,
+    pub buckets: BTreeMap<String, Written>,
+}
+
 pub struct Synthetic {
     pub endpoint: String,
     /// Plain HTTP, for the counts (the same as `endpoint` unless that is TLS).
@@ -129,6 +139,24 @@ impl Synthetic {
     }
 
     /// CPU seconds the endpoint has used so far.
+    /// Runs `command` (a client of this endpoint) to its end: what `support::measure` gives, the
+    /// endpoint's CPU seconds meanwhile, and the requests and writes it counted for this run alone.
+    pub fn measure(&self, command: std::process::Command) -> Measured {
+        let _ = self.counts();
+        let server_before = self.cpu_seconds();
+        let (wall, cpu, peak_kib) = super::measure(command);
+        let server_cpu = self.cpu_seconds() - server_before;
+        let (requests, buckets) = self.counts();
+        Measured {
+            wall,
+            cpu,
+            peak_kib,
+            server_cpu,
+            requests,
+            buckets,
+        }
+    }
+
     pub fn cpu_seconds(&self) -> f64 {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
         let rest = &stat[stat.rfind(')').unwrap() + 2..];
