@@ -185,18 +185,22 @@ pub fn unix_millis(time: &str) -> Option<i64> {
         .and_then(|t| t.to_millis().ok())
 }
 
-/// How many histories may wait between the lister and the executor (and in each prefix's lister).
+/// How many histories may wait between the lister and the executor, and in each part of the listing
+/// being consumed (a prefix's lister, a level's walk).
 const QUEUE: usize = 1024;
-const PREFIX_QUEUE: usize = 256;
+const PREFIX_QUEUE: usize = 1024;
+/// Entries listed ahead of the part being consumed, over every level of one listing. A prefix's
+/// pages come one after the other (each asks for the keys after the last), so the prefixes after it
+/// must be listed ahead for the copies not to wait on the next page; this bounds what they hold.
+const HELD: usize = 16 * 1024;
 /// Prefixes listed ahead of the one being consumed.
 pub const LISTERS: usize = 16;
 /// Levels of sub-prefixes that are split again (each by a delimiter listing of its own) rather than
 /// listed by one paginator: a hot prefix with sub-prefixes is listed in parallel too.
 const SPLIT_DEPTH: usize = 3;
-/// Below the top level, fewer sub-prefixes are listed ahead and fewer histories wait in each, so the
-/// histories held stay bounded however the levels multiply.
+/// Below the top level, fewer sub-prefixes are listed ahead, so the listers (each holding a page)
+/// stay bounded however the levels multiply.
 const NESTED_AHEAD: usize = 4;
-const NESTED_QUEUE: usize = 32;
 
 type Histories = mpsc::Receiver<Result<KeyHistory, S3Error>>;
 
@@ -207,7 +211,8 @@ type Histories = mpsc::Receiver<Result<KeyHistory, S3Error>>;
 /// sub-prefix is descended into first): one ListObjectVersions with a delimiter names the sub-prefixes,
 /// and up to `LISTERS` of them are listed at once, each split again the same way down to `SPLIT_DEPTH`
 /// levels (below that by one paginator), while their results are handed on strictly in key order (a
-/// prefix's keys all sort between the names around it). At most `LISTERS` list requests are in flight.
+/// prefix's keys all sort between the names around it). At most `LISTERS` list requests are in flight,
+/// and the parts listed ahead of the one being consumed hold at most `HELD` entries between them.
 pub fn list_histories<C: S3Api>(
     client: Arc<C>,
     bucket: String,
@@ -227,6 +232,27 @@ pub fn list_histories_with<C: S3Api>(
     start_after: Option<String>,
     listers: usize,
 ) -> Histories {
+    list_held(
+        client,
+        bucket,
+        selection,
+        progress,
+        start_after,
+        listers,
+        HELD,
+    )
+}
+
+/// `list_histories_with` whose parts listed ahead hold at most `held` entries between them.
+fn list_held<C: S3Api>(
+    client: Arc<C>,
+    bucket: String,
+    selection: Selection,
+    progress: Arc<Progress>,
+    start_after: Option<String>,
+    listers: usize,
+    held: usize,
+) -> Histories {
     let listing = Arc::new(Listing {
         client,
         bucket,
@@ -234,9 +260,19 @@ pub fn list_histories_with<C: S3Api>(
         progress,
         listers: listers.max(1),
         requests: tokio::sync::Semaphore::new(listers.max(1)),
+        budget: Budget::new(held),
     });
     let range = listing.selection.mapping.source.prefix.clone();
-    ordered(listing, range, start_after, 0)
+    let (sender, receiver) = mpsc::channel(QUEUE);
+    ordered(
+        listing,
+        range,
+        start_after,
+        0,
+        Turn::first(),
+        Out::Top(sender),
+    );
+    receiver
 }
 
 /// What every lister of one listing shares.
@@ -248,6 +284,7 @@ struct Listing<C> {
     listers: usize,
     /// One permit per list request in flight, over all levels.
     requests: tokio::sync::Semaphore,
+    budget: Budget,
 }
 
 impl<C: S3Api> Listing<C> {
@@ -266,24 +303,139 @@ impl<C: S3Api> Listing<C> {
         }
     }
 
-    fn emit(&self, history: KeyHistory) -> Option<KeyHistory> {
-        self.selection.select_counted(history, &self.progress)
+    /// The selected part of `history`, with room for it in the budget unless `turn` is being consumed.
+    async fn emit(&self, history: KeyHistory, turn: &Turn) -> Option<Held> {
+        let history = self.selection.select_counted(history, &self.progress)?;
+        let room = self.budget.admit(turn, history.entries.len()).await;
+        Some(Held {
+            history,
+            _room: room,
+        })
     }
 }
 
-/// The histories of `range` (after `start_after`) in key order: split by sub-prefix at `depth` (the top
-/// level is 0), or listed by one paginator when there is nothing to gain.
+/// A history listed ahead, with the room it takes in the budget (none if listed while its part was
+/// being consumed); the room is freed when the history is handed on to the consumer.
+struct Held {
+    history: KeyHistory,
+    _room: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+type HeldHistories = mpsc::Receiver<Result<Held, S3Error>>;
+
+/// Entries listed ahead, counted over every level of one listing. A part of the listing that is not
+/// being consumed waits for room; the part being consumed never does, since it is what frees room (the
+/// parts ahead hold theirs until the consumer reaches them).
+struct Budget {
+    room: Arc<tokio::sync::Semaphore>,
+    size: usize,
+    /// Some part of the listing became the one being consumed.
+    turned: tokio::sync::Notify,
+}
+
+impl Budget {
+    fn new(size: usize) -> Budget {
+        Budget {
+            room: Arc::new(tokio::sync::Semaphore::new(size.max(1))),
+            size: size.max(1),
+            turned: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Room for `entries` (a history larger than the whole budget takes all of it), or None once
+    /// `turn` is being consumed.
+    async fn admit(
+        &self,
+        turn: &Turn,
+        entries: usize,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let wanted = entries.clamp(1, self.size) as u32;
+        loop {
+            let turned = self.turned.notified();
+            tokio::pin!(turned);
+            // Registered before the check, so a turn that comes between them still wakes this.
+            turned.as_mut().enable();
+            if turn.is_now() {
+                return None;
+            }
+            tokio::select! {
+                room = Arc::clone(&self.room).acquire_many_owned(wanted) => {
+                    return Some(room.expect("never closed"));
+                }
+                _ = &mut turned => {}
+            }
+        }
+    }
+
+    fn turn(&self, turn: &Turn) {
+        turn.now.store(true, std::sync::atomic::Ordering::Release);
+        self.turned.notify_waiters();
+    }
+}
+
+/// Whether a part of the listing is being consumed: the level above is draining it, and that level is
+/// being consumed too. Once true it stays true (a part is drained to its end).
+struct Turn {
+    now: std::sync::atomic::AtomicBool,
+    above: Option<Arc<Turn>>,
+}
+
+impl Turn {
+    /// The whole listing: always being consumed.
+    fn first() -> Arc<Turn> {
+        Arc::new(Turn {
+            now: std::sync::atomic::AtomicBool::new(true),
+            above: None,
+        })
+    }
+
+    /// A part of this one, consumed once this one is and its turn comes.
+    fn below(self: &Arc<Self>) -> Arc<Turn> {
+        Arc::new(Turn {
+            now: std::sync::atomic::AtomicBool::new(false),
+            above: Some(Arc::clone(self)),
+        })
+    }
+
+    fn is_now(&self) -> bool {
+        self.now.load(std::sync::atomic::Ordering::Acquire)
+            && self.above.as_ref().is_none_or(|above| above.is_now())
+    }
+}
+
+/// Where a level's histories go: to the consumer (the top level, which frees their room) or to the
+/// level above.
+enum Out {
+    Top(mpsc::Sender<Result<KeyHistory, S3Error>>),
+    Nested(mpsc::Sender<Result<Held, S3Error>>),
+}
+
+impl Out {
+    /// False once the receiving side is gone.
+    async fn send(&self, result: Result<Held, S3Error>) -> bool {
+        match self {
+            Out::Top(sender) => sender.send(result.map(|held| held.history)).await.is_ok(),
+            Out::Nested(sender) => sender.send(result).await.is_ok(),
+        }
+    }
+}
+
+/// Sends the histories of `range` (after `start_after`) in key order into `out`: split by sub-prefix
+/// at `depth` (the top level is 0), or listed by one paginator when there is nothing to gain. `turn`
+/// says when this range is being consumed.
 fn ordered<C: S3Api>(
     listing: Arc<Listing<C>>,
     range: String,
     start_after: Option<String>,
     depth: usize,
-) -> Histories {
+    turn: Arc<Turn>,
+    out: Out,
+) {
     let top = depth == 0;
-    let (sender, receiver) = mpsc::channel(if top { QUEUE } else { NESTED_QUEUE });
     let ahead = if top { listing.listers } else { NESTED_AHEAD };
-    let (segments_tx, mut segments_rx) = mpsc::channel::<Segment>(ahead);
+    let (segments_tx, mut segments_rx) = mpsc::channel::<Segment>(PREFIX_QUEUE);
     let done = Arc::clone(&listing.progress);
+    let emitter = Arc::clone(&listing);
     // The emitter: segments in order, each one drained before the next. Keys must come out strictly
     // increasing (the checkpoint's watermark depends on it): a listing that breaks that is an error.
     tokio::spawn(async move {
@@ -291,27 +443,30 @@ fn ordered<C: S3Api>(
         while let Some(segment) = segments_rx.recv().await {
             let mut results = match segment {
                 Segment::Ready(result) => SegmentResults::One(Some(result)),
-                Segment::Prefix(histories) => SegmentResults::Many(histories),
+                Segment::Prefix(prefix) => {
+                    emitter.budget.turn(&prefix.turn);
+                    SegmentResults::Many(prefix)
+                }
             };
             while let Some(result) = results.next().await {
                 let result = match result {
-                    Ok(history) if last.as_ref().is_some_and(|last| history.key <= *last) => {
+                    Ok(held) if last.as_ref().is_some_and(|last| held.history.key <= *last) => {
                         Err(S3Error::Other {
                             code: "ListingOutOfOrder".into(),
                             message: format!(
                                 "the listing returned {:?} after {:?}: keys must come in order",
-                                history.key,
+                                held.history.key,
                                 last.clone().unwrap_or_default()
                             ),
                         })
                     }
                     other => other,
                 };
-                if let Ok(history) = &result {
-                    last = Some(history.key.clone());
+                if let Ok(held) = &result {
+                    last = Some(held.history.key.clone());
                 }
                 let failed = result.is_err();
-                if sender.send(result).await.is_err() || failed {
+                if !out.send(result).await || failed {
                     return;
                 }
             }
@@ -330,29 +485,42 @@ fn ordered<C: S3Api>(
     tokio::spawn(async move {
         if listing.listers <= 1 {
             let (sender, receiver) = mpsc::channel(PREFIX_QUEUE);
-            if segments_tx.send(Segment::Prefix(receiver)).await.is_ok() {
-                list_range(&listing, range, start_after, &sender).await;
+            let prefix = Prefix {
+                histories: receiver,
+                turn: turn.below(),
+                _ahead: None,
+            };
+            let turn = Arc::clone(&prefix.turn);
+            if segments_tx.send(Segment::Prefix(prefix)).await.is_ok() {
+                list_range(&listing, range, start_after, &turn, &sender).await;
             }
-        } else if let Err(error) =
-            split_range(&listing, range, start_after, depth, &segments_tx).await
+        } else if let Err(error) = split_range(
+            &listing,
+            range,
+            start_after,
+            depth,
+            &turn,
+            ahead,
+            &segments_tx,
+        )
+        .await
         {
             let _ = segments_tx.send(Segment::Ready(Err(error))).await;
         }
     });
-    receiver
 }
 
 /// The results of one segment, one at a time.
 enum SegmentResults {
-    One(Option<Result<KeyHistory, S3Error>>),
-    Many(Histories),
+    One(Option<Result<Held, S3Error>>),
+    Many(Prefix),
 }
 
 impl SegmentResults {
-    async fn next(&mut self) -> Option<Result<KeyHistory, S3Error>> {
+    async fn next(&mut self) -> Option<Result<Held, S3Error>> {
         match self {
             SegmentResults::One(result) => result.take(),
-            SegmentResults::Many(histories) => histories.recv().await,
+            SegmentResults::Many(prefix) => prefix.histories.recv().await,
         }
     }
 }
@@ -360,20 +528,32 @@ impl SegmentResults {
 /// A piece of the ordered output: a history found by the delimiter listing itself, or a sub-prefix
 /// being listed by its own task.
 enum Segment {
-    Ready(Result<KeyHistory, S3Error>),
-    Prefix(Histories),
+    Ready(Result<Held, S3Error>),
+    Prefix(Prefix),
+}
+
+/// A sub-prefix being listed ahead: its histories, when it is being consumed, and its place among the
+/// sub-prefixes its level lists ahead (freed once it has been drained).
+struct Prefix {
+    histories: HeldHistories,
+    turn: Arc<Turn>,
+    _ahead: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Walks the delimiter listing of `range`, sending its keys and sub-prefixes as segments in order;
-/// sub-prefixes are split again down to `SPLIT_DEPTH`, then listed by one paginator each.
+/// sub-prefixes are split again down to `SPLIT_DEPTH`, then listed by one paginator each, up to `ahead`
+/// of them at once.
 async fn split_range<C: S3Api>(
     listing: &Arc<Listing<C>>,
     range: String,
     start_after: Option<String>,
     depth: usize,
+    turn: &Arc<Turn>,
+    ahead: usize,
     segments: &mpsc::Sender<Segment>,
 ) -> Result<(), S3Error> {
     let after = |key: &str| start_after.as_deref().is_none_or(|marker| key > marker);
+    let places = Arc::new(tokio::sync::Semaphore::new(ahead.max(1)));
     let mut builder = HistoryBuilder::default();
     let range = if depth == 0 {
         hot_range(listing, range).await?
@@ -401,8 +581,9 @@ async fn split_range<C: S3Api>(
             };
             if take_prefix {
                 let prefix = prefixes.next().expect("peeked");
-                if let Some(history) = builder.finish().and_then(|h| listing.emit(h))
-                    && segments.send(Segment::Ready(Ok(history))).await.is_err()
+                if let Some(history) = builder.finish()
+                    && let Some(held) = listing.emit(history, turn).await
+                    && segments.send(Segment::Ready(Ok(held))).await.is_err()
                 {
                     return Ok(());
                 }
@@ -411,17 +592,34 @@ async fn split_range<C: S3Api>(
                 if marker.is_none() && !after(&prefix) {
                     continue;
                 }
-                let histories = if depth + 1 < SPLIT_DEPTH {
-                    ordered(Arc::clone(listing), prefix, marker, depth + 1)
+                let place = Arc::clone(&places)
+                    .acquire_owned()
+                    .await
+                    .expect("never closed");
+                let (sender, receiver) = mpsc::channel(PREFIX_QUEUE);
+                let below = turn.below();
+                if depth + 1 < SPLIT_DEPTH {
+                    ordered(
+                        Arc::clone(listing),
+                        prefix,
+                        marker,
+                        depth + 1,
+                        Arc::clone(&below),
+                        Out::Nested(sender),
+                    );
                 } else {
-                    let (sender, receiver) = mpsc::channel(NESTED_QUEUE);
                     let listing = Arc::clone(listing);
+                    let below = Arc::clone(&below);
                     tokio::spawn(async move {
-                        list_range(&listing, prefix, marker, &sender).await;
+                        list_range(&listing, prefix, marker, &below, &sender).await;
                     });
-                    receiver
+                }
+                let prefix = Prefix {
+                    histories: receiver,
+                    turn: below,
+                    _ahead: Some(place),
                 };
-                if segments.send(Segment::Prefix(histories)).await.is_err() {
+                if segments.send(Segment::Prefix(prefix)).await.is_err() {
                     return Ok(());
                 }
             } else {
@@ -429,8 +627,9 @@ async fn split_range<C: S3Api>(
                 if !after(&entry.key) {
                     continue;
                 }
-                if let Some(history) = builder.push(entry).and_then(|h| listing.emit(h))
-                    && segments.send(Segment::Ready(Ok(history))).await.is_err()
+                if let Some(history) = builder.push(entry)
+                    && let Some(held) = listing.emit(history, turn).await
+                    && segments.send(Segment::Ready(Ok(held))).await.is_err()
                 {
                     return Ok(());
                 }
@@ -440,8 +639,10 @@ async fn split_range<C: S3Api>(
             break;
         }
     }
-    if let Some(history) = builder.finish().and_then(|h| listing.emit(h)) {
-        let _ = segments.send(Segment::Ready(Ok(history))).await;
+    if let Some(history) = builder.finish()
+        && let Some(held) = listing.emit(history, turn).await
+    {
+        let _ = segments.send(Segment::Ready(Ok(held))).await;
     }
     Ok(())
 }
@@ -465,12 +666,14 @@ async fn hot_range<C: S3Api>(listing: &Listing<C>, mut range: String) -> Result<
     Ok(range)
 }
 
-/// Lists every key under `prefix` (after `key_marker`) with one paginator into `sender`.
+/// Lists every key under `prefix` (after `key_marker`) with one paginator into `sender`; `turn` says
+/// when that prefix is being consumed.
 async fn list_range<C: S3Api>(
     listing: &Listing<C>,
     prefix: String,
     key_marker: Option<String>,
-    sender: &mpsc::Sender<Result<KeyHistory, S3Error>>,
+    turn: &Turn,
+    sender: &mpsc::Sender<Result<Held, S3Error>>,
 ) {
     let mut builder = HistoryBuilder::default();
     let mut request = listing.request(prefix, key_marker);
@@ -483,8 +686,9 @@ async fn list_range<C: S3Api>(
             }
         };
         for entry in page.entries {
-            if let Some(history) = builder.push(entry).and_then(|h| listing.emit(h))
-                && sender.send(Ok(history)).await.is_err()
+            if let Some(history) = builder.push(entry)
+                && let Some(held) = listing.emit(history, turn).await
+                && sender.send(Ok(held)).await.is_err()
             {
                 return;
             }
@@ -493,8 +697,10 @@ async fn list_range<C: S3Api>(
             break;
         }
     }
-    if let Some(history) = builder.finish().and_then(|h| listing.emit(h)) {
-        let _ = sender.send(Ok(history)).await;
+    if let Some(history) = builder.finish()
+        && let Some(held) = listing.emit(history, turn).await
+    {
+        let _ = sender.send(Ok(held)).await;
     }
 }
 
@@ -557,6 +763,150 @@ mod tests {
             .iter()
             .map(|e| e.version_id.as_str())
             .collect()
+    }
+
+    /// `prefixes` prefixes of `keys` keys each (one version), in S3's order.
+    fn keys_under_prefixes(prefixes: usize, keys: usize) -> Vec<Entry> {
+        let mut entries = Vec::new();
+        for p in 0..prefixes {
+            for k in 0..keys {
+                entries.push(entry(&format!("p{p:02}/k{k:05}"), "v", false));
+            }
+        }
+        entries
+    }
+
+    /// How many entries the listing has counted once it has stopped listing more.
+    async fn listed_when_settled(progress: &Progress) -> u64 {
+        let mut last = u64::MAX;
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+            let now = progress
+                .listed_entries
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+    }
+
+    /// Lists 12 prefixes of 2,500 keys (three pages each) with `listers` and a budget of `held`, takes
+    /// one history and waits: how many entries were listed, and how many pages after the first were
+    /// asked for prefixes other than the one being consumed. Then checks that everything comes, in
+    /// order, once the consumer goes on.
+    async fn listed_ahead(listers: usize, held: usize) -> (u64, usize) {
+        let entries = keys_under_prefixes(12, 2500);
+        let total = entries.len() as u64;
+        let fake = Arc::new(crate::s3::fake::FakeS3::listing(entries));
+        let progress = Arc::new(Progress::default());
+        let mut all = selection(&[], &[], false);
+        all.mapping.source = "s3://src".parse::<Location>().unwrap();
+        let mut histories = list_held(
+            Arc::clone(&fake),
+            "src".into(),
+            all,
+            Arc::clone(&progress),
+            None,
+            listers,
+            held,
+        );
+        assert_eq!(histories.recv().await.unwrap().unwrap().key, "p00/k00000");
+        let listed = listed_when_settled(&progress).await;
+        let later_pages = fake
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                !r.prefix.starts_with("p00/")
+                    && r.key_marker.as_deref().is_some_and(|m| m.contains("/k"))
+            })
+            .count();
+        let mut got = 1;
+        let mut last = "p00/k00000".to_string();
+        while let Some(history) = histories.recv().await {
+            let key = history.unwrap().key;
+            assert!(key > last, "{key} after {last}");
+            last = key;
+            got += 1;
+        }
+        assert_eq!(got, total);
+        (listed, later_pages)
+    }
+
+    #[tokio::test]
+    async fn prefixes_ahead_are_listed_past_their_first_page() {
+        // A prefix's pages come one after the other: for the copies not to wait on the next page of
+        // the prefix being consumed, the prefixes after it are listed ahead beyond their first page
+        // (where the listing used to stop: 36 histories a prefix), as far as the budget allows.
+        let held = 6000;
+        let (listed, later_pages) = listed_ahead(4, held).await;
+        assert!(later_pages > 0, "no prefix ahead went past its first page");
+        assert!(
+            listed >= held as u64,
+            "{listed} entries listed with a budget of {held}"
+        );
+    }
+
+    #[tokio::test]
+    async fn what_the_prefixes_ahead_hold_is_bounded_by_the_budget() {
+        let held = 1500;
+        let (listed, _) = listed_ahead(4, held).await;
+        // The part being consumed fills its queues without taking room: the top queue, its level's
+        // segments and its output, and the page in hand; each lister ahead holds one history it has
+        // counted and is waiting to find room for.
+        let consumed_part = (QUEUE + 2 * PREFIX_QUEUE + 1000) as u64;
+        assert!(
+            listed <= held as u64 + consumed_part + 4,
+            "{listed} entries listed: the budget of {held} does not bind"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_budget_smaller_than_one_history_still_lists_everything_in_order() {
+        // The part being consumed never waits for room, however small the budget: nested levels,
+        // keys at every level, and histories of more entries than the whole budget.
+        let mut entries = vec![entry("a/1", "v", false), entry("c/1", "v", false)];
+        for day in 0..6 {
+            for hour in 0..3 {
+                for n in 0..10 {
+                    let key = format!("b/{day:02}/{hour}/{n:02}");
+                    for v in (0..4).rev() {
+                        entries.push(entry(&key, &format!("v{v}"), false));
+                    }
+                }
+            }
+            entries.push(entry(&format!("b/{day:02}/index"), "v", false));
+        }
+        entries.push(entry("root", "v", false));
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut want: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
+        want.dedup();
+        for held in [1, 2, 3] {
+            let fake = Arc::new(crate::s3::fake::FakeS3::listing(entries.clone()));
+            let mut all = selection(&[], &[], false);
+            all.mapping.source = "s3://src".parse::<Location>().unwrap();
+            let mut histories = list_held(
+                fake,
+                "src".into(),
+                all,
+                Arc::new(Progress::default()),
+                None,
+                16,
+                held,
+            );
+            let mut got = Vec::new();
+            let listed = async {
+                while let Some(history) = histories.recv().await {
+                    got.push(history.unwrap().key);
+                }
+            };
+            tokio::time::timeout(std::time::Duration::from_secs(20), listed)
+                .await
+                .unwrap_or_else(|_| panic!("the listing stalled with a budget of {held}"));
+            assert_eq!(got, want, "budget {held}");
+        }
     }
 
     #[test]
