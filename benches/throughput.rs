@@ -186,6 +186,7 @@ fn large_workload(out: &mut String) {
             server_cpu,
             requests,
             buckets,
+            ..
         } = endpoint.measure(command);
         assert_eq!(
             buckets.get(&destination).copied(),
@@ -565,9 +566,12 @@ fn synthetic_workload(peers: &support::Peers, out: &mut String) {
     ];
     table!(
         out,
-        "\n| workload 5: synthetic endpoint, 30 ms a request | in flight | objects/s | share of the bound (in flight / 30 ms) | client CPU per 1,000 copies | endpoint CPU per 1,000 | peak RSS | requests |"
+        "\n| workload 5: synthetic endpoint, 30 ms a request | in flight | objects/s | share of the bound (in flight / 30 ms) | held by the endpoint (mean) / connections | client CPU per 1,000 copies | endpoint CPU per 1,000 | cores busy | peak RSS | requests |"
     );
-    table!(out, "| --- | --- | --- | --- | --- | --- | --- | --- |");
+    table!(
+        out,
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
     for (shape, versions, marker_every) in [("latest only", 1, 0), ("every version", 3, 10)] {
         for tls in [false, true] {
             let keys = objects / versions;
@@ -651,6 +655,8 @@ fn synthetic_workload(peers: &support::Peers, out: &mut String) {
                         server_cpu,
                         requests,
                         buckets,
+                        held,
+                        connections,
                     } = endpoint.measure(command);
                     let expected_markers = if versions == 1 { 0 } else { config.markers() };
                     assert_eq!(
@@ -677,11 +683,12 @@ fn synthetic_workload(peers: &support::Peers, out: &mut String) {
                     );
                     table!(
                         out,
-                        "| {tool}, {shape}, {} | {workers} | {rate:.0} | {:.0}% | {:.2} s | {:.2} s | {} MiB | {} |",
+                        "| {tool}, {shape}, {} | {workers} | {rate:.0} | {:.0}% | {held:.0} / {connections} | {:.2} s | {:.2} s | {:.2} | {} MiB | {} |",
                         if tls { "TLS" } else { "HTTP" },
                         100.0 * rate / bound,
                         cpu * 1000.0 / written as f64,
                         server_cpu * 1000.0 / written as f64,
+                        (cpu + server_cpu) / wall,
                         peak / 1024,
                         shown.join(", ")
                     );

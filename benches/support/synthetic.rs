@@ -97,7 +97,6 @@ impl Config {
 /// What a written bucket holds: keys, versions, delete markers.
 pub type Written = (u64, u64, u64);
 
-/// A running endpoint; stopped when dropped.
 /// One client run against the endpoint (`Synthetic::measure`).
 pub struct Measured {
     pub wall: f64,
@@ -106,8 +105,22 @@ pub struct Measured {
     pub server_cpu: f64,
     pub requests: BTreeMap<String, u64>,
     pub buckets: BTreeMap<String, Written>,
+    /// Requests the endpoint held (waiting out the latency) on average: how much of the client's
+    /// in-flight count reached the server.
+    pub held: f64,
+    /// Connections the client opened.
+    pub connections: u64,
 }
 
+#[derive(Default)]
+struct Counts {
+    requests: BTreeMap<String, u64>,
+    buckets: BTreeMap<String, Written>,
+    held: f64,
+    connections: u64,
+}
+
+/// A running endpoint; stopped when dropped.
 pub struct Synthetic {
     pub endpoint: String,
     /// Plain HTTP, for the counts (the same as `endpoint` unless that is TLS).
@@ -138,25 +151,27 @@ impl Synthetic {
         }
     }
 
-    /// CPU seconds the endpoint has used so far.
     /// Runs `command` (a client of this endpoint) to its end: what `support::measure` gives, the
     /// endpoint's CPU seconds meanwhile, and the requests and writes it counted for this run alone.
     pub fn measure(&self, command: std::process::Command) -> Measured {
-        let _ = self.counts();
+        let _ = self.read_counts();
         let server_before = self.cpu_seconds();
         let (wall, cpu, peak_kib) = super::measure(command);
         let server_cpu = self.cpu_seconds() - server_before;
-        let (requests, buckets) = self.counts();
+        let counts = self.read_counts();
         Measured {
             wall,
             cpu,
             peak_kib,
             server_cpu,
-            requests,
-            buckets,
+            requests: counts.requests,
+            buckets: counts.buckets,
+            held: counts.held,
+            connections: counts.connections,
         }
     }
 
+    /// CPU seconds the endpoint has used so far.
     pub fn cpu_seconds(&self) -> f64 {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
         let rest = &stat[stat.rfind(')').unwrap() + 2..];
@@ -168,17 +183,24 @@ impl Synthetic {
     /// Requests by operation since the last call (`GET /_synthetic/counts` resets them), and per
     /// written bucket: keys, versions, delete markers.
     pub fn counts(&self) -> (BTreeMap<String, u64>, BTreeMap<String, Written>) {
+        let counts = self.read_counts();
+        (counts.requests, counts.buckets)
+    }
+
+    /// What the endpoint counted since the last call (`GET /_synthetic/counts` resets it).
+    fn read_counts(&self) -> Counts {
         let text = http_get(&format!("{}/_synthetic/counts", self.control));
-        let mut requests = BTreeMap::new();
-        let mut buckets = BTreeMap::new();
+        let mut counts = Counts::default();
         for line in text.lines() {
             let fields: Vec<&str> = line.split(' ').collect();
             match fields[0] {
                 "request" => {
-                    requests.insert(fields[1].to_string(), fields[2].parse().unwrap());
+                    counts
+                        .requests
+                        .insert(fields[1].to_string(), fields[2].parse().unwrap());
                 }
                 "bucket" => {
-                    buckets.insert(
+                    counts.buckets.insert(
                         fields[1].to_string(),
                         (
                             fields[2].parse().unwrap(),
@@ -187,10 +209,12 @@ impl Synthetic {
                         ),
                     );
                 }
+                "held" => counts.held = fields[1].parse().unwrap(),
+                "connections" => counts.connections = fields[1].parse().unwrap(),
                 _ => {}
             }
         }
-        (requests, buckets)
+        counts
     }
 }
 
@@ -260,6 +284,9 @@ async fn serve(config: Config) {
     loop {
         let (stream, _) = listener.accept().await.unwrap();
         let _ = stream.set_nodelay(true);
+        state
+            .connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let state = Arc::clone(&state);
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
@@ -329,6 +356,42 @@ struct State {
     requests: Mutex<BTreeMap<&'static str, u64>>,
     uploads: Mutex<HashMap<String, (String, String)>>,
     next_id: std::sync::atomic::AtomicU64,
+    held: Mutex<Held>,
+    /// Connections accepted (the client's pool at work: one per request in flight, reused).
+    connections: std::sync::atomic::AtomicU64,
+}
+
+/// How many requests the endpoint holds (waiting out the latency) over time: its mean between the
+/// first request and the last answer is how much of the client's in-flight count reached the server.
+#[derive(Default)]
+struct Held {
+    now: u64,
+    since: Option<std::time::Instant>,
+    first: Option<std::time::Instant>,
+    area: f64,
+}
+
+impl Held {
+    fn change(&mut self, up: bool) {
+        let now = std::time::Instant::now();
+        if let Some(since) = self.since {
+            self.area += self.now as f64 * (now - since).as_secs_f64();
+        }
+        self.first.get_or_insert(now);
+        self.since = Some(now);
+        if up {
+            self.now += 1;
+        } else {
+            self.now -= 1;
+        }
+    }
+
+    fn mean(&self) -> f64 {
+        match (self.first, self.since) {
+            (Some(first), Some(last)) if last > first => self.area / (last - first).as_secs_f64(),
+            _ => 0.0,
+        }
+    }
 }
 
 impl State {
@@ -364,6 +427,8 @@ impl State {
             requests: Mutex::new(BTreeMap::new()),
             uploads: Mutex::new(HashMap::new()),
             next_id: std::sync::atomic::AtomicU64::new(1),
+            held: Mutex::new(Held::default()),
+            connections: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -542,7 +607,9 @@ impl State {
             ),
         };
         self.count(operation);
+        self.held.lock().unwrap().change(true);
         tokio::time::sleep(self.config.latency).await;
+        self.held.lock().unwrap().change(false);
         response
     }
 
@@ -551,6 +618,12 @@ impl State {
         for (operation, count) in std::mem::take(&mut *self.requests.lock().unwrap()) {
             text.push_str(&format!("request {operation} {count}\n"));
         }
+        let held = std::mem::take(&mut *self.held.lock().unwrap());
+        text.push_str(&format!("held {:.1}\n", held.mean()));
+        let connections = self
+            .connections
+            .swap(0, std::sync::atomic::Ordering::Relaxed);
+        text.push_str(&format!("connections {connections}\n"));
         for (name, bucket) in self.buckets.lock().unwrap().iter() {
             if *name == self.config.source {
                 continue;
