@@ -16,6 +16,7 @@ mod list_xml;
 #[cfg(any(test, feature = "testing"))]
 pub mod memory;
 pub(crate) mod retry;
+mod wire;
 
 pub use admin::{Created, PutOptions, S3Admin};
 pub use api::*;
