@@ -566,7 +566,7 @@ fn synthetic_workload(peers: &support::Peers, out: &mut String) {
     ];
     table!(
         out,
-        "\n| workload 5: synthetic endpoint, 30 ms a request | in flight | objects/s | share of the bound (in flight / 30 ms) | held by the endpoint (mean) / connections | client CPU per 1,000 copies | endpoint CPU per 1,000 | cores busy | peak RSS | requests |"
+        "\n| workload 5: synthetic endpoint, 30 ms a request | in flight | objects/s | share of the bound (in flight / 30 ms) | held by the endpoint (mean) / connections | client CPU per 1,000 copies | endpoint CPU per 1,000 | cores busy: client + endpoint / machine | peak RSS | requests |"
     );
     table!(
         out,
@@ -657,6 +657,7 @@ fn synthetic_workload(peers: &support::Peers, out: &mut String) {
                         buckets,
                         held,
                         connections,
+                        machine_busy,
                     } = endpoint.measure(command);
                     let expected_markers = if versions == 1 { 0 } else { config.markers() };
                     assert_eq!(
@@ -683,12 +684,13 @@ fn synthetic_workload(peers: &support::Peers, out: &mut String) {
                     );
                     table!(
                         out,
-                        "| {tool}, {shape}, {} | {workers} | {rate:.0} | {:.0}% | {held:.0} / {connections} | {:.2} s | {:.2} s | {:.2} | {} MiB | {} |",
+                        "| {tool}, {shape}, {} | {workers} | {rate:.0} | {:.0}% | {held:.0} / {connections} | {:.2} s | {:.2} s | {:.2} / {:.0}% | {} MiB | {} |",
                         if tls { "TLS" } else { "HTTP" },
                         100.0 * rate / bound,
                         cpu * 1000.0 / written as f64,
                         server_cpu * 1000.0 / written as f64,
                         (cpu + server_cpu) / wall,
+                        100.0 * machine_busy,
                         peak / 1024,
                         shown.join(", ")
                     );

@@ -110,6 +110,28 @@ pub struct Measured {
     pub held: f64,
     /// Connections the client opened.
     pub connections: u64,
+    /// The machine's cores busy meanwhile, as a share of all of them (/proc/stat: what the client and
+    /// the endpoint ran, the kernel's network work on their behalf that is charged to no process, and
+    /// this bench's sampling); time the hypervisor took is not counted as available.
+    pub machine_busy: f64,
+}
+
+/// (busy, available) jiffies of the whole machine so far.
+fn machine_jiffies() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let idle = fields[3] + fields[4];
+    let steal = fields.get(7).copied().unwrap_or(0);
+    let all: u64 = fields.iter().take(8).sum();
+    (all - idle - steal, all - steal)
 }
 
 #[derive(Default)]
@@ -156,7 +178,9 @@ impl Synthetic {
     pub fn measure(&self, command: std::process::Command) -> Measured {
         let _ = self.read_counts();
         let server_before = self.cpu_seconds();
+        let machine_before = machine_jiffies();
         let (wall, cpu, peak_kib) = super::measure(command);
+        let machine_after = machine_jiffies();
         let server_cpu = self.cpu_seconds() - server_before;
         let counts = self.read_counts();
         Measured {
@@ -168,6 +192,8 @@ impl Synthetic {
             buckets: counts.buckets,
             held: counts.held,
             connections: counts.connections,
+            machine_busy: (machine_after.0 - machine_before.0) as f64
+                / (machine_after.1 - machine_before.1).max(1) as f64,
         }
     }
 
