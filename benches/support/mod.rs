@@ -260,10 +260,14 @@ pub fn write_results(bench: &str, versions: &str, body: &str) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let (command, server) = match bench {
-        "synthetic" | "synthetic-large" => (
+        "synthetic" | "synthetic-large" | "synthetic-tls" => (
             format!(
                 "S3_BACKFILL_BENCH_WORKLOADS={} cargo bench --bench throughput",
-                if bench == "synthetic" { 5 } else { 6 }
+                match bench {
+                    "synthetic" => 5,
+                    "synthetic-large" => 6,
+                    _ => 7,
+                }
             ),
             "the synthetic endpoint (benches/support/synthetic.rs, one thread)".to_string(),
         ),

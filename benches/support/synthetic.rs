@@ -353,6 +353,10 @@ where
 {
     hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
+        // Head and body in one write: one TLS record an answer, as a TLS terminator in front of S3
+        // sends it (hyper's vectored writes make a record of each piece, which the client then pays
+        // for twice).
+        .writev(false)
         .serve_connection(
             io,
             hyper::service::service_fn(move |request| {
