@@ -444,6 +444,9 @@ impl Peers {
                         "--checkers",
                         workers,
                         "--s3-no-check-bucket",
+                        // What rclone uses on AWS; for provider Other it would list with V1.
+                        "--s3-list-version",
+                        "2",
                     ]);
             }
             "s3sync" => {
