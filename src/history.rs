@@ -776,6 +776,30 @@ mod tests {
         entries
     }
 
+    /// Lists every key of a bucket whose listing is `entries`, with `listers`, a budget of `held` and
+    /// `start_after`: the fake that answered, the progress it counts into, and the histories.
+    fn list_bucket(
+        entries: Vec<Entry>,
+        listers: usize,
+        held: usize,
+        start_after: Option<String>,
+    ) -> (Arc<crate::s3::fake::FakeS3>, Arc<Progress>, Histories) {
+        let fake = Arc::new(crate::s3::fake::FakeS3::listing(entries));
+        let progress = Arc::new(Progress::default());
+        let mut all = selection(&[], &[], false);
+        all.mapping.source = "s3://src".parse::<Location>().unwrap();
+        let histories = list_held(
+            Arc::clone(&fake),
+            "src".into(),
+            all,
+            Arc::clone(&progress),
+            start_after,
+            listers,
+            held,
+        );
+        (fake, progress, histories)
+    }
+
     /// How many entries the listing has counted once it has stopped listing more.
     async fn listed_when_settled(progress: &Progress) -> u64 {
         let mut last = u64::MAX;
@@ -798,19 +822,7 @@ mod tests {
     async fn listed_ahead(listers: usize, held: usize) -> (u64, usize) {
         let entries = keys_under_prefixes(12, 2500);
         let total = entries.len() as u64;
-        let fake = Arc::new(crate::s3::fake::FakeS3::listing(entries));
-        let progress = Arc::new(Progress::default());
-        let mut all = selection(&[], &[], false);
-        all.mapping.source = "s3://src".parse::<Location>().unwrap();
-        let mut histories = list_held(
-            Arc::clone(&fake),
-            "src".into(),
-            all,
-            Arc::clone(&progress),
-            None,
-            listers,
-            held,
-        );
+        let (fake, progress, mut histories) = list_bucket(entries, listers, held, None);
         assert_eq!(histories.recv().await.unwrap().unwrap().key, "p00/k00000");
         let listed = listed_when_settled(&progress).await;
         let later_pages = fake
@@ -884,18 +896,7 @@ mod tests {
         let mut want: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
         want.dedup();
         for held in [1, 2, 3] {
-            let fake = Arc::new(crate::s3::fake::FakeS3::listing(entries.clone()));
-            let mut all = selection(&[], &[], false);
-            all.mapping.source = "s3://src".parse::<Location>().unwrap();
-            let mut histories = list_held(
-                fake,
-                "src".into(),
-                all,
-                Arc::new(Progress::default()),
-                None,
-                16,
-                held,
-            );
+            let (_, _, mut histories) = list_bucket(entries.clone(), 16, held, None);
             let mut got = Vec::new();
             let listed = async {
                 while let Some(history) = histories.recv().await {
@@ -1051,17 +1052,7 @@ mod tests {
         let mut want: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
         want.dedup();
         for listers in [16, 1] {
-            let fake = Arc::new(crate::s3::fake::FakeS3::listing(entries.clone()));
-            let mut all = selection(&[], &[], false);
-            all.mapping.source = "s3://src".parse::<Location>().unwrap();
-            let mut histories = list_histories_with(
-                Arc::clone(&fake),
-                "src".into(),
-                all,
-                Arc::new(Progress::default()),
-                None,
-                listers,
-            );
+            let (fake, _, mut histories) = list_bucket(entries.clone(), listers, HELD, None);
             let mut got = Vec::new();
             while let Some(history) = histories.recv().await {
                 got.push(history.unwrap().key);
@@ -1081,17 +1072,8 @@ mod tests {
         }
         // A resume from a key three levels down lists exactly the keys after it.
         for marker in ["b/07/1/20", "b/07/", "b/top", "a/1", "root"] {
-            let fake = Arc::new(crate::s3::fake::FakeS3::listing(entries.clone()));
-            let mut all = selection(&[], &[], false);
-            all.mapping.source = "s3://src".parse::<Location>().unwrap();
-            let mut histories = list_histories_with(
-                fake,
-                "src".into(),
-                all,
-                Arc::new(Progress::default()),
-                Some(marker.to_string()),
-                16,
-            );
+            let (_, _, mut histories) =
+                list_bucket(entries.clone(), 16, HELD, Some(marker.to_string()));
             let mut got = Vec::new();
             while let Some(history) = histories.recv().await {
                 got.push(history.unwrap().key);
