@@ -25,10 +25,13 @@ use hyper::header::{HeaderName, HeaderValue};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
+use super::aws::error_chain;
+
 /// Connections idle this long are closed rather than reused: S3 closes them after about 20 s, and a
 /// request written to a connection the server is closing may or may not have been carried out.
 const IDLE: Duration = Duration::from_secs(15);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// As the SDK's clients.
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// An answer's head larger than this is refused (S3's are under 2 KiB).
 const MAX_HEAD: usize = 64 * 1024;
 /// An answer's body larger than this is refused (the direct sender's requests are answered with a few
@@ -83,15 +86,11 @@ pub(super) enum Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::Connect(error) => write!(f, "cannot connect: {}", chain(error)),
-            Failure::Exchange(error) => write!(f, "{}", chain(error)),
+            // With its causes: rustls's reason for refusing a certificate is one.
+            Failure::Connect(error) => write!(f, "cannot connect: {}", error_chain(error)),
+            Failure::Exchange(error) => write!(f, "{}", error_chain(error)),
         }
     }
-}
-
-/// An io::Error with its causes (rustls's reason for refusing a certificate is one).
-fn chain(error: &io::Error) -> String {
-    super::aws::error_chain(error)
 }
 
 /// The connections of one sender, idle ones pooled by origin.
@@ -115,14 +114,8 @@ impl Wire {
         }
     }
 
-    /// Sends `head` (a whole request without a body) to `origin` and reads the answer. `no_body`: the
-    /// answer has none whatever its headers say (a HEAD request's).
-    pub async fn exchange(
-        &self,
-        origin: &Origin,
-        head: &[u8],
-        no_body: bool,
-    ) -> Result<Answer, Failure> {
+    /// Sends `head` (a whole request without a body) to `origin` and reads the answer.
+    pub async fn exchange(&self, origin: &Origin, head: &[u8]) -> Result<Answer, Failure> {
         let mut connection = match self.take_idle(origin) {
             Some(connection) => connection,
             // Boxed: connecting (DNS, TCP, TLS) is rare and its future large; every request in flight
@@ -131,17 +124,18 @@ impl Wire {
                 .await
                 .map_err(Failure::Connect)?,
         };
-        let answer = connection
-            .exchange(head, no_body)
-            .await
-            .map_err(Failure::Exchange)?;
+        let answer = connection.exchange(head).await.map_err(Failure::Exchange)?;
         if connection.reusable {
             connection.idle_since = Instant::now();
             if connection.buffer.capacity() > KEEP_BUFFER {
                 connection.buffer = Vec::new();
             }
             let mut idle = self.idle.lock().expect("pool lock");
-            let connections = idle.entry(origin.clone()).or_default();
+            // The origin is cloned for its first connection only, not for every answer.
+            let connections = match idle.get_mut(origin) {
+                Some(connections) => connections,
+                None => idle.entry(origin.clone()).or_default(),
+            };
             // Oldest first: those idle too long (the server is closing them) are let go.
             let stale = connections.partition_point(|c| c.idle_since.elapsed() >= IDLE);
             connections.drain(..stale);
@@ -261,7 +255,7 @@ impl Connection {
         self.stream.read(&mut byte).now_or_never().is_none()
     }
 
-    async fn exchange(&mut self, head: &[u8], no_body: bool) -> io::Result<Answer> {
+    async fn exchange(&mut self, head: &[u8]) -> io::Result<Answer> {
         self.stream.write_all(head).await?;
         self.stream.flush().await?;
         self.buffer.clear();
@@ -273,7 +267,7 @@ impl Connection {
                 continue;
             }
             self.reusable &= !closes(&headers);
-            let body = if no_body || status == 204 || status == 304 {
+            let body = if status == 204 || status == 304 {
                 Bytes::new()
             } else {
                 self.read_body(&headers, head_len).await?
@@ -580,16 +574,16 @@ mod tests {
         for piece in [4096, 1, 3] {
             let (origin, connections) = server(answers.clone(), piece, false).await;
             let wire = wire();
-            let first = wire.exchange(&origin, REQUEST, false).await.unwrap();
+            let first = wire.exchange(&origin, REQUEST).await.unwrap();
             assert_eq!(first.status, 200);
             assert_eq!(&first.body[..], b"hello");
             assert_eq!(first.headers["x-amz-version-id"], "v1");
-            let second = wire.exchange(&origin, REQUEST, false).await.unwrap();
+            let second = wire.exchange(&origin, REQUEST).await.unwrap();
             assert_eq!(&second.body[..], b"   <done>");
-            let third = wire.exchange(&origin, REQUEST, false).await.unwrap();
+            let third = wire.exchange(&origin, REQUEST).await.unwrap();
             assert_eq!(third.status, 204);
             assert!(third.body.is_empty());
-            let fourth = wire.exchange(&origin, REQUEST, false).await.unwrap();
+            let fourth = wire.exchange(&origin, REQUEST).await.unwrap();
             assert_eq!((fourth.status, &fourth.body[..]), (404, &b"<Error>"[..]));
             // One connection carried all four.
             assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1);
@@ -604,7 +598,7 @@ mod tests {
         let (origin, connections) = server(vec![answer], 4096, true).await;
         let wire = wire();
         for _ in 0..3 {
-            let answered = wire.exchange(&origin, REQUEST, false).await.unwrap();
+            let answered = wire.exchange(&origin, REQUEST).await.unwrap();
             assert_eq!(&answered.body[..], b"ok");
             // Gives the server's close time to arrive.
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -620,7 +614,7 @@ mod tests {
         ];
         let (origin, _) = server(answers, 4096, true).await;
         let wire = wire();
-        let answered = wire.exchange(&origin, REQUEST, false).await.unwrap();
+        let answered = wire.exchange(&origin, REQUEST).await.unwrap();
         assert_eq!(&answered.body[..], b"ok");
         assert!(wire.idle.lock().unwrap().values().all(Vec::is_empty));
     }
@@ -649,7 +643,7 @@ mod tests {
         ];
         for (answer, expected) in cases {
             let (origin, _) = server(vec![answer.to_vec()], 4096, true).await;
-            let failure = wire().exchange(&origin, REQUEST, false).await.unwrap_err();
+            let failure = wire().exchange(&origin, REQUEST).await.unwrap_err();
             assert!(matches!(failure, Failure::Exchange(_)), "{failure:?}");
             assert!(
                 failure.to_string().contains(expected),
@@ -668,7 +662,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port,
         };
-        let failure = wire().exchange(&origin, REQUEST, false).await.unwrap_err();
+        let failure = wire().exchange(&origin, REQUEST).await.unwrap_err();
         assert!(matches!(failure, Failure::Connect(_)), "{failure:?}");
     }
 
