@@ -28,7 +28,6 @@ use aws_smithy_types::Document;
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper::{HeaderMap, Method};
-use hyper_util::client::legacy::connect::HttpConnector;
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
@@ -237,7 +236,7 @@ impl Direct {
         sign_request(&mut http_request, &uri, &identity, &target.signing_region)?;
         let head = super::wire::head_of(&http_request);
         drop(http_request);
-        let exchange = self.wire.exchange(&target.origin, &head, false);
+        let exchange = self.wire.exchange(&target.origin, &head);
         let answer = match tokio::time::timeout(request.timeout, exchange).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(failure)) => {
@@ -372,22 +371,6 @@ pub(super) fn field(fields: &[(String, String)], name: &str) -> String {
         .find(|(field, _)| field == name)
         .map(|(_, value)| value.clone())
         .unwrap_or_default()
-}
-
-/// HTTP/1.1 over TCP (no Nagle delay, 10 s to connect, as the SDK's clients) with TLS by `tls` for
-/// https URLs: the direct sender's transport and the SDK's under `--no-verify-ssl`.
-pub(super) fn https_connector(
-    tls: rustls::ClientConfig,
-) -> hyper_rustls::HttpsConnector<HttpConnector> {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(Duration::from_secs(10)));
-    hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http)
 }
 
 /// The system's trusted certificates, read once (each side's sender needs them).

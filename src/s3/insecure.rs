@@ -35,9 +35,25 @@ pub(super) fn unverified_tls() -> rustls::ClientConfig {
         .with_no_client_auth()
 }
 
+/// HTTP/1.1 over TCP (no Nagle delay, the direct sender's connect timeout) with TLS by `tls` for https
+/// URLs.
+fn https_connector(
+    tls: rustls::ClientConfig,
+) -> hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector> {
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(super::wire::CONNECT_TIMEOUT));
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http)
+}
+
 /// The SDK's HTTP client for `--no-verify-ssl`.
 pub fn unverified_client() -> SharedHttpClient {
-    let https = super::direct::https_connector(unverified_tls());
+    let https = https_connector(unverified_tls());
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build(https);
     SharedHttpClient::new(Unverified { client })
