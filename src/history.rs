@@ -432,7 +432,6 @@ fn ordered<C: S3Api>(
     out: Out,
 ) {
     let top = depth == 0;
-    let ahead = if top { listing.listers } else { NESTED_AHEAD };
     let (segments_tx, mut segments_rx) = mpsc::channel::<Segment>(PREFIX_QUEUE);
     let done = Arc::clone(&listing.progress);
     let emitter = Arc::clone(&listing);
@@ -494,16 +493,8 @@ fn ordered<C: S3Api>(
             if segments_tx.send(Segment::Prefix(prefix)).await.is_ok() {
                 list_range(&listing, range, start_after, &turn, &sender).await;
             }
-        } else if let Err(error) = split_range(
-            &listing,
-            range,
-            start_after,
-            depth,
-            &turn,
-            ahead,
-            &segments_tx,
-        )
-        .await
+        } else if let Err(error) =
+            split_range(&listing, range, start_after, depth, &turn, &segments_tx).await
         {
             let _ = segments_tx.send(Segment::Ready(Err(error))).await;
         }
@@ -541,18 +532,22 @@ struct Prefix {
 }
 
 /// Walks the delimiter listing of `range`, sending its keys and sub-prefixes as segments in order;
-/// sub-prefixes are split again down to `SPLIT_DEPTH`, then listed by one paginator each, up to `ahead`
-/// of them at once.
+/// sub-prefixes are split again down to `SPLIT_DEPTH`, then listed by one paginator each, up to
+/// `LISTERS` of them at once at the top level and `NESTED_AHEAD` below.
 async fn split_range<C: S3Api>(
     listing: &Arc<Listing<C>>,
     range: String,
     start_after: Option<String>,
     depth: usize,
     turn: &Arc<Turn>,
-    ahead: usize,
     segments: &mpsc::Sender<Segment>,
 ) -> Result<(), S3Error> {
     let after = |key: &str| start_after.as_deref().is_none_or(|marker| key > marker);
+    let ahead = if depth == 0 {
+        listing.listers
+    } else {
+        NESTED_AHEAD
+    };
     let places = Arc::new(tokio::sync::Semaphore::new(ahead.max(1)));
     let mut builder = HistoryBuilder::default();
     let range = if depth == 0 {
