@@ -172,11 +172,7 @@ fn tls_workload(out: &mut String) {
                 ])
                 .args(["--concurrency", "1024", "--no-checkpoint", "--latest-only"])
                 .args(["--progress", "never", "--endpoint-url", &endpoint.endpoint])
-                .envs([
-                    ("AWS_ACCESS_KEY_ID", "synthetic"),
-                    ("AWS_SECRET_ACCESS_KEY", "synthetic"),
-                    ("AWS_REGION", "us-east-1"),
-                ]);
+                .envs(support::synthetic::CREDENTIALS);
             if tls {
                 command.arg("--ca-bundle").arg(&certificate);
             }
@@ -282,11 +278,7 @@ fn large_workload(out: &mut String) {
             .args(["--concurrency", &workers.to_string()])
             .args(["--multipart-threshold", "64MiB", "--part-size", "64MiB"])
             .args(["--endpoint-url", &endpoint.endpoint])
-            .envs([
-                ("AWS_ACCESS_KEY_ID", "synthetic"),
-                ("AWS_SECRET_ACCESS_KEY", "synthetic"),
-                ("AWS_REGION", "us-east-1"),
-            ]);
+            .envs(support::synthetic::CREDENTIALS);
         let support::synthetic::Measured {
             wall,
             cpu,
@@ -667,11 +659,6 @@ fn synthetic_workload(peers: &support::Peers, out: &mut String) {
     let latency = Duration::from_millis(30);
     let dir = tempfile::tempdir().unwrap();
     let (certificate, key) = SeaweedFs::self_signed_certificate(dir.path());
-    let credentials = [
-        ("AWS_ACCESS_KEY_ID", "synthetic"),
-        ("AWS_SECRET_ACCESS_KEY", "synthetic"),
-        ("AWS_REGION", "us-east-1"),
-    ];
     table!(
         out,
         "\n| workload 5: synthetic endpoint, 30 ms a request | in flight | objects/s | share of the bound (in flight / 30 ms) | held by the endpoint (mean) / connections | client CPU per 1,000 copies | endpoint CPU per 1,000 | cores busy: client + endpoint / machine | peak RSS | requests |"
@@ -755,7 +742,7 @@ fn synthetic_workload(peers: &support::Peers, out: &mut String) {
                             c
                         }
                     };
-                    command.envs(credentials);
+                    command.envs(support::synthetic::CREDENTIALS);
                     let support::synthetic::Measured {
                         wall,
                         cpu,

@@ -25,6 +25,13 @@ use hyper::{Method, Request, Response, StatusCode};
 
 const VARIABLE: &str = "S3_BACKFILL_SYNTHETIC";
 
+/// What a client of the endpoint is given (it checks no signature).
+pub const CREDENTIALS: [(&str, &str); 3] = [
+    ("AWS_ACCESS_KEY_ID", "synthetic"),
+    ("AWS_SECRET_ACCESS_KEY", "synthetic"),
+    ("AWS_REGION", "us-east-1"),
+];
+
 /// What the endpoint serves and how.
 #[derive(Clone, Debug)]
 pub struct Config {
