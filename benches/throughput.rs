@@ -661,11 +661,11 @@ fn synthetic_workload(peers: &support::Peers, out: &mut String) {
     let (certificate, key) = SeaweedFs::self_signed_certificate(dir.path());
     table!(
         out,
-        "\n| workload 5: synthetic endpoint, 30 ms a request | in flight | objects/s | share of the bound (in flight / 30 ms) | held by the endpoint (mean) / connections | client CPU per 1,000 copies | endpoint CPU per 1,000 | cores busy: client + endpoint / machine | peak RSS | requests |"
+        "\n| workload 5: synthetic endpoint, 30 ms a request | in flight | objects/s | share of the bound (in flight / 30 ms) | copy phase: objects/s / machine busy | held by the endpoint (mean) / connections | client CPU per 1,000 copies | endpoint CPU per 1,000 | cores busy: client + endpoint / machine | peak RSS | requests |"
     );
     table!(
         out,
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     );
     for (shape, versions, marker_every) in [("latest only", 1, 0), ("every version", 3, 10)] {
         for tls in [false, true] {
@@ -753,6 +753,9 @@ fn synthetic_workload(peers: &support::Peers, out: &mut String) {
                         held,
                         connections,
                         machine_busy,
+                        copy_phase,
+                        copy_phase_busy,
+                        endpoint_nice,
                     } = endpoint.measure(command);
                     let expected_markers = if versions == 1 { 0 } else { config.markers() };
                     assert_eq!(
@@ -770,18 +773,21 @@ fn synthetic_workload(peers: &support::Peers, out: &mut String) {
                     let bound = workers as f64 / latency.as_secs_f64();
                     let shown: Vec<String> =
                         requests.iter().map(|(op, n)| format!("{op} {n}")).collect();
+                    let phase_rate = written as f64 / copy_phase;
                     println!(
-                        "{shape} {} {tool} at {workers}: {rate:.0}/s in {wall:.1} s, client CPU {cpu:.2} s ({:.3} ms per copy), endpoint CPU {server_cpu:.2} s, peak RSS {} MiB; {}",
+                        "{shape} {} {tool} at {workers}: {rate:.0}/s in {wall:.1} s (copy phase {phase_rate:.0}/s in {copy_phase:.1} s, machine {:.0}% busy, endpoint nice {endpoint_nice}), client CPU {cpu:.2} s ({:.3} ms per copy), endpoint CPU {server_cpu:.2} s, peak RSS {} MiB; {}",
                         if tls { "TLS" } else { "HTTP" },
+                        100.0 * copy_phase_busy,
                         cpu * 1000.0 / written as f64,
                         peak / 1024,
                         shown.join(", ")
                     );
                     table!(
                         out,
-                        "| {tool}, {shape}, {} | {workers} | {rate:.0} | {:.0}% | {held:.0} / {connections} | {:.2} s | {:.2} s | {:.2} / {:.0}% | {} MiB | {} |",
+                        "| {tool}, {shape}, {} | {workers} | {rate:.0} | {:.0}% | {phase_rate:.0} / {:.0}% | {held:.0} / {connections} | {:.2} s | {:.2} s | {:.2} / {:.0}% | {} MiB | {} |",
                         if tls { "TLS" } else { "HTTP" },
                         100.0 * rate / bound,
+                        100.0 * copy_phase_busy,
                         cpu * 1000.0 / written as f64,
                         server_cpu * 1000.0 / written as f64,
                         (cpu + server_cpu) / wall,
