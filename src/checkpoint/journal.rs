@@ -108,6 +108,14 @@ const COMPACT_RATIO: usize = 4;
 const COMPACT_MIN_RECORDS: usize = 100_000;
 /// How long written records may wait for an fsync.
 const SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+/// After a batch of at least `GATHER_FROM` records the writer waits this long before the next: under
+/// load the records of that time arrive while it is not waiting on the channel, so their senders wake
+/// no thread. Writing as each record came cost a wake-up (a futex, a context switch on a loaded core)
+/// per batch of 1-2 records: at 1,024 copies in flight the writer switched 15,700 times a second and
+/// the checkpoint cost a fifth of the client's CPU per copy. A record sent alone (one key replayed
+/// version after version) is written at once, as before.
+const GATHER: std::time::Duration = std::time::Duration::from_micros(500);
+const GATHER_FROM: usize = 4;
 
 fn open_append(path: &Path) -> std::io::Result<File> {
     OpenOptions::new()
@@ -343,6 +351,9 @@ fn write_loop(
         }
         for done in flushes {
             let _ = done.send(failure.clone().map_or(Ok(()), Err));
+        }
+        if batch >= GATHER_FROM {
+            std::thread::sleep(GATHER);
         }
         let state = shared.lock().expect("journal state lock");
         let live = state.record_count();
