@@ -642,8 +642,9 @@ async fn versions_workload(
 }
 
 /// Workload 5 (issue 14): the client's cost where S3 is the server, through the synthetic endpoint
-/// (benches/support/synthetic.rs) at 30 ms a request: s3-backfill and s5cmd at the same worker
-/// counts, latest only, then every version (s3-backfill alone, s3sync with S3_BACKFILL_BENCH_S3SYNC),
+/// (benches/support/synthetic.rs) at 30 ms a request: s3-backfill (without a checkpoint, with one
+/// as a user gets by default, and watched: JSON logs, progress, metrics), s5cmd and rclone at the same
+/// worker counts, latest only, then every version (s3-backfill alone, s3sync with S3_BACKFILL_BENCH_S3SYNC),
 /// plain HTTP and TLS. The endpoint counts every request: each run must have sent exactly one
 /// CopyObject per object (DeleteObject per delete marker) and left exactly the expected histories.
 fn synthetic_workload(peers: &support::Peers, out: &mut String) {
@@ -683,7 +684,13 @@ fn synthetic_workload(peers: &support::Peers, out: &mut String) {
             let entries = config.entries();
             let copies = keys * versions;
             let tools: Vec<&str> = if versions == 1 {
-                vec!["s3-backfill", "s3-backfill observed", "s5cmd", "rclone"]
+                vec![
+                    "s3-backfill",
+                    "s3-backfill checkpoint",
+                    "s3-backfill observed",
+                    "s5cmd",
+                    "rclone",
+                ]
             } else {
                 std::iter::once("s3-backfill")
                     .chain(peers.names().into_iter().filter(|n| *n == "s3sync"))
@@ -695,7 +702,7 @@ fn synthetic_workload(peers: &support::Peers, out: &mut String) {
                         format!("w5-{}-{workers}-{}", tool.replace(' ', "-"), tls as u8);
                     let workers_text = workers.to_string();
                     let mut command = match *tool {
-                        "s3-backfill" | "s3-backfill observed" => {
+                        "s3-backfill" | "s3-backfill checkpoint" | "s3-backfill observed" => {
                             let mut c =
                                 std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
                             c.args([
@@ -703,8 +710,16 @@ fn synthetic_workload(peers: &support::Peers, out: &mut String) {
                                 "s3://synthetic-source",
                                 &format!("s3://{destination}"),
                             ])
-                            .args(["--concurrency", &workers_text, "--no-checkpoint"])
+                            .args(["--concurrency", &workers_text])
                             .args(["--endpoint-url", &endpoint.endpoint]);
+                            if *tool == "s3-backfill checkpoint" {
+                                // What a user gets by default: every copy's intent in the journal
+                                // before it is sent, its end after.
+                                c.arg("--checkpoint")
+                                    .arg(dir.path().join(format!("{destination}.checkpoint")));
+                            } else {
+                                c.arg("--no-checkpoint");
+                            }
                             if *tool == "s3-backfill observed" {
                                 // Watched as an SRE would: info logs as JSON, progress every
                                 // second, metrics.
