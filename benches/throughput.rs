@@ -14,7 +14,8 @@
 //!    256 in flight: throughput should follow concurrency / latency, as on real S3.
 //!
 //! 5. Through the synthetic endpoint (benches/support/synthetic.rs, its own process, 30 ms a request):
-//!    200,000 x 1 KiB latest only (s3-backfill, watched, s5cmd, rclone) and every version, at 256, 1,024 and
+//!    200,000 x 1 KiB latest only (s3-backfill without and with a checkpoint, watched; s5cmd, rclone) and
+//!    every version, at 256, 1,024 and
 //!    4,096 in flight, HTTP and TLS; every request counted, exactly one copy per object asserted. Its
 //!    table goes into BENCHMARKS.md's `synthetic` block. S3_BACKFILL_BENCH_SYNTHETIC_OBJECTS and
 //!    S3_BACKFILL_BENCH_SYNTHETIC_INFLIGHT=256,1024 shrink it.
