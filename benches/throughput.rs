@@ -15,8 +15,8 @@
 //!
 //! 5. Through the synthetic endpoint (benches/support/synthetic.rs, its own process, 30 ms a request):
 //!    200,000 x 1 KiB latest only (s3-backfill without and with a checkpoint, watched; s5cmd, rclone) and
-//!    every version, at 256, 1,024 and
-//!    4,096 in flight, HTTP and TLS; every request counted, exactly one copy per object asserted. Its
+//!    every version, at 256, 1,024 and 4,096 in flight, HTTP and TLS; every request counted, exactly
+//!    one copy per object asserted. Its
 //!    table goes into BENCHMARKS.md's `synthetic` block. S3_BACKFILL_BENCH_SYNTHETIC_OBJECTS and
 //!    S3_BACKFILL_BENCH_SYNTHETIC_INFLIGHT=256,1024 shrink it.
 //!
@@ -198,11 +198,7 @@ fn tls_workload(out: &mut String) {
             rates[tls as usize].push(keys as f64 / measured.wall);
         }
     }
-    let median = |values: &[f64]| {
-        let mut sorted = values.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        sorted[sorted.len() / 2]
-    };
+    let median = |values: &[f64]| support::median(values.to_vec());
     table!(
         out,
         "\n| workload 7: 100,000 x 1 KiB, latest only, 1,024 in flight, 30 ms, {rounds} rounds alternating | client CPU per copy (median) | each round | copies/s (median) |"
