@@ -266,7 +266,8 @@ impl Connection {
                 self.buffer.drain(..head_len);
                 continue;
             }
-            self.reusable &= !closes(&headers);
+            // The server closes the connection after this answer.
+            self.reusable &= !connection_says(&headers, "close");
             let body = if status == 204 || status == 304 {
                 Bytes::new()
             } else {
@@ -422,12 +423,12 @@ impl Connection {
     }
 }
 
-/// Whether the answer says the server closes the connection after it.
-fn closes(headers: &HeaderMap) -> bool {
+/// Whether a Connection header of `headers` is `token`.
+fn connection_says(headers: &HeaderMap, token: &str) -> bool {
     headers
         .get_all("connection")
         .iter()
-        .any(|v| v.to_str().is_ok_and(|v| v.eq_ignore_ascii_case("close")))
+        .any(|v| v.to_str().is_ok_and(|v| v.eq_ignore_ascii_case(token)))
 }
 
 /// A whole head at the start of `buffer`: status, headers and its length; None when more is needed.
@@ -448,18 +449,11 @@ fn parse_head(buffer: &[u8]) -> io::Result<Option<(u16, HeaderMap, usize)>> {
             .map_err(|_| invalid(format!("a bad value for header {name}")))?;
         headers.append(name, value);
     }
-    if response.version == Some(0) && !keeps_alive(&headers) {
+    if response.version == Some(0) && !connection_says(&headers, "keep-alive") {
         // HTTP/1.0 closes unless it says otherwise.
         headers.insert("connection", HeaderValue::from_static("close"));
     }
     Ok(Some((status, headers, length)))
-}
-
-fn keeps_alive(headers: &HeaderMap) -> bool {
-    headers.get_all("connection").iter().any(|v| {
-        v.to_str()
-            .is_ok_and(|v| v.eq_ignore_ascii_case("keep-alive"))
-    })
 }
 
 fn invalid(message: String) -> io::Error {
