@@ -8,7 +8,7 @@ mod common;
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use common::chaos_proxy::{ChaosProxy, Faults, Kind};
+use common::chaos_proxy::{ChaosProxy, Faults, Kind, MALFORMED};
 use common::*;
 
 /// Multi-version keys, delete markers in the middle and on top, a null version, and a multipart object.
@@ -119,6 +119,68 @@ async fn faults_of_every_kind(sender: &str, agent: &str) {
     );
     assert_same_histories(&source, &destination).await;
     assert!(same_bytes(&source, &destination, "z-big").await);
+}
+
+/// Answers no well-behaved server sends, to the writes (issue 26): a chunk size of
+/// `ffffffffffffffff` wrapped the direct sender's unchecked sum and panicked (exit 101, the run
+/// gone). Each is an answer of unknown outcome now: the write is reconciled, nothing crashes, and the
+/// destination is exact, through both senders.
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_answers_to_writes_are_reconciled_and_never_crash() {
+    for sender in ["direct", "sdk"] {
+        let source = create_bucket(&format!("malformed-{sender}-src"), true).await;
+        let destination = create_bucket(&format!("malformed-{sender}-dst"), true).await;
+        futures::future::join_all((0..90).map(|index| {
+            let source = source.clone();
+            async move {
+                let key = format!("m/{index:03}");
+                for version in 0..(1 + index % 3) {
+                    put(&source, &key, format!("{index} v{version}")).await;
+                }
+                if index % 5 == 0 {
+                    delete(&source, &key).await;
+                }
+            }
+        }))
+        .await;
+        put(&source, "z-big", vec![3u8; 12 << 20]).await;
+        let proxy = ChaosProxy::start(
+            server().port,
+            Faults {
+                kinds: &[Kind::Copy, Kind::PartCopy, Kind::Delete],
+                malformed: 250,
+                ..Faults::default()
+            },
+            20261208,
+        );
+        let output = copy_via(&proxy.endpoint, &source, &destination)
+            .env("S3_BACKFILL_SEND", sender)
+            .args(["--multipart-threshold", "6MiB", "--part-size", "5MiB"])
+            .args([
+                "--request-timeout",
+                "5",
+                "--no-checkpoint",
+                "--progress",
+                "never",
+            ])
+            .output()
+            .unwrap();
+        let injected = proxy.counts.malformed.load(Relaxed) as usize;
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{sender}: {injected} malformed\n{}",
+            text(&output)
+        );
+        assert!(!text(&output).contains("panicked"), "{}", text(&output));
+        assert!(
+            injected >= MALFORMED.len(),
+            "{sender}: only {injected} of the {} malformed answers were sent",
+            MALFORMED.len()
+        );
+        assert_same_histories(&source, &destination).await;
+        assert!(same_bytes(&source, &destination, "z-big").await);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

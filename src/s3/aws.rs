@@ -351,6 +351,23 @@ pub fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'sta
     }
 }
 
+/// `classify` of a write's error: a success status with a body that is not S3's tells nothing of
+/// whether the write was carried out (a broken proxy, a cut answer the client read as whole), so it is
+/// an answer of unknown outcome, reconciled and sent again like a lost one, as the direct sender
+/// takes it.
+fn classify_write<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
+    error: SdkError<E, aws_smithy_runtime_api::http::Response>,
+    bucket: &str,
+) -> S3Error {
+    match classify(error, bucket) {
+        S3Error::Other { code, message } if code == "NotS3" => S3Error::Transient {
+            message,
+            maybe_applied: true,
+        },
+        other => other,
+    }
+}
+
 /// `classify_code` of an error S3 answered, with its request id (for a support case) logged and
 /// kept in the message.
 pub(super) fn classify_answer(
@@ -590,6 +607,14 @@ pub fn classify_code(status: u16, code: String, message: String, bucket: &str) -
         },
         (_, "InternalError") | (500..=599, _) => S3Error::Transient {
             message: format!("{status} {code}: {message}"),
+            maybe_applied: true,
+        },
+        // A status S3 never sends (101, 999): something on the path broke the answer.
+        (0..=199 | 600.., _) => S3Error::Transient {
+            message: format!(
+                "the endpoint answered HTTP {status}, which S3 never sends; the request may have been \
+                 carried out"
+            ),
             maybe_applied: true,
         },
         // A success status the SDK could not read as S3's answer: not an S3 endpoint.
@@ -912,7 +937,7 @@ impl S3Api for AwsS3 {
             .send()
             .boxed()
             .await
-            .map_err(|e| classify(e, &request.bucket))?;
+            .map_err(|e| classify_write(e, &request.bucket))?;
         Ok(out.version_id().map(str::to_string))
     }
 
@@ -1064,7 +1089,7 @@ impl S3Api for AwsS3 {
             .send()
             .boxed()
             .await
-            .map_err(|e| classify(e, &request.bucket))?;
+            .map_err(|e| classify_write(e, &request.bucket))?;
         let result = out.copy_part_result();
         let etag = result
             .and_then(|r| r.e_tag())
@@ -1129,7 +1154,7 @@ impl S3Api for AwsS3 {
             .send()
             .boxed()
             .await
-            .map_err(|e| classify(e, bucket))?;
+            .map_err(|e| classify_write(e, bucket))?;
         Ok(out.version_id().map(str::to_string))
     }
 
@@ -1171,7 +1196,7 @@ impl S3Api for AwsS3 {
             .send()
             .boxed()
             .await
-            .map_err(|e| classify(e, bucket))?;
+            .map_err(|e| classify_write(e, bucket))?;
         Ok(out.version_id().map(str::to_string))
     }
 

@@ -32,7 +32,7 @@ use quick_xml::Reader;
 use quick_xml::events::Event;
 
 use super::api::{S3Error, S3Result};
-use super::aws::{Connection, classify_answer, classify_unanswered, error_chain};
+use super::aws::{Connection, classify_answer, error_chain};
 use super::wire::{Failure, Origin, Wire};
 
 /// The SHA-256 of an empty body, as `x-amz-content-sha256` carries it.
@@ -234,19 +234,25 @@ impl Direct {
             message: format!("cannot form the request for {}: {e}", request.key),
         })?;
         sign_request(&mut http_request, &uri, &identity, &target.signing_region)?;
-        let head = super::wire::head_of(&http_request);
+        let wire_request = super::wire::Request::of(&http_request);
         drop(http_request);
-        let exchange = self.wire.exchange(&target.origin, &head);
+        let exchange = self.wire.exchange(&target.origin, &wire_request);
         let answer = match tokio::time::timeout(request.timeout, exchange).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(failure)) => {
-                let connect = matches!(failure, Failure::Connect(_));
-                let mut unanswered = classify_unanswered(failure.to_string());
-                // A connection that could not be made carried nothing: the request was not applied.
-                if let S3Error::Transient { maybe_applied, .. } = &mut unanswered {
-                    *maybe_applied &= !connect;
-                }
-                return Err(unanswered);
+                // Decided by where the exchange failed, not by its message.
+                return Err(match failure {
+                    Failure::Tls {
+                        certificate: true, ..
+                    } => S3Error::Other {
+                        code: "UntrustedCertificate".into(),
+                        message: failure.to_string(),
+                    },
+                    _ => S3Error::Transient {
+                        maybe_applied: failure.maybe_sent(),
+                        message: failure.to_string(),
+                    },
+                });
             }
             Err(_) => {
                 return Err(S3Error::Transient {

@@ -1,6 +1,7 @@
 //! The S3 seam: the trait the engine talks to, its aws-sdk-s3 implementation and its decorators.
 
 pub(crate) mod admin;
+mod answer;
 mod api;
 mod aws;
 mod aws_admin;

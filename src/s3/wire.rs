@@ -1,5 +1,5 @@
 //! The direct sender's HTTP/1.1: one request at a time on a connection taken from a pool, written in
-//! one piece, and its answer read into the connection's own buffer.
+//! one piece, and its answer read into the connection's own buffer and decoded by `answer`.
 //!
 //! Why not hyper's client: a backfill keeps thousands of small requests in flight, one connection
 //! each, and hyper's client gives every connection a task of its own, an 8 KiB header buffer, an
@@ -8,9 +8,16 @@
 //! Here a connection is its socket and a buffer the size of the answers it has read (under 1 KiB for
 //! a copy's), and the caller's task does the exchange itself.
 //!
+//! What it guarantees: no input from the network can panic it (`answer` is proptested and linted
+//! against unchecked arithmetic and indexing); a connection goes back to the pool only after an
+//! answer that ended by its own framing with nothing unread after it, and only for as long as the
+//! server keeps it open (`Keep-Alive: timeout=`, at most `IDLE`); the pool holds at most `MAX_IDLE`
+//! connections an origin; a failure says whether the request can have reached the server
+//! (`Failure`), by where it happened, never by its message.
+//!
 //! What it does not do, because the direct sender never needs it: request bodies (every request it
-//! sends is a PUT or DELETE without one), pipelining, upgrades, proxies (neither does the SDK's
-//! client), HTTP/2 (S3 has none).
+//! sends is a PUT or DELETE without one: `Request` cannot carry one), pipelining, upgrades, proxies,
+//! HTTP/2 (S3 has none).
 
 use std::collections::HashMap;
 use std::io;
@@ -19,27 +26,27 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use hyper::HeaderMap;
-use hyper::header::{HeaderName, HeaderValue};
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
+pub(super) use super::answer::Answer;
+use super::answer::{Decoder, Malformed};
 use super::aws::error_chain;
 
 /// Connections idle this long are closed rather than reused: S3 closes them after about 20 s, and a
 /// request written to a connection the server is closing may or may not have been carried out.
 const IDLE: Duration = Duration::from_secs(15);
+/// A server's `Keep-Alive: timeout=` is trusted less this margin: a request sent just as the server
+/// gives up on the connection may or may not be carried out.
+const KEEP_ALIVE_MARGIN: Duration = Duration::from_secs(1);
+/// Idle connections kept an origin; more are closed. Above the concurrency a run uses, so a run
+/// never reconnects because of it, and a bound whatever the caller does.
+const MAX_IDLE: usize = 8192;
 /// As the SDK's clients.
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// An answer's head larger than this is refused (S3's are under 2 KiB).
-const MAX_HEAD: usize = 64 * 1024;
-/// An answer's body larger than this is refused (the direct sender's requests are answered with a few
-/// hundred bytes of XML).
-const MAX_BODY: usize = 4 * 1024 * 1024;
 /// A connection's buffer is given back after an answer larger than this.
 const KEEP_BUFFER: usize = 16 * 1024;
-const MAX_HEADERS: usize = 64;
 
 /// Where connections go: scheme, host and port.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -66,29 +73,70 @@ impl Origin {
     }
 }
 
-/// An answer: status, headers and the whole body.
-#[derive(Debug)]
-pub(super) struct Answer {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub body: Bytes,
+/// A request as it goes on the wire: its head (request line, headers, empty line) and no body.
+pub(super) struct Request {
+    head: Vec<u8>,
+    /// A HEAD: its answer has no body, whatever its headers say.
+    head_only: bool,
 }
 
-/// Why an exchange failed, and whether the request can have reached the server.
+impl Request {
+    pub fn of(request: &hyper::Request<http_body_util::Empty<Bytes>>) -> Request {
+        let target = request
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let mut head = Vec::with_capacity(512 + target.len());
+        head.extend_from_slice(request.method().as_str().as_bytes());
+        head.push(b' ');
+        head.extend_from_slice(target.as_bytes());
+        head.extend_from_slice(b" HTTP/1.1\r\n");
+        for (name, value) in request.headers() {
+            head.extend_from_slice(name.as_str().as_bytes());
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(value.as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
+        head.extend_from_slice(b"\r\n");
+        Request {
+            head,
+            head_only: request.method() == hyper::Method::HEAD,
+        }
+    }
+}
+
+/// Why an exchange failed, by where it failed: whether the request can have reached the server.
 #[derive(Debug)]
 pub(super) enum Failure {
-    /// No connection could be made (or TLS refused it): nothing was sent.
+    /// No connection could be made (name, TCP, the connect timeout): nothing was sent.
     Connect(io::Error),
-    /// The request was written, or may have been, and no whole answer came back.
-    Exchange(io::Error),
+    /// The TLS handshake failed: nothing was sent. `certificate`: the server's certificate was
+    /// refused, which sending again will not change.
+    Tls { error: io::Error, certificate: bool },
+    /// The request could not be written whole: no server acts on part of a request head.
+    NotSent(io::Error),
+    /// The request was written and no whole answer came back (cut off, garbled, malformed): it may
+    /// have been carried out.
+    Unanswered(io::Error),
+}
+
+impl Failure {
+    /// Whether the server can have carried the request out.
+    pub fn maybe_sent(&self) -> bool {
+        matches!(self, Failure::Unanswered(_))
+    }
 }
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             // With its causes: rustls's reason for refusing a certificate is one.
-            Failure::Connect(error) => write!(f, "cannot connect: {}", error_chain(error)),
-            Failure::Exchange(error) => write!(f, "{}", error_chain(error)),
+            Failure::Connect(error) | Failure::Tls { error, .. } => {
+                write!(f, "cannot connect: {}", error_chain(error))
+            }
+            Failure::NotSent(error) => write!(f, "cannot send the request: {}", error_chain(error)),
+            Failure::Unanswered(error) => write!(f, "{}", error_chain(error)),
         }
     }
 }
@@ -114,21 +162,19 @@ impl Wire {
         }
     }
 
-    /// Sends `head` (a whole request without a body) to `origin` and reads the answer.
-    pub async fn exchange(&self, origin: &Origin, head: &[u8]) -> Result<Answer, Failure> {
+    /// Sends `request` to `origin` and reads the answer.
+    pub async fn exchange(&self, origin: &Origin, request: &Request) -> Result<Answer, Failure> {
         let mut connection = match self.take_idle(origin) {
             Some(connection) => connection,
             // Boxed: connecting (DNS, TCP, TLS) is rare and its future large; every request in flight
             // would otherwise carry its room.
-            None => Box::pin(self.connect(origin))
-                .await
-                .map_err(Failure::Connect)?,
+            None => Box::pin(self.connect(origin)).await?,
         };
-        let answer = connection.exchange(head).await.map_err(Failure::Exchange)?;
+        let answer = connection.exchange(request).await?;
         if connection.reusable {
             connection.idle_since = Instant::now();
             if connection.buffer.capacity() > KEEP_BUFFER {
-                connection.buffer = Vec::new();
+                connection.buffer = BytesMut::new();
             }
             let mut idle = self.idle.lock().expect("pool lock");
             // The origin is cloned for its first connection only, not for every answer.
@@ -136,10 +182,11 @@ impl Wire {
                 Some(connections) => connections,
                 None => idle.entry(origin.clone()).or_default(),
             };
-            // Oldest first: those idle too long (the server is closing them) are let go.
-            let stale = connections.partition_point(|c| c.idle_since.elapsed() >= IDLE);
-            connections.drain(..stale);
-            connections.push(connection);
+            // Those idle too long (the server is closing them) are let go.
+            connections.retain(|c| !c.stale());
+            if connections.len() < MAX_IDLE {
+                connections.push(connection);
+            }
         }
         Ok(answer)
     }
@@ -150,35 +197,47 @@ impl Wire {
         let mut idle = self.idle.lock().expect("pool lock");
         let connections = idle.get_mut(origin)?;
         while let Some(mut connection) = connections.pop() {
-            if connection.idle_since.elapsed() < IDLE && connection.is_open() {
+            if !connection.stale() && connection.is_open() {
                 return Some(connection);
             }
         }
         None
     }
 
-    async fn connect(&self, origin: &Origin) -> io::Result<Connection> {
+    async fn connect(&self, origin: &Origin) -> Result<Connection, Failure> {
         let connecting = async {
-            let tcp = TcpStream::connect((origin.host.as_str(), origin.port)).await?;
-            tcp.set_nodelay(true)?;
+            let tcp = TcpStream::connect((origin.host.as_str(), origin.port))
+                .await
+                .map_err(Failure::Connect)?;
+            tcp.set_nodelay(true).map_err(Failure::Connect)?;
             let stream = if origin.https {
-                let name = rustls::pki_types::ServerName::try_from(origin.host.clone())
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-                Stream::Tls(Box::new(self.tls.connect(name, tcp).await?))
+                let name =
+                    rustls::pki_types::ServerName::try_from(origin.host.clone()).map_err(|e| {
+                        Failure::Connect(io::Error::new(io::ErrorKind::InvalidInput, e))
+                    })?;
+                let tls = self.tls.connect(name, tcp).await.map_err(|error| {
+                    let certificate = error
+                        .get_ref()
+                        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                        .is_some_and(|inner| matches!(inner, rustls::Error::InvalidCertificate(_)));
+                    Failure::Tls { error, certificate }
+                })?;
+                Stream::Tls(Box::new(tls))
             } else {
                 Stream::Plain(tcp)
             };
             Ok(Connection {
                 stream,
-                buffer: Vec::new(),
+                buffer: BytesMut::new(),
                 reusable: true,
                 idle_since: Instant::now(),
+                idle_limit: IDLE,
             })
         };
         tokio::time::timeout(CONNECT_TIMEOUT, connecting)
             .await
             .unwrap_or_else(|_| {
-                Err(io::Error::new(
+                Err(Failure::Connect(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!(
                         "no connection to {}:{} within {} s",
@@ -186,7 +245,7 @@ impl Wire {
                         origin.port,
                         CONNECT_TIMEOUT.as_secs()
                     ),
-                ))
+                )))
             })
     }
 }
@@ -238,14 +297,21 @@ impl AsyncWrite for Stream {
 
 struct Connection {
     stream: Stream,
-    /// What has been read and not yet taken: the answer being read.
-    buffer: Vec<u8>,
-    /// False once the server said it closes the connection, or an answer's end was its close.
+    /// What has been read and not yet decoded.
+    buffer: BytesMut,
+    /// False once the server said it closes the connection, an answer's end was its close, or
+    /// bytes came that belong to no answer.
     reusable: bool,
     idle_since: Instant,
+    /// How long it may stay idle and still be used: `IDLE`, or less if the server said so.
+    idle_limit: Duration,
 }
 
 impl Connection {
+    fn stale(&self) -> bool {
+        self.idle_since.elapsed() >= self.idle_limit
+    }
+
     /// Whether an idle connection can carry a request: the server has not closed it (nor sent
     /// anything, which an idle HTTP/1.1 connection never receives but a timeout's 408 or a close).
     fn is_open(&mut self) -> bool {
@@ -255,238 +321,65 @@ impl Connection {
         self.stream.read(&mut byte).now_or_never().is_none()
     }
 
-    async fn exchange(&mut self, head: &[u8]) -> io::Result<Answer> {
-        self.stream.write_all(head).await?;
-        self.stream.flush().await?;
-        self.buffer.clear();
-        loop {
-            let (status, headers, head_len) = self.read_head().await?;
-            if (100..200).contains(&status) {
-                // An interim answer (100 Continue): the real one follows.
-                self.buffer.drain(..head_len);
-                continue;
-            }
-            // The server closes the connection after this answer.
-            self.reusable &= !connection_says(&headers, "close");
-            let body = if status == 204 || status == 304 {
-                Bytes::new()
-            } else {
-                self.read_body(&headers, head_len).await?
-            };
-            return Ok(Answer {
-                status,
-                headers,
-                body,
-            });
-        }
-    }
-
-    /// Reads until the buffer holds a whole head; its status, headers and length.
-    async fn read_head(&mut self) -> io::Result<(u16, HeaderMap, usize)> {
-        loop {
-            if let Some(parsed) = parse_head(&self.buffer)? {
-                return Ok(parsed);
-            }
-            if self.buffer.len() > MAX_HEAD {
-                return Err(invalid(format!(
-                    "the answer's head is over {MAX_HEAD} bytes"
-                )));
-            }
-            if self.fill().await? == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    if self.buffer.is_empty() {
-                        "the connection was closed before an answer came"
-                    } else {
-                        "the connection was closed in the middle of the answer's head"
-                    },
-                ));
-            }
-        }
-    }
-
-    /// Reads the body that follows a head of `head_len` bytes, by the framing its headers give.
-    async fn read_body(&mut self, headers: &HeaderMap, head_len: usize) -> io::Result<Bytes> {
-        let chunked = headers.get_all("transfer-encoding").iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|v| v.to_ascii_lowercase().contains("chunked"))
-        });
-        if chunked {
-            return self.read_chunked(head_len).await;
-        }
-        let length = match headers.get("content-length") {
-            Some(value) => Some(
-                value
-                    .to_str()
-                    .ok()
-                    .and_then(|v| v.trim().parse::<usize>().ok())
-                    .ok_or_else(|| invalid(format!("a bad Content-Length: {value:?}")))?,
-            ),
-            None => None,
+    async fn exchange(&mut self, request: &Request) -> Result<Answer, Failure> {
+        let written = async {
+            self.stream.write_all(&request.head).await?;
+            self.stream.flush().await
         };
-        match length {
-            Some(length) => {
-                if length > MAX_BODY {
-                    return Err(invalid(format!("an answer of {length} bytes")));
-                }
-                while self.buffer.len() < head_len + length {
-                    if self.fill().await? == 0 {
-                        return Err(cut_off());
-                    }
-                }
-                let body = Bytes::copy_from_slice(&self.buffer[head_len..head_len + length]);
-                self.buffer.drain(..head_len + length);
-                Ok(body)
-            }
-            None => {
-                // Neither length nor chunks: the body ends when the server closes the connection.
-                self.reusable = false;
-                while self.fill().await? != 0 {
-                    if self.buffer.len() > head_len + MAX_BODY {
-                        return Err(invalid("an answer over the size limit".into()));
-                    }
-                }
-                Ok(Bytes::copy_from_slice(&self.buffer[head_len..]))
-            }
-        }
-    }
-
-    /// A chunked body (S3 answers a long copy so: whitespace while it works, then the XML).
-    async fn read_chunked(&mut self, head_len: usize) -> io::Result<Bytes> {
-        let mut body = Vec::new();
-        let mut at = head_len;
-        loop {
-            let line_end = self.line_at(at).await?;
-            let line = std::str::from_utf8(&self.buffer[at..line_end - 2])
-                .map_err(|_| invalid("a bad chunk size".into()))?;
-            let size_text = line.split(';').next().unwrap_or("").trim();
-            let size = usize::from_str_radix(size_text, 16)
-                .map_err(|_| invalid(format!("a bad chunk size {size_text:?}")))?;
-            at = line_end;
-            if size == 0 {
-                // Trailers, if any, up to an empty line.
-                loop {
-                    let end = self.line_at(at).await?;
-                    let empty = end - at == 2;
-                    at = end;
-                    if empty {
-                        break;
-                    }
-                }
-                self.buffer.drain(..at);
-                return Ok(Bytes::from(body));
-            }
-            if body.len() + size > MAX_BODY {
-                return Err(invalid("an answer over the size limit".into()));
-            }
-            while self.buffer.len() < at + size + 2 {
-                if self.fill().await? == 0 {
-                    return Err(cut_off());
-                }
-            }
-            body.extend_from_slice(&self.buffer[at..at + size]);
-            if &self.buffer[at + size..at + size + 2] != b"\r\n" {
-                return Err(invalid("a chunk without its CRLF".into()));
-            }
-            at += size + 2;
-            // What has been taken is dropped, so a long stream of whitespace chunks holds no memory.
-            self.buffer.drain(..at);
-            at = 0;
-        }
-    }
-
-    /// The end (after its CRLF) of the line starting at `at`, reading more as needed.
-    async fn line_at(&mut self, at: usize) -> io::Result<usize> {
-        loop {
-            if let Some(position) = self.buffer[at..].windows(2).position(|w| w == b"\r\n") {
-                return Ok(at + position + 2);
-            }
-            if self.buffer.len() - at > MAX_HEAD {
-                return Err(invalid("a chunk line over the size limit".into()));
-            }
-            if self.fill().await? == 0 {
-                return Err(cut_off());
-            }
-        }
-    }
-
-    /// Reads what is there into the buffer; 0 when the server has closed the connection.
-    async fn fill(&mut self) -> io::Result<usize> {
-        if self.buffer.capacity() - self.buffer.len() < 512 {
-            self.buffer.reserve(self.buffer.len().max(1024));
-        }
-        let read = self.stream.read_buf(&mut self.buffer).await?;
-        if read == 0 {
+        if let Err(error) = written.await {
             self.reusable = false;
+            return Err(Failure::NotSent(error));
         }
-        Ok(read)
+        self.buffer.clear();
+        let mut decoder = Decoder::new(request.head_only);
+        let mut closed = false;
+        loop {
+            match decoder.decode(&mut self.buffer, closed) {
+                Ok(Some(decoded)) => {
+                    self.reusable &= decoded.reusable;
+                    if let Some(timeout) = decoded.keep_alive {
+                        self.idle_limit = timeout.saturating_sub(KEEP_ALIVE_MARGIN).min(IDLE);
+                        self.reusable &= !self.idle_limit.is_zero();
+                    }
+                    return Ok(decoded.answer);
+                }
+                Ok(None) if closed => {
+                    return Err(Failure::Unanswered(malformed_error(
+                        Malformed::ClosedInBody,
+                    )));
+                }
+                Ok(None) => {}
+                Err(malformed) => {
+                    self.reusable = false;
+                    return Err(Failure::Unanswered(malformed_error(malformed)));
+                }
+            }
+            if self.buffer.capacity() - self.buffer.len() < 512 {
+                self.buffer.reserve(self.buffer.len().max(1024));
+            }
+            match self.stream.read_buf(&mut self.buffer).await {
+                Ok(0) => {
+                    self.reusable = false;
+                    closed = true;
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    self.reusable = false;
+                    return Err(Failure::Unanswered(error));
+                }
+            }
+        }
     }
 }
 
-/// Whether a Connection header of `headers` is `token`.
-fn connection_says(headers: &HeaderMap, token: &str) -> bool {
-    headers
-        .get_all("connection")
-        .iter()
-        .any(|v| v.to_str().is_ok_and(|v| v.eq_ignore_ascii_case(token)))
-}
-
-/// A whole head at the start of `buffer`: status, headers and its length; None when more is needed.
-fn parse_head(buffer: &[u8]) -> io::Result<Option<(u16, HeaderMap, usize)>> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut slots);
-    let length = match response.parse(buffer) {
-        Ok(httparse::Status::Complete(length)) => length,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(error) => return Err(invalid(format!("a malformed answer: {error}"))),
+fn malformed_error(malformed: Malformed) -> io::Error {
+    let kind = match malformed {
+        Malformed::ClosedBeforeAnswer | Malformed::ClosedInHead | Malformed::ClosedInBody => {
+            io::ErrorKind::UnexpectedEof
+        }
+        _ => io::ErrorKind::InvalidData,
     };
-    let status = response.code.unwrap_or(0);
-    let mut headers = HeaderMap::with_capacity(response.headers.len());
-    for header in response.headers.iter() {
-        let name = HeaderName::from_bytes(header.name.as_bytes())
-            .map_err(|_| invalid(format!("a bad header name {:?}", header.name)))?;
-        let value = HeaderValue::from_bytes(header.value)
-            .map_err(|_| invalid(format!("a bad value for header {name}")))?;
-        headers.append(name, value);
-    }
-    if response.version == Some(0) && !connection_says(&headers, "keep-alive") {
-        // HTTP/1.0 closes unless it says otherwise.
-        headers.insert("connection", HeaderValue::from_static("close"));
-    }
-    Ok(Some((status, headers, length)))
-}
-
-fn invalid(message: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, message)
-}
-
-fn cut_off() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::UnexpectedEof,
-        "the connection was closed in the middle of the answer's body",
-    )
-}
-
-/// The request's head as it goes on the wire: request line, headers, empty line.
-pub(super) fn head_of(request: &hyper::Request<http_body_util::Empty<Bytes>>) -> Vec<u8> {
-    let target = request
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let mut head = Vec::with_capacity(512 + target.len());
-    head.extend_from_slice(request.method().as_str().as_bytes());
-    head.push(b' ');
-    head.extend_from_slice(target.as_bytes());
-    head.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in request.headers() {
-        head.extend_from_slice(name.as_str().as_bytes());
-        head.extend_from_slice(b": ");
-        head.extend_from_slice(value.as_bytes());
-        head.extend_from_slice(b"\r\n");
-    }
-    head.extend_from_slice(b"\r\n");
-    head
+    io::Error::new(kind, malformed)
 }
 
 #[cfg(test)]
@@ -553,7 +446,12 @@ mod tests {
         Wire::new(tls)
     }
 
-    const REQUEST: &[u8] = b"PUT /b/k HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n";
+    fn request() -> Request {
+        Request {
+            head: b"PUT /b/k HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n".to_vec(),
+            head_only: false,
+        }
+    }
 
     #[tokio::test]
     async fn answers_by_length_by_chunks_and_after_an_interim_answer_are_read_whole() {
@@ -568,16 +466,16 @@ mod tests {
         for piece in [4096, 1, 3] {
             let (origin, connections) = server(answers.clone(), piece, false).await;
             let wire = wire();
-            let first = wire.exchange(&origin, REQUEST).await.unwrap();
+            let first = wire.exchange(&origin, &request()).await.unwrap();
             assert_eq!(first.status, 200);
             assert_eq!(&first.body[..], b"hello");
             assert_eq!(first.headers["x-amz-version-id"], "v1");
-            let second = wire.exchange(&origin, REQUEST).await.unwrap();
+            let second = wire.exchange(&origin, &request()).await.unwrap();
             assert_eq!(&second.body[..], b"   <done>");
-            let third = wire.exchange(&origin, REQUEST).await.unwrap();
+            let third = wire.exchange(&origin, &request()).await.unwrap();
             assert_eq!(third.status, 204);
             assert!(third.body.is_empty());
-            let fourth = wire.exchange(&origin, REQUEST).await.unwrap();
+            let fourth = wire.exchange(&origin, &request()).await.unwrap();
             assert_eq!((fourth.status, &fourth.body[..]), (404, &b"<Error>"[..]));
             // One connection carried all four.
             assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1);
@@ -592,7 +490,7 @@ mod tests {
         let (origin, connections) = server(vec![answer], 4096, true).await;
         let wire = wire();
         for _ in 0..3 {
-            let answered = wire.exchange(&origin, REQUEST).await.unwrap();
+            let answered = wire.exchange(&origin, &request()).await.unwrap();
             assert_eq!(&answered.body[..], b"ok");
             // Gives the server's close time to arrive.
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -608,7 +506,7 @@ mod tests {
         ];
         let (origin, _) = server(answers, 4096, true).await;
         let wire = wire();
-        let answered = wire.exchange(&origin, REQUEST).await.unwrap();
+        let answered = wire.exchange(&origin, &request()).await.unwrap();
         assert_eq!(&answered.body[..], b"ok");
         assert!(wire.idle.lock().unwrap().values().all(Vec::is_empty));
     }
@@ -634,11 +532,16 @@ mod tests {
                 "bad chunk size",
             ),
             (b"NOT HTTP\r\n\r\n", "malformed answer"),
+            // The crash of issue 26: a chunk size that wrapped an unchecked sum and panicked.
+            (
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1\r\na\r\nffffffffffffffff\r\n",
+                "bad chunk size",
+            ),
         ];
         for (answer, expected) in cases {
             let (origin, _) = server(vec![answer.to_vec()], 4096, true).await;
-            let failure = wire().exchange(&origin, REQUEST).await.unwrap_err();
-            assert!(matches!(failure, Failure::Exchange(_)), "{failure:?}");
+            let failure = wire().exchange(&origin, &request()).await.unwrap_err();
+            assert!(matches!(failure, Failure::Unanswered(_)), "{failure:?}");
             assert!(
                 failure.to_string().contains(expected),
                 "{failure} for {answer:?}"
@@ -656,7 +559,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port,
         };
-        let failure = wire().exchange(&origin, REQUEST).await.unwrap_err();
+        let failure = wire().exchange(&origin, &request()).await.unwrap_err();
         assert!(matches!(failure, Failure::Connect(_)), "{failure:?}");
     }
 
@@ -670,7 +573,7 @@ mod tests {
             .body(http_body_util::Empty::<Bytes>::new())
             .unwrap();
         assert_eq!(
-            String::from_utf8(head_of(&request)).unwrap(),
+            String::from_utf8(Request::of(&request).head).unwrap(),
             "PUT /bucket/a%20key?partNumber=1&uploadId=x HTTP/1.1\r\nhost: 127.0.0.1:9000\r\n\
              content-length: 0\r\n\r\n"
         );
@@ -681,5 +584,80 @@ mod tests {
         );
         let origin = Origin::of(&"http://[::1]:8333".parse().unwrap()).unwrap();
         assert_eq!((origin.host.as_str(), origin.port), ("::1", 8333));
+    }
+
+    #[tokio::test]
+    async fn a_connection_with_bytes_after_the_answer_is_not_reused() {
+        // Two answers to one request: the second belongs to no request and must not be read as the
+        // answer to the next one.
+        let answers = vec![
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nstale".to_vec(),
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfresh".to_vec(),
+        ];
+        let (origin, connections) = server(answers, 4096, false).await;
+        let wire = wire();
+        assert_eq!(
+            &wire.exchange(&origin, &request()).await.unwrap().body[..],
+            b"ok"
+        );
+        // The next request goes on a new connection, whose first answer is "ok" again.
+        assert_eq!(
+            &wire.exchange(&origin, &request()).await.unwrap().body[..],
+            b"ok"
+        );
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn keep_alive_timeout_is_honoured() {
+        // timeout=1 leaves no time once the margin is taken: never pooled.
+        let short =
+            b"HTTP/1.1 200 OK\r\nkeep-alive: timeout=1\r\ncontent-length: 0\r\n\r\n".to_vec();
+        let (origin, connections) = server(vec![short.clone(), short], 4096, false).await;
+        let wire = wire();
+        wire.exchange(&origin, &request()).await.unwrap();
+        wire.exchange(&origin, &request()).await.unwrap();
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // timeout=2: reused at once, not after a second.
+        let long =
+            b"HTTP/1.1 200 OK\r\nkeep-alive: timeout=2\r\ncontent-length: 0\r\n\r\n".to_vec();
+        let (origin, connections) =
+            server(vec![long.clone(), long.clone(), long], 4096, false).await;
+        wire.exchange(&origin, &request()).await.unwrap();
+        wire.exchange(&origin, &request()).await.unwrap();
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        wire.exchange(&origin, &request()).await.unwrap();
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_request_that_cannot_be_written_was_not_sent() {
+        // A server that closes every connection at once, with a reset: the write fails.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let (socket, _) = listener.accept().await.unwrap();
+                socket.set_zero_linger().unwrap();
+                drop(socket);
+            }
+        });
+        let origin = Origin {
+            https: false,
+            host: "127.0.0.1".into(),
+            port,
+        };
+        let wire = wire();
+        let mut connection = Box::pin(wire.connect(&origin)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // A head larger than the socket's buffers, so the write meets the reset.
+        let big = Request {
+            head: vec![b'x'; 8 << 20],
+            head_only: false,
+        };
+        let failure = connection.exchange(&big).await.unwrap_err();
+        assert!(matches!(failure, Failure::NotSent(_)), "{failure:?}");
+        assert!(!failure.maybe_sent());
     }
 }

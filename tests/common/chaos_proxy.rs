@@ -65,6 +65,9 @@ pub struct Faults {
     pub error_in_200: u32,
     /// The connection is cut before the request is forwarded: the server never sees it.
     pub reset_before: u32,
+    /// Forwarded and applied; the answer is replaced by the next of `MALFORMED` (in turn) and the
+    /// connection cut: a broken or hostile server, or something on the path.
+    pub malformed: u32,
     /// Forwarded and applied; the answer is held back for `delay` before it is sent.
     pub delayed: u32,
     pub delay: std::time::Duration,
@@ -94,6 +97,7 @@ pub struct Counts {
     pub archived: AtomicU64,
     pub reset_before: AtomicU64,
     pub delayed: AtomicU64,
+    pub malformed: AtomicU64,
     pub held: AtomicU64,
     /// Requests that set Object Lock on the new version (x-amz-object-lock-mode).
     pub object_lock_headers: AtomicU64,
@@ -106,6 +110,64 @@ pub struct Counts {
     /// Set: no more faults, every request is forwarded as it is (the fault was fixed).
     pub healed: std::sync::atomic::AtomicBool,
 }
+
+/// Answers no well-behaved server sends, each named: the body of each ends the connection.
+pub const MALFORMED: &[(&str, &[u8])] = &[
+    (
+        "a chunk size that wraps an unchecked sum",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\nffffffffffffffff\r\n",
+    ),
+    (
+        "a chunk size past the body limit",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffff\r\nabc",
+    ),
+    (
+        "both Content-Length and chunked",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    ),
+    (
+        "two Content-Lengths that differ",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 40\r\n\r\n<a/>",
+    ),
+    (
+        "a signed Content-Length",
+        b"HTTP/1.1 200 OK\r\nContent-Length: +4\r\n\r\n<a/>",
+    ),
+    (
+        "a Content-Length past any integer",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 184467440737095516160\r\n\r\n<a/>",
+    ),
+    (
+        "a Content-Length past the body limit",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 4294967296\r\n\r\n<a/>",
+    ),
+    (
+        "a transfer coding other than chunked",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n<a/>",
+    ),
+    (
+        "a chunk without its CRLF",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabcd\r\n0\r\n\r\n",
+    ),
+    (
+        "a switch of protocols never asked for",
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n",
+    ),
+    (
+        "an endless run of interim answers",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n",
+    ),
+    ("not HTTP at all", b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03garbage\r\n\r\n"),
+    ("a status out of range", b"HTTP/1.1 999 Nine\r\nContent-Length: 0\r\n\r\n"),
+    (
+        "a control byte in a header value",
+        b"HTTP/1.1 200 OK\r\nx-amz-version-id: a\x00b\r\nContent-Length: 0\r\n\r\n",
+    ),
+    (
+        "a chunk size with a sign",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n+4\r\n<a/>\r\n0\r\n\r\n",
+    ),
+];
 
 pub struct ChaosProxy {
     pub endpoint: String,
@@ -293,6 +355,7 @@ fn serve(
     let reset = hit(faults.reset_after_applied);
     let truncate = !reset && hit(faults.truncated);
     let delay = !reset && !truncate && hit(faults.delayed);
+    let malformed = !reset && !truncate && !delay && hit(faults.malformed);
     let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)) else {
         return;
     };
@@ -309,6 +372,12 @@ fn serve(
     if truncate && answer.len() > 1 {
         counts.truncated.fetch_add(1, Relaxed);
         let _ = client.write_all(&answer[..answer.len() / 2]);
+        let _ = client.shutdown(Shutdown::Both);
+        return;
+    }
+    if malformed {
+        let number = counts.malformed.fetch_add(1, Relaxed) as usize;
+        let _ = client.write_all(MALFORMED[number % MALFORMED.len()].1);
         let _ = client.shutdown(Shutdown::Both);
         return;
     }
