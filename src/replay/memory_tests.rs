@@ -351,6 +351,56 @@ async fn each_fault_on_each_write_is_survived() {
     }
 }
 
+/// A write answered without its version id, then the next write of the key losing its answer: the
+/// first must not leave the key's head unknown (it was taken as an unversioned destination's, where
+/// repeating a write is harmless, so the second was sent again: a duplicate version). Each write op.
+#[tokio::test(start_paused = true)]
+async fn a_write_answered_without_its_version_id_is_found_on_the_destination() {
+    for operation in ["CopyObject", "DeleteObject", "CompleteMultipartUpload"] {
+        let s3 = MemoryS3::new();
+        seed(
+            &s3,
+            &[(
+                "a".to_string(),
+                vec![
+                    Some(3),
+                    None,
+                    Some(4),
+                    None,
+                    Some(5),
+                    Some(11 * MIB),
+                    Some(6 * MIB),
+                ],
+            )],
+        );
+        // Every write of `operation` answered without its id, and every write after the first
+        // losing its answer once.
+        let mut lost = 0;
+        let schedule: Schedule = Box::new(move |op, n| {
+            if op == operation && n % 2 == 0 {
+                return Some(Fault::NoVersionId);
+            }
+            if matches!(
+                op,
+                "CopyObject" | "DeleteObject" | "CompleteMultipartUpload"
+            ) && n > 0
+            {
+                lost += 1;
+                return (lost % 2 == 1).then_some(Fault::DropAnswer);
+            }
+            None
+        });
+        let run = run(&s3, None, schedule, None).await;
+        assert!(run.complete, "{operation}");
+        assert!(
+            run.injected.contains(&(operation, Fault::NoVersionId)),
+            "{operation}: {:?}",
+            run.injected
+        );
+        assert_exact(&s3, operation);
+    }
+}
+
 fn histories() -> impl Strategy<Value = Vec<(String, Vec<Option<u64>>)>> {
     let write = prop_oneof![
         6 => (1u64..64).prop_map(Some),

@@ -20,6 +20,9 @@ pub enum Fault {
     Reset,
     /// 400 ExpiredToken: the credentials' session token ran out; not applied.
     ExpiredToken,
+    /// A write applied and answered 200 without its version id (a server or proxy that strips
+    /// `x-amz-version-id`, a broken answer read as an empty 200); on other requests, no fault.
+    NoVersionId,
 }
 
 /// Decides the fault of the `n`th (0-based) request of an operation, by operation name.
@@ -79,11 +82,8 @@ impl<C: S3Api> Faulty<C> {
         self.injected.lock().expect("injected").clone()
     }
 
-    async fn run<T>(
-        &self,
-        operation: &'static str,
-        call: impl Future<Output = S3Result<T>>,
-    ) -> S3Result<T> {
+    /// The fault the schedule gives the next request of `operation`, recorded when there is one.
+    fn next_fault(&self, operation: &'static str) -> Option<Fault> {
         let fault = {
             let mut guard = self.schedule.lock().expect("schedule");
             let (schedule, counts) = &mut *guard;
@@ -91,15 +91,46 @@ impl<C: S3Api> Faulty<C> {
             let fault = schedule(operation, *n);
             *n += 1;
             fault
-        };
-        let Some(fault) = fault else {
-            return call.await;
-        };
+        }?;
         self.injected
             .lock()
             .expect("injected")
             .push((operation, fault));
+        Some(fault)
+    }
+
+    /// A write that makes a version: `NoVersionId` applies it and drops the version id.
+    async fn run_write(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = S3Result<WrittenVersion>>,
+    ) -> S3Result<WrittenVersion> {
+        match self.next_fault(operation) {
+            Some(Fault::NoVersionId) => call.await.map(|_| None),
+            fault => self.apply(operation, fault, call).await,
+        }
+    }
+
+    async fn run<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = S3Result<T>>,
+    ) -> S3Result<T> {
+        let fault = self.next_fault(operation);
+        self.apply(operation, fault, call).await
+    }
+
+    async fn apply<T>(
+        &self,
+        operation: &'static str,
+        fault: Option<Fault>,
+        call: impl Future<Output = S3Result<T>>,
+    ) -> S3Result<T> {
+        let Some(fault) = fault else {
+            return call.await;
+        };
         match fault {
+            Fault::NoVersionId => call.await,
             Fault::DropAnswer => {
                 let _ = call.await;
                 Err(S3Error::Transient {
@@ -145,7 +176,7 @@ impl<C: S3Api> S3Api for Faulty<C> {
             .await
     }
     async fn copy_object(&self, request: &CopyRequest) -> S3Result<WrittenVersion> {
-        self.run("CopyObject", self.inner.copy_object(request))
+        self.run_write("CopyObject", self.inner.copy_object(request))
             .await
     }
     async fn create_multipart(&self, request: &CreateMultipartRequest) -> S3Result<String> {
@@ -166,7 +197,7 @@ impl<C: S3Api> S3Api for Faulty<C> {
         upload_id: &str,
         parts: &[CompletedPart],
     ) -> S3Result<WrittenVersion> {
-        self.run(
+        self.run_write(
             "CompleteMultipartUpload",
             self.inner.complete_multipart(bucket, key, upload_id, parts),
         )
@@ -180,7 +211,7 @@ impl<C: S3Api> S3Api for Faulty<C> {
         .await
     }
     async fn delete_object(&self, bucket: &str, key: &str) -> S3Result<WrittenVersion> {
-        self.run("DeleteObject", self.inner.delete_object(bucket, key))
+        self.run_write("DeleteObject", self.inner.delete_object(bucket, key))
             .await
     }
     async fn list_uploads(&self, bucket: &str, key: &str) -> S3Result<Vec<String>> {
