@@ -20,6 +20,9 @@
 //!    table goes into BENCHMARKS.md's `synthetic` block. S3_BACKFILL_BENCH_SYNTHETIC_OBJECTS and
 //!    S3_BACKFILL_BENCH_SYNTHETIC_INFLIGHT=256,1024 shrink it.
 //!
+//! 8. With S3_BACKFILL_BENCH_BASELINE=/path/to/s3-backfill: this build against that one (and that one
+//!    against itself, for the noise) through the synthetic endpoint, HTTP and TLS, rounds alternating.
+//!
 //! S3_BACKFILL_BENCH_WORKLOADS=5 runs workload 5 alone, =6 workload 6 (256 MiB objects by parts through
 //! the synthetic endpoint) alone, =7 workload 7 (what TLS costs per copy: HTTP and TLS alternating, 5
 //! rounds, medians) alone; =1,2,4 the SeaweedFS ones (any of 1, 2 and 4 runs the three: they
@@ -133,6 +136,106 @@ async fn run() {
         let mut out = String::new();
         tls_workload(&mut out);
         support::write_results("synthetic-tls", &versions, &out);
+    }
+    if let Ok(baseline) = std::env::var("S3_BACKFILL_BENCH_BASELINE")
+        && selected(8)
+    {
+        let mut out = String::new();
+        baseline_workload(&baseline, &mut out);
+        support::write_results("synthetic-baseline", &versions, &out);
+    }
+}
+
+/// Workload 8: this build against another (S3_BACKFILL_BENCH_BASELINE, a binary built from another
+/// commit) where the copies' CPU is the bound: 100,000 x 1 KiB latest only at 1,024 in flight through
+/// the synthetic endpoint at 30 ms, HTTP and TLS. Each round runs the baseline, this build and the
+/// baseline again, in an order that turns with the round, so the baseline against itself shows the
+/// noise beside the difference. 5 rounds (S3_BACKFILL_BENCH_TLS_ROUNDS); medians of client CPU per copy
+/// and peak RSS, and each round's ratio.
+fn baseline_workload(baseline: &str, out: &mut String) {
+    use support::synthetic::{Config, Synthetic};
+    let rounds: usize = std::env::var("S3_BACKFILL_BENCH_TLS_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5);
+    let keys = 100_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (certificate, key) = SeaweedFs::self_signed_certificate(dir.path());
+    let builds = [
+        ("baseline", baseline.to_string()),
+        ("this build", env!("CARGO_BIN_EXE_s3-backfill").to_string()),
+        ("baseline again", baseline.to_string()),
+    ];
+    // [tls][build] -> per round (µs per copy, peak MiB)
+    let mut samples = vec![vec![Vec::<(f64, f64)>::new(); builds.len()]; 2];
+    for round in 0..rounds {
+        for tls in [false, true] {
+            for turn in 0..builds.len() {
+                let index = (turn + round) % builds.len();
+                let (name, binary) = &builds[index];
+                let config = Config {
+                    source: "synthetic-source".into(),
+                    keys,
+                    versions: 1,
+                    marker_every: 0,
+                    size: 1024,
+                    latency: Duration::from_millis(30),
+                    tls: tls.then(|| (certificate.clone(), key.clone())),
+                };
+                let endpoint = Synthetic::start(&config);
+                let destination = format!("w8-{round}-{}-{index}", tls as u8);
+                let mut command = std::process::Command::new(binary);
+                command
+                    .args([
+                        "copy",
+                        "s3://synthetic-source",
+                        &format!("s3://{destination}"),
+                    ])
+                    .args(["--concurrency", "1024", "--no-checkpoint", "--latest-only"])
+                    .args(["--progress", "never", "--endpoint-url", &endpoint.endpoint])
+                    .envs(support::synthetic::CREDENTIALS);
+                if tls {
+                    command.arg("--ca-bundle").arg(&certificate);
+                }
+                let measured = endpoint.measure(command);
+                assert_eq!(
+                    measured.requests.get("CopyObject").copied(),
+                    Some(keys as u64),
+                    "round {round}, {name}, TLS {tls}: CopyObject requests"
+                );
+                let micros = measured.cpu * 1e6 / keys as f64;
+                let peak = measured.peak_kib as f64 / 1024.0;
+                println!(
+                    "round {round} {} {name}: {micros:.1} us per copy, {peak:.0} MiB, {:.0} copies/s",
+                    if tls { "TLS" } else { "HTTP" },
+                    keys as f64 / measured.wall
+                );
+                samples[tls as usize][index].push((micros, peak));
+            }
+        }
+    }
+    let median = |values: Vec<f64>| support::median(values);
+    table!(
+        out,
+        "\n| workload 8: 100,000 x 1 KiB, latest only, 1,024 in flight, 30 ms, {rounds} rounds, order turning | client CPU per copy (median) | each round | peak RSS (median) | / baseline: CPU, RSS |"
+    );
+    table!(out, "| --- | --- | --- | --- | --- |");
+    for (tls, transport) in [(false, "HTTP"), (true, "TLS")] {
+        let base_cpu = median(samples[tls as usize][0].iter().map(|s| s.0).collect());
+        let base_rss = median(samples[tls as usize][0].iter().map(|s| s.1).collect());
+        for (index, (name, _)) in builds.iter().enumerate() {
+            let runs = &samples[tls as usize][index];
+            let cpu = median(runs.iter().map(|s| s.0).collect());
+            let rss = median(runs.iter().map(|s| s.1).collect());
+            let each: Vec<String> = runs.iter().map(|s| format!("{:.1}", s.0)).collect();
+            table!(
+                out,
+                "| {name}, {transport} | {cpu:.1} µs | {} | {rss:.0} MiB | {:.3}x, {:.3}x |",
+                each.join(", "),
+                cpu / base_cpu,
+                rss / base_rss
+            );
+        }
     }
 }
 

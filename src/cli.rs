@@ -861,6 +861,14 @@ pub struct EndpointArgs {
     /// path can then read and change the requests. For a test endpoint only; --ca-bundle is the safe fix.
     #[arg(long)]
     pub no_verify_ssl: bool,
+    /// Send every request (both sides) through this forward proxy, http://[USER:PASSWORD@]HOST:PORT:
+    /// https endpoints by a CONNECT tunnel, http ones forwarded. NO_PROXY still applies. Default: the
+    /// environment's HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY, as the aws CLI reads them.
+    #[arg(long, value_name = "URL", conflicts_with = "no_proxy")]
+    pub proxy: Option<String>,
+    /// Connect to every endpoint directly, whatever HTTPS_PROXY, HTTP_PROXY or ALL_PROXY say.
+    #[arg(long)]
+    pub no_proxy: bool,
     /// Path-style addressing (on by default when an endpoint is configured: these options,
     /// AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3 or a profile's endpoint_url): --path-style=false to turn off.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
@@ -892,6 +900,16 @@ impl EndpointArgs {
             static_credentials: None,
             ca_bundle: self.ca_bundle.clone(),
             no_verify_ssl: self.no_verify_ssl,
+            proxy: self.proxy_choice(),
+        }
+    }
+
+    /// Where the proxy settings come from: `--proxy`, `--no-proxy`, else the environment.
+    pub fn proxy_choice(&self) -> crate::s3::ProxyChoice {
+        match (&self.proxy, self.no_proxy) {
+            (_, true) => crate::s3::ProxyChoice::Off,
+            (Some(url), false) => crate::s3::ProxyChoice::Url(url.clone()),
+            (None, false) => crate::s3::ProxyChoice::Environment,
         }
     }
 
@@ -958,6 +976,8 @@ impl EndpointArgs {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
             no_verify_ssl: false,
+            proxy: None,
+            no_proxy: false,
             request_timeout: 30.0,
         }
     }

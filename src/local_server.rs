@@ -118,6 +118,27 @@ fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// The variables that send requests through a proxy (curl's, as the tool and the aws CLI read them).
+pub const PROXY_VARIABLES: [&str; 8] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
+/// `command` without the proxy variables: the servers and tools the tests start talk to 127.0.0.1,
+/// never through a proxy the machine may have set (a test that wants one sets it again).
+pub fn without_proxies(command: &mut Command) -> &mut Command {
+    for name in PROXY_VARIABLES {
+        command.env_remove(name);
+    }
+    command
+}
+
 /// A server process under a shell watchdog: it is stopped, and `cleanup` (a shell command) run, when
 /// this is dropped or when the process that started it dies (cargo's test threads come and go).
 struct Watched {
@@ -140,7 +161,7 @@ impl Watched {
             log = log.display(),
             parent = std::process::id(),
         );
-        let child = Command::new("sh")
+        let child = without_proxies(&mut Command::new("sh"))
             .args(["-c", &script])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -179,6 +200,8 @@ pub struct SeaweedFs {
     _process: Watched,
     pub endpoint: String,
     pub port: u16,
+    /// Its plain-HTTP endpoint: `endpoint` itself, or beside it when `endpoint` is https.
+    pub http_endpoint: String,
 }
 
 impl SeaweedFs {
@@ -282,17 +305,19 @@ impl SeaweedFs {
             _process: process,
             endpoint,
             port,
+            http_endpoint: format!("http://127.0.0.1:{}", ports[0]),
         })
     }
 }
 
 #[cfg(feature = "testing")]
 impl SeaweedFs {
-    /// An aws-sdk-s3 client for this server, independent of the engine's client stack (seeding, checking).
+    /// An aws-sdk-s3 client for this server, independent of the engine's client stack (seeding, checking),
+    /// on its plain-HTTP endpoint.
     pub fn client(&self) -> aws_sdk_s3::Client {
         let config = aws_sdk_s3::Config::builder()
             .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .endpoint_url(&self.endpoint)
+            .endpoint_url(&self.http_endpoint)
             .region(aws_sdk_s3::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_s3::config::Credentials::new(
                 ACCESS_KEY, SECRET_KEY, None, None, "local",

@@ -103,6 +103,10 @@ pub fn bucket_error(side: Side, bucket: &str, error: S3Error) -> Error {
              s3:GetObjectVersion and s3:GetObjectVersionTagging; the destination s3:PutObject, \
              s3:PutObjectTagging and s3:DeleteObject"
         ),
+        S3Error::Other { code, message } if code == "ProxyRefused" => format!(
+            "{message} (the {name} side's proxy: HTTPS_PROXY, HTTP_PROXY, ALL_PROXY or --proxy; \
+             NO_PROXY or --no-proxy to go around it)"
+        ),
         S3Error::Other { code, message } if code == "UntrustedCertificate" => format!(
             "the {name} endpoint's TLS certificate is not trusted ({message}): {}",
             certificate_fix(&message)

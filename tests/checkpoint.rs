@@ -358,7 +358,7 @@ async fn failed_entries_are_kept_exported_and_retried() {
     // SIGPIPE, as Unix tools end, never a panic.
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let piped = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+    let piped = binary()
         .args(["status", "--checkpoint", path])
         .stdout(writer)
         .stderr(Stdio::piped())

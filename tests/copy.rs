@@ -482,7 +482,7 @@ async fn bad_buckets_credentials_and_urls_exit_2_naming_the_problem() {
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
     assert!(text(&output).contains("overlap"), "{}", text(&output));
 
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+    let output = binary()
         .args([
             "copy",
             &format!("s3://{source}"),
@@ -800,7 +800,7 @@ async fn two_independent_endpoints_are_refused_before_any_write() {
             .unwrap();
     }
     let run = |from: &str, to: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+        binary()
             .current_dir(work_dir())
             .args(["copy", from, to, "--latest-only", "--progress", "never"])
             .args(["--source-endpoint-url", &server().endpoint])
@@ -1126,7 +1126,7 @@ async fn an_endpoint_from_aws_endpoint_url_s3_is_addressed_path_style() {
     let source = create_bucket("envurl-src", true).await;
     let destination = create_bucket("envurl-dst", true).await;
     put(&source, "k", "v").await;
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+    let output = binary()
         .current_dir(work_dir())
         .args([
             "copy",

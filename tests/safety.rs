@@ -15,7 +15,7 @@ use common::*;
 use s3_backfill::local_server::{READER_ACCESS_KEY, READER_SECRET_KEY};
 
 fn run_with(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+    binary()
         .current_dir(work_dir())
         .args(args)
         .env_remove("AWS_PROFILE")
@@ -131,7 +131,7 @@ async fn a_copy_with_read_only_source_credentials_succeeds_and_keeps_secrets_out
     .unwrap();
     let report = dir.path().join("report.json");
     let checkpoint = dir.path().join("job.checkpoint");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+    let output = binary()
         .current_dir(work_dir())
         .args([
             "copy",
@@ -164,7 +164,7 @@ async fn a_copy_with_read_only_source_credentials_succeeds_and_keeps_secrets_out
     assert!(output.status.success(), "{}", text(&output));
     assert_same_histories(&source, &destination).await;
     // The source credentials could not have written anything; prove they are really read-only.
-    let reader_write = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+    let reader_write = binary()
         .current_dir(work_dir())
         .args([
             "copy",
@@ -208,7 +208,7 @@ async fn a_copy_with_read_only_source_credentials_succeeds_and_keeps_secrets_out
         &["--log-format", "json"],
     ] {
         let fresh = create_bucket("ro-log", true).await;
-        let logged = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+        let logged = binary()
             .current_dir(work_dir())
             .args(["copy", &format!("s3://{source}"), &format!("s3://{fresh}")])
             .args(["--endpoint-url", &server().endpoint])
@@ -439,7 +439,7 @@ async fn first_contact_errors_name_the_cause_and_the_fix() {
         Replaced(&'static str, &'static str),
     }
     let run = |extra: &[&str], credentials: &Keys| {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
+        let mut command = binary();
         command
             .current_dir(work_dir())
             .args([
@@ -543,7 +543,7 @@ fn the_manual_page_and_environment_variables() {
     let page = String::from_utf8_lossy(&output.stdout);
     assert!(page.contains(".TH s3-backfill 1"), "{page}");
     // An option's S3_BACKFILL_ variable is read, and a bad value named like the option's.
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+    let output = binary()
         .args(["copy", "s3://aaa", "s3://bbb"])
         .env("S3_BACKFILL_CONCURRENCY", "0")
         .output()
@@ -561,7 +561,7 @@ fn a_private_ca_is_trusted_with_ca_bundle() {
     let (certificate, key) = SeaweedFs::self_signed_certificate(dir.path());
     let tls = SeaweedFs::start_tls(&certificate, &key).unwrap();
     let run = |args: &[&str], bundle: Option<&std::path::Path>| {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
+        let mut command = binary();
         command
             .current_dir(work_dir())
             .args(args)

@@ -377,7 +377,7 @@ async fn every_preflight_error_is_refused_before_any_change() {
 
 #[test]
 fn role_policy_prints_both_documents() {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+    let output = common::binary()
         .args([
             "role",
             "policy",
@@ -701,7 +701,7 @@ async fn a_website_buckets_redirects_survive_copy_object() {
     // Through the recording proxy: moto itself keeps redirects on CopyObject, S3 does not, so what
     // matters is that the copy asks for it.
     let proxy = chaos_proxy::ChaosProxy::start(moto().port, chaos_proxy::Faults::default(), 1);
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+    let output = common::binary()
         .current_dir(std::env::temp_dir())
         .args(["copy", &src, &dst, "--progress", "never"])
         .args(["--endpoint-url", &proxy.endpoint])

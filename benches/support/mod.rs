@@ -260,15 +260,17 @@ pub fn write_results(bench: &str, versions: &str, body: &str) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let (command, server) = match bench {
-        "synthetic" | "synthetic-large" | "synthetic-tls" => (
-            format!(
-                "S3_BACKFILL_BENCH_WORKLOADS={} cargo bench --bench throughput",
-                match bench {
-                    "synthetic" => 5,
-                    "synthetic-large" => 6,
-                    _ => 7,
+        "synthetic" | "synthetic-large" | "synthetic-tls" | "synthetic-baseline" => (
+            match bench {
+                "synthetic" => "S3_BACKFILL_BENCH_WORKLOADS=5 cargo bench --bench throughput",
+                "synthetic-large" => "S3_BACKFILL_BENCH_WORKLOADS=6 cargo bench --bench throughput",
+                "synthetic-tls" => "S3_BACKFILL_BENCH_WORKLOADS=7 cargo bench --bench throughput",
+                _ => {
+                    "S3_BACKFILL_BENCH_BASELINE=/path/to/old/s3-backfill S3_BACKFILL_BENCH_WORKLOADS=8 \
+                     cargo bench --bench throughput"
                 }
-            ),
+            }
+            .to_string(),
             "the synthetic endpoint (benches/support/synthetic.rs, one thread)".to_string(),
         ),
         _ => (

@@ -159,7 +159,8 @@ fn run_cli(server: &SeaweedFs, args: &[&str]) -> Result<i32, Error> {
     println!("\n$ s3-backfill {}", args.join(" "));
     let program = std::env::current_exe()
         .map_err(|e| Error::Failed(format!("failed to find this program: {e}")))?;
-    let status = Command::new(program)
+    // The demo's server is on 127.0.0.1: never through a proxy the machine has set.
+    let status = crate::local_server::without_proxies(&mut Command::new(program))
         .args(args)
         .envs(server.env())
         .status()
@@ -184,6 +185,7 @@ pub async fn demo(keep: bool) -> Result<(), Error> {
         region: Some("us-east-1".into()),
         path_style: Some(true),
         static_credentials: Some((access.to_string(), secret.to_string())),
+        proxy: crate::s3::ProxyChoice::Off,
         ..crate::s3::Connection::default()
     })
     .await;

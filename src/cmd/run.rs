@@ -20,6 +20,7 @@ pub async fn run(cli: Cli, stop: Arc<Stop>) -> Result<i32, Error> {
         if let Some(bundle) = &endpoints.ca_bundle {
             crate::s3::check_ca_bundle(bundle).map_err(Error::Usage)?;
         }
+        crate::s3::check_proxy(&endpoints.proxy_choice()).map_err(Error::Usage)?;
         if endpoints.no_verify_ssl {
             eprintln!(
                 "WARNING: --no-verify-ssl: the endpoints' TLS certificates are not checked; anyone on the \

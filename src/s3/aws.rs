@@ -25,6 +25,8 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use super::api::*;
 use super::direct::{self, Direct, EndpointParams, Target};
 use super::list_xml::{parse_list_versions, url_decode};
+use super::proxy::ProxyChoice;
+use super::transport::Transport;
 
 /// Where and as whom one side talks to S3.
 #[derive(Debug, Clone, Default)]
@@ -46,6 +48,8 @@ pub struct Connection {
     pub ca_bundle: Option<std::path::PathBuf>,
     /// Accept any TLS certificate (`--no-verify-ssl`).
     pub no_verify_ssl: bool,
+    /// Where the proxy settings come from (`--proxy`, `--no-proxy`, the environment).
+    pub proxy: ProxyChoice,
 }
 
 #[derive(Clone, Debug)]
@@ -122,6 +126,16 @@ pub fn check_profile(name: &str) -> Result<(), String> {
 
 /// The shared AWS configuration of one side: profile, region, endpoint, the credentials chain.
 pub async fn load_config(connection: &Connection) -> aws_config::SdkConfig {
+    load_config_on(connection, Transport::of(connection)).await
+}
+
+/// `load_config` with the side's transport, or the SDK's own client (no proxy, the system's trust
+/// store) when it could not be built: the commands check the CA bundle and the proxy settings before
+/// they connect, so only a caller that did not gets here.
+async fn load_config_on(
+    connection: &Connection,
+    transport: Result<Transport, String>,
+) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(profile) = &connection.profile {
         loader = loader.profile_name(profile);
@@ -132,27 +146,9 @@ pub async fn load_config(connection: &Connection) -> aws_config::SdkConfig {
     if let Some(url) = &connection.endpoint_url {
         loader = loader.endpoint_url(url);
     }
-    if connection.no_verify_ssl {
-        loader = loader.http_client(super::insecure::unverified_client());
-    } else if let Some(pem) = connection
-        .ca_bundle
-        .as_ref()
-        .and_then(|path| std::fs::read(path).ok())
-    {
-        use aws_smithy_http_client::tls;
-        let trust = tls::TrustStore::default().with_pem_certificate(pem);
-        match tls::TlsContext::builder().with_trust_store(trust).build() {
-            Ok(context) => {
-                let client = aws_smithy_http_client::Builder::new()
-                    .tls_provider(tls::Provider::Rustls(
-                        tls::rustls_provider::CryptoMode::AwsLc,
-                    ))
-                    .tls_context(context)
-                    .build_https();
-                loader = loader.http_client(client);
-            }
-            Err(error) => tracing::warn!(error = %error, "the CA bundle could not be used"),
-        }
+    match transport {
+        Ok(transport) => loader = loader.http_client(transport.sdk_client()),
+        Err(error) => tracing::warn!(error = %error, "the SDK's own HTTP client is used"),
     }
     if let Some((access, secret)) = &connection.static_credentials {
         loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
@@ -171,7 +167,8 @@ pub async fn load_config(connection: &Connection) -> aws_config::SdkConfig {
 
 impl AwsS3 {
     pub async fn connect(connection: &Connection) -> Self {
-        let shared = load_config(connection).await;
+        let transport = Transport::of(connection);
+        let shared = load_config_on(connection, transport.clone()).await;
         let request_timeout = connection
             .request_timeout
             .unwrap_or(DEFAULT_REQUEST_TIMEOUT);
@@ -208,8 +205,12 @@ impl AwsS3 {
                 fips: shared.use_fips().unwrap_or(false),
                 dual_stack: shared.use_dual_stack().unwrap_or(false),
             };
-            match Direct::new(connection, shared.credentials_provider(), params) {
-                Ok(direct) => Some(Arc::new(direct)),
+            match transport {
+                Ok(transport) => Some(Arc::new(Direct::new(
+                    &transport,
+                    shared.credentials_provider(),
+                    params,
+                ))),
                 Err(error) => {
                     tracing::warn!(error = %error, "the SDK sends every request");
                     None
@@ -347,7 +348,13 @@ pub fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'sta
             code: "ConstructionFailure".into(),
             message: error_chain(&error),
         },
-        _ => classify_unanswered(error_chain(&error)),
+        _ => match super::proxy::refusal(&error) {
+            Some(refused) => S3Error::Other {
+                code: "ProxyRefused".into(),
+                message: refused.to_string(),
+            },
+            None => classify_unanswered(error_chain(&error)),
+        },
     }
 }
 

@@ -32,7 +32,11 @@ use quick_xml::Reader;
 use quick_xml::events::Event;
 
 use super::api::{S3Error, S3Result};
-use super::aws::{Connection, classify_answer, error_chain};
+#[cfg(test)]
+use super::aws::Connection;
+use super::aws::{classify_answer, error_chain};
+use super::proxy::{Proxies, Proxy};
+use super::transport::Transport;
 use super::wire::{Failure, Origin, Wire};
 
 /// The SHA-256 of an empty body, as `x-amz-content-sha256` carries it.
@@ -44,6 +48,7 @@ const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(120);
 /// The sender of one side's hot writes.
 pub(super) struct Direct {
     wire: Wire,
+    proxies: Option<Arc<Proxies>>,
     identities: Identities,
     endpoint: EndpointParams,
     resolver: DefaultResolver,
@@ -77,6 +82,8 @@ pub(super) struct Target {
     base: String,
     host: String,
     origin: Origin,
+    /// The proxy its requests go through, if one applies.
+    proxy: Option<Proxy>,
     signing_region: String,
 }
 
@@ -125,17 +132,13 @@ impl Answer {
 
 impl Direct {
     pub(super) fn new(
-        connection: &Connection,
+        transport: &Transport,
         credentials: Option<SharedCredentialsProvider>,
         endpoint: EndpointParams,
-    ) -> Result<Direct, String> {
-        let tls = if connection.no_verify_ssl {
-            super::insecure::unverified_tls()
-        } else {
-            verified_tls(connection.ca_bundle.as_deref())?
-        };
-        Ok(Direct {
-            wire: Wire::new(tls),
+    ) -> Direct {
+        Direct {
+            wire: Wire::new((*transport.tls).clone()),
+            proxies: transport.proxies.clone(),
             identities: Identities {
                 provider: credentials,
                 current: RwLock::new(None),
@@ -144,7 +147,7 @@ impl Direct {
             endpoint,
             resolver: DefaultResolver::new(),
             targets: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
     /// Where `bucket`'s requests go; None when its endpoint rules want more than SigV4 (the SDK then
@@ -196,10 +199,18 @@ impl Direct {
         let uri: hyper::Uri = base.parse().ok()?;
         let host = uri.authority()?.as_str().to_string();
         let origin = Origin::of(&uri)?;
+        let proxy = self
+            .proxies
+            .as_deref()
+            .and_then(|proxies| proxies.route(&uri));
+        if let Some(proxy) = &proxy {
+            tracing::info!(bucket, endpoint = %base, proxy = %proxy.shown, "through a proxy");
+        }
         Some(Target {
             base,
             host,
             origin,
+            proxy,
             signing_region,
         })
     }
@@ -234,13 +245,23 @@ impl Direct {
             message: format!("cannot form the request for {}: {e}", request.key),
         })?;
         sign_request(&mut http_request, &uri, &identity, &target.signing_region)?;
-        let wire_request = super::wire::Request::of(&http_request);
+        let wire_request = super::wire::Request::of(&http_request, target.proxy.as_ref());
         drop(http_request);
-        let exchange = self.wire.exchange(&target.origin, &wire_request);
+        let exchange = self
+            .wire
+            .exchange(&target.origin, target.proxy.as_ref(), &wire_request);
         let answer = match tokio::time::timeout(request.timeout, exchange).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(failure)) => {
                 // Decided by where the exchange failed, not by its message.
+                if let Failure::Connect(error) = &failure
+                    && let Some(refused) = super::proxy::refusal(error)
+                {
+                    return Err(S3Error::Other {
+                        code: "ProxyRefused".into(),
+                        message: refused.to_string(),
+                    });
+                }
                 return Err(match failure {
                     Failure::Tls {
                         certificate: true, ..
@@ -264,6 +285,18 @@ impl Direct {
                 });
             }
         };
+        if let Some(proxy) = &target.proxy
+            && answer.status == 407
+        {
+            return Err(S3Error::Other {
+                code: "ProxyRefused".into(),
+                message: format!(
+                    "the proxy {} refused the request (HTTP 407): it wants credentials; give them \
+                     in its URL, http://USER:PASSWORD@HOST:PORT",
+                    proxy.shown
+                ),
+            });
+        }
         if !(200..300).contains(&answer.status) {
             return Err(error_answer(
                 answer.status,
@@ -379,42 +412,6 @@ pub(super) fn field(fields: &[(String, String)], name: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The system's trusted certificates, read once (each side's sender needs them).
-static NATIVE_ROOTS: std::sync::LazyLock<Vec<rustls::pki_types::CertificateDer<'static>>> =
-    std::sync::LazyLock::new(|| rustls_native_certs::load_native_certs().certs);
-
-/// The system's trusted certificates and the CA bundle's.
-fn verified_tls(ca_bundle: Option<&std::path::Path>) -> Result<rustls::ClientConfig, String> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add_parsable_certificates(NATIVE_ROOTS.iter().cloned());
-    if let Some(path) = ca_bundle {
-        let pem = std::fs::read(path)
-            .map_err(|e| format!("cannot read the CA bundle {}: {e}", path.display()))?;
-        for certificate in CertificateDer::pem_slice_iter(&pem) {
-            let certificate = certificate.map_err(|e| {
-                format!(
-                    "the CA bundle {} holds a bad certificate: {e}",
-                    path.display()
-                )
-            })?;
-            roots.add(certificate).map_err(|e| {
-                format!(
-                    "the CA bundle {} holds a bad certificate: {e}",
-                    path.display()
-                )
-            })?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
-}
-
 /// The credentials of the provider chain, fetched once and again shortly before they expire.
 struct Identities {
     provider: Option<SharedCredentialsProvider>,
@@ -477,7 +474,11 @@ mod tests {
 
     fn direct(endpoint_url: Option<&str>, path_style: bool, region: &str) -> Direct {
         Direct::new(
-            &Connection::default(),
+            &Transport::of(&Connection {
+                proxy: super::super::proxy::ProxyChoice::Off,
+                ..Connection::default()
+            })
+            .unwrap(),
             None,
             EndpointParams {
                 region: region.into(),
@@ -487,7 +488,6 @@ mod tests {
                 dual_stack: false,
             },
         )
-        .unwrap()
     }
 
     /// Where the SDK's endpoint rules send a bucket's requests is where the direct sender sends them.

@@ -16,7 +16,10 @@ pub(crate) mod limit;
 mod list_xml;
 #[cfg(any(test, feature = "testing"))]
 pub mod memory;
+mod net;
+mod proxy;
 pub(crate) mod retry;
+mod transport;
 mod wire;
 
 pub use admin::{Created, PutOptions, S3Admin};
@@ -29,6 +32,7 @@ pub use aws::{
 pub use aws_smithy_types::date_time::Format as DateFormat;
 pub use aws_smithy_types::{DateTime, base64};
 pub use list_xml::{parse_list_versions, url_decode};
+pub use proxy::{ProxyChoice, check_proxy, without_credentials};
 
 /// The client of the configuration commands: aws-sdk-s3 with our retries (the SDK's are off).
 pub type Admin = retry::Retrying<AwsS3>;

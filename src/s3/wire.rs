@@ -16,8 +16,8 @@
 //! (`Failure`), by where it happened, never by its message.
 //!
 //! What it does not do, because the direct sender never needs it: request bodies (every request it
-//! sends is a PUT or DELETE without one: `Request` cannot carry one), pipelining, upgrades, proxies,
-//! HTTP/2 (S3 has none).
+//! sends is a PUT or DELETE without one: `Request` cannot carry one), pipelining, upgrades, HTTP/2
+//! (S3 has none). Proxies: `proxy` decides and tunnels; here a forwarded request names its whole URL.
 
 use std::collections::HashMap;
 use std::io;
@@ -33,6 +33,9 @@ use tokio::net::TcpStream;
 pub(super) use super::answer::Answer;
 use super::answer::{Decoder, Malformed};
 use super::aws::error_chain;
+pub(super) use super::net::Origin;
+use super::net::{CONNECT_TIMEOUT, connect_tcp};
+use super::proxy::Proxy;
 
 /// Connections idle this long are closed rather than reused: S3 closes them after about 20 s, and a
 /// request written to a connection the server is closing may or may not have been carried out.
@@ -43,35 +46,8 @@ const KEEP_ALIVE_MARGIN: Duration = Duration::from_secs(1);
 /// Idle connections kept an origin; more are closed. Above the concurrency a run uses, so a run
 /// never reconnects because of it, and a bound whatever the caller does.
 const MAX_IDLE: usize = 8192;
-/// As the SDK's clients.
-pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection's buffer is given back after an answer larger than this.
 const KEEP_BUFFER: usize = 16 * 1024;
-
-/// Where connections go: scheme, host and port.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(super) struct Origin {
-    pub https: bool,
-    pub host: String,
-    pub port: u16,
-}
-
-impl Origin {
-    /// The origin of a base URL (`https://s3.us-east-1.amazonaws.com`, `http://127.0.0.1:8333`).
-    pub fn of(uri: &hyper::Uri) -> Option<Origin> {
-        let https = match uri.scheme_str()? {
-            "https" => true,
-            "http" => false,
-            _ => return None,
-        };
-        let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
-        Some(Origin {
-            https,
-            host: host.to_string(),
-            port: uri.port_u16().unwrap_or(if https { 443 } else { 80 }),
-        })
-    }
-}
 
 /// A request as it goes on the wire: its head (request line, headers, empty line) and no body.
 pub(super) struct Request {
@@ -81,12 +57,26 @@ pub(super) struct Request {
 }
 
 impl Request {
-    pub fn of(request: &hyper::Request<http_body_util::Empty<Bytes>>) -> Request {
-        let target = request
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
+    /// The request as it goes on the wire; `proxy`: the proxy it goes through, if any. An https
+    /// request goes through its tunnel as it is; an http one is forwarded, so it names its whole URL
+    /// (absolute form) and carries the proxy's credentials.
+    pub fn of(
+        request: &hyper::Request<http_body_util::Empty<Bytes>>,
+        proxy: Option<&Proxy>,
+    ) -> Request {
+        let forwarded = proxy.filter(|_| request.uri().scheme_str() == Some("http"));
+        let absolute;
+        let target = match forwarded {
+            Some(_) => {
+                absolute = request.uri().to_string();
+                absolute.as_str()
+            }
+            None => request
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/"),
+        };
         let mut head = Vec::with_capacity(512 + target.len());
         head.extend_from_slice(request.method().as_str().as_bytes());
         head.push(b' ');
@@ -96,6 +86,11 @@ impl Request {
             head.extend_from_slice(name.as_str().as_bytes());
             head.extend_from_slice(b": ");
             head.extend_from_slice(value.as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
+        if let Some(authorization) = forwarded.and_then(|proxy| proxy.authorization.as_ref()) {
+            head.extend_from_slice(b"proxy-authorization: ");
+            head.extend_from_slice(authorization.as_bytes());
             head.extend_from_slice(b"\r\n");
         }
         head.extend_from_slice(b"\r\n");
@@ -162,13 +157,18 @@ impl Wire {
         }
     }
 
-    /// Sends `request` to `origin` and reads the answer.
-    pub async fn exchange(&self, origin: &Origin, request: &Request) -> Result<Answer, Failure> {
+    /// Sends `request` to `origin` (through `proxy`, if any) and reads the answer.
+    pub async fn exchange(
+        &self,
+        origin: &Origin,
+        proxy: Option<&Proxy>,
+        request: &Request,
+    ) -> Result<Answer, Failure> {
         let mut connection = match self.take_idle(origin) {
             Some(connection) => connection,
             // Boxed: connecting (DNS, TCP, TLS) is rare and its future large; every request in flight
             // would otherwise carry its room.
-            None => Box::pin(self.connect(origin)).await?,
+            None => Box::pin(self.connect(origin, proxy)).await?,
         };
         let answer = connection.exchange(request).await?;
         if connection.reusable {
@@ -204,49 +204,52 @@ impl Wire {
         None
     }
 
-    async fn connect(&self, origin: &Origin) -> Result<Connection, Failure> {
-        let connecting = async {
-            let tcp = TcpStream::connect((origin.host.as_str(), origin.port))
+    /// A connection to `origin`: directly, through `proxy`'s CONNECT tunnel (https), or to `proxy`
+    /// itself (http, forwarded). Each step within the connect timeout.
+    async fn connect(&self, origin: &Origin, proxy: Option<&Proxy>) -> Result<Connection, Failure> {
+        let tcp = match proxy {
+            None => connect_tcp(&origin.host, origin.port).await,
+            Some(proxy) if origin.https => proxy.tunnel(origin).await,
+            Some(proxy) => connect_tcp(&proxy.origin.host, proxy.origin.port)
                 .await
-                .map_err(Failure::Connect)?;
-            tcp.set_nodelay(true).map_err(Failure::Connect)?;
-            let stream = if origin.https {
-                let name =
-                    rustls::pki_types::ServerName::try_from(origin.host.clone()).map_err(|e| {
-                        Failure::Connect(io::Error::new(io::ErrorKind::InvalidInput, e))
-                    })?;
-                let tls = self.tls.connect(name, tcp).await.map_err(|error| {
+                .map_err(|error| {
+                    io::Error::new(
+                        error.kind(),
+                        format!("cannot connect to the proxy {}: {error}", proxy.shown),
+                    )
+                }),
+        }
+        .map_err(Failure::Connect)?;
+        let stream = if origin.https {
+            let name = rustls::pki_types::ServerName::try_from(origin.host.clone())
+                .map_err(|e| Failure::Connect(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+            let handshake = tokio::time::timeout(CONNECT_TIMEOUT, self.tls.connect(name, tcp));
+            let tls = handshake
+                .await
+                .unwrap_or_else(|_| {
+                    Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no TLS handshake within {} s", CONNECT_TIMEOUT.as_secs()),
+                    ))
+                })
+                .map_err(|error| {
                     let certificate = error
                         .get_ref()
                         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
                         .is_some_and(|inner| matches!(inner, rustls::Error::InvalidCertificate(_)));
                     Failure::Tls { error, certificate }
                 })?;
-                Stream::Tls(Box::new(tls))
-            } else {
-                Stream::Plain(tcp)
-            };
-            Ok(Connection {
-                stream,
-                buffer: BytesMut::new(),
-                reusable: true,
-                idle_since: Instant::now(),
-                idle_limit: IDLE,
-            })
+            Stream::Tls(Box::new(tls))
+        } else {
+            Stream::Plain(tcp)
         };
-        tokio::time::timeout(CONNECT_TIMEOUT, connecting)
-            .await
-            .unwrap_or_else(|_| {
-                Err(Failure::Connect(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "no connection to {}:{} within {} s",
-                        origin.host,
-                        origin.port,
-                        CONNECT_TIMEOUT.as_secs()
-                    ),
-                )))
-            })
+        Ok(Connection {
+            stream,
+            buffer: BytesMut::new(),
+            reusable: true,
+            idle_since: Instant::now(),
+            idle_limit: IDLE,
+        })
     }
 }
 
@@ -466,16 +469,16 @@ mod tests {
         for piece in [4096, 1, 3] {
             let (origin, connections) = server(answers.clone(), piece, false).await;
             let wire = wire();
-            let first = wire.exchange(&origin, &request()).await.unwrap();
+            let first = wire.exchange(&origin, None, &request()).await.unwrap();
             assert_eq!(first.status, 200);
             assert_eq!(&first.body[..], b"hello");
             assert_eq!(first.headers["x-amz-version-id"], "v1");
-            let second = wire.exchange(&origin, &request()).await.unwrap();
+            let second = wire.exchange(&origin, None, &request()).await.unwrap();
             assert_eq!(&second.body[..], b"   <done>");
-            let third = wire.exchange(&origin, &request()).await.unwrap();
+            let third = wire.exchange(&origin, None, &request()).await.unwrap();
             assert_eq!(third.status, 204);
             assert!(third.body.is_empty());
-            let fourth = wire.exchange(&origin, &request()).await.unwrap();
+            let fourth = wire.exchange(&origin, None, &request()).await.unwrap();
             assert_eq!((fourth.status, &fourth.body[..]), (404, &b"<Error>"[..]));
             // One connection carried all four.
             assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1);
@@ -490,7 +493,7 @@ mod tests {
         let (origin, connections) = server(vec![answer], 4096, true).await;
         let wire = wire();
         for _ in 0..3 {
-            let answered = wire.exchange(&origin, &request()).await.unwrap();
+            let answered = wire.exchange(&origin, None, &request()).await.unwrap();
             assert_eq!(&answered.body[..], b"ok");
             // Gives the server's close time to arrive.
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -506,7 +509,7 @@ mod tests {
         ];
         let (origin, _) = server(answers, 4096, true).await;
         let wire = wire();
-        let answered = wire.exchange(&origin, &request()).await.unwrap();
+        let answered = wire.exchange(&origin, None, &request()).await.unwrap();
         assert_eq!(&answered.body[..], b"ok");
         assert!(wire.idle.lock().unwrap().values().all(Vec::is_empty));
     }
@@ -540,7 +543,10 @@ mod tests {
         ];
         for (answer, expected) in cases {
             let (origin, _) = server(vec![answer.to_vec()], 4096, true).await;
-            let failure = wire().exchange(&origin, &request()).await.unwrap_err();
+            let failure = wire()
+                .exchange(&origin, None, &request())
+                .await
+                .unwrap_err();
             assert!(matches!(failure, Failure::Unanswered(_)), "{failure:?}");
             assert!(
                 failure.to_string().contains(expected),
@@ -559,7 +565,10 @@ mod tests {
             host: "127.0.0.1".into(),
             port,
         };
-        let failure = wire().exchange(&origin, &request()).await.unwrap_err();
+        let failure = wire()
+            .exchange(&origin, None, &request())
+            .await
+            .unwrap_err();
         assert!(matches!(failure, Failure::Connect(_)), "{failure:?}");
     }
 
@@ -573,7 +582,7 @@ mod tests {
             .body(http_body_util::Empty::<Bytes>::new())
             .unwrap();
         assert_eq!(
-            String::from_utf8(Request::of(&request).head).unwrap(),
+            String::from_utf8(Request::of(&request, None).head).unwrap(),
             "PUT /bucket/a%20key?partNumber=1&uploadId=x HTTP/1.1\r\nhost: 127.0.0.1:9000\r\n\
              content-length: 0\r\n\r\n"
         );
@@ -597,12 +606,12 @@ mod tests {
         let (origin, connections) = server(answers, 4096, false).await;
         let wire = wire();
         assert_eq!(
-            &wire.exchange(&origin, &request()).await.unwrap().body[..],
+            &wire.exchange(&origin, None, &request()).await.unwrap().body[..],
             b"ok"
         );
         // The next request goes on a new connection, whose first answer is "ok" again.
         assert_eq!(
-            &wire.exchange(&origin, &request()).await.unwrap().body[..],
+            &wire.exchange(&origin, None, &request()).await.unwrap().body[..],
             b"ok"
         );
         assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 2);
@@ -615,19 +624,19 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nkeep-alive: timeout=1\r\ncontent-length: 0\r\n\r\n".to_vec();
         let (origin, connections) = server(vec![short.clone(), short], 4096, false).await;
         let wire = wire();
-        wire.exchange(&origin, &request()).await.unwrap();
-        wire.exchange(&origin, &request()).await.unwrap();
+        wire.exchange(&origin, None, &request()).await.unwrap();
+        wire.exchange(&origin, None, &request()).await.unwrap();
         assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 2);
         // timeout=2: reused at once, not after a second.
         let long =
             b"HTTP/1.1 200 OK\r\nkeep-alive: timeout=2\r\ncontent-length: 0\r\n\r\n".to_vec();
         let (origin, connections) =
             server(vec![long.clone(), long.clone(), long], 4096, false).await;
-        wire.exchange(&origin, &request()).await.unwrap();
-        wire.exchange(&origin, &request()).await.unwrap();
+        wire.exchange(&origin, None, &request()).await.unwrap();
+        wire.exchange(&origin, None, &request()).await.unwrap();
         assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1);
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        wire.exchange(&origin, &request()).await.unwrap();
+        wire.exchange(&origin, None, &request()).await.unwrap();
         assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
@@ -649,7 +658,7 @@ mod tests {
             port,
         };
         let wire = wire();
-        let mut connection = Box::pin(wire.connect(&origin)).await.unwrap();
+        let mut connection = Box::pin(wire.connect(&origin, None)).await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
         // A head larger than the socket's buffers, so the write meets the reset.
         let big = Request {

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 pub mod chaos_proxy;
+pub mod forward_proxy;
 pub mod moto;
 
 use std::process::Output;
@@ -147,9 +148,16 @@ pub fn work_dir() -> &'static std::path::Path {
         .path()
 }
 
+/// The real binary, without the machine's proxy variables (a test that wants a proxy sets them).
+pub fn binary() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
+    s3_backfill::local_server::without_proxies(&mut command);
+    command
+}
+
 /// The real binary, set up for the test server.
 pub fn command(args: &[&str]) -> std::process::Command {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
+    let mut command = binary();
     command
         .current_dir(work_dir())
         .args(args)
@@ -162,7 +170,7 @@ pub fn command(args: &[&str]) -> std::process::Command {
 
 /// Runs a command that talks to no server (status).
 pub fn offline(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+    binary()
         .current_dir(work_dir())
         .args(args)
         .output()
@@ -177,7 +185,7 @@ pub fn cli(args: &[&str]) -> Output {
 /// `copy s3://SOURCE s3://DESTINATION` through `endpoint` (the server or a proxy in front of it), with
 /// the server's credentials; callers add their options.
 pub fn copy_via(endpoint: &str, source: &str, destination: &str) -> std::process::Command {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
+    let mut command = binary();
     command
         .current_dir(work_dir())
         .args([

@@ -13,7 +13,7 @@ pub fn moto() -> &'static Moto {
 
 /// Runs the binary against moto.
 pub fn on_moto(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"))
+    super::binary()
         .current_dir(super::work_dir())
         .args(args)
         .args(["--endpoint-url", &moto().endpoint])
