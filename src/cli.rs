@@ -752,28 +752,10 @@ pub(crate) fn parse_range(text: &str) -> Result<Location, crate::location::Locat
 fn parse_time(text: &str) -> Result<String, String> {
     use crate::s3::DateFormat as Format;
     use crate::s3::DateTime;
-    // The SDK parses `Z` only: a numeric offset is taken off here and applied after.
-    let (utc, offset_seconds) = match text.len().checked_sub(6).map(|at| text.split_at(at)) {
-        Some((time, offset))
-            if time.contains('T')
-                && (offset.starts_with('+') || offset.starts_with('-'))
-                && offset.as_bytes()[3] == b':' =>
-        {
-            let hours: i64 = offset[1..3].parse().map_err(|_| text.to_string())?;
-            let minutes: i64 = offset[4..].parse().map_err(|_| text.to_string())?;
-            let sign = if offset.starts_with('-') { -1 } else { 1 };
-            (format!("{time}Z"), sign * (hours * 3600 + minutes * 60))
-        }
-        _ => (text.to_string(), 0),
-    };
-    DateTime::from_str(&utc, Format::DateTime)
-        .ok()
-        .and_then(|t| t.to_millis().ok())
-        .map(|millis| DateTime::from_millis(millis - offset_seconds * 1000))
-        .and_then(|t| t.fmt(Format::DateTime).ok())
-        .ok_or_else(|| {
-            format!("{text:?} is not an RFC 3339 time; write e.g. 2026-11-30T00:00:00Z or 2026-11-30T01:00:00+01:00")
-        })
+    let millis = crate::clock::parse_rfc3339(text)?;
+    DateTime::from_millis(millis)
+        .fmt(Format::DateTime)
+        .map_err(|_| format!("{text:?} cannot be written as an S3 time"))
 }
 
 fn parse_timeout(text: &str) -> Result<f64, String> {
@@ -1071,6 +1053,32 @@ impl BatchSubmitArgs {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// Every parser of a command-line value, fed any text (and printable ASCII, nearer the
+        /// forms they expect): a value or an error, never a panic (`--as-of Téaaaaa` panicked).
+        #[test]
+        fn no_text_panics_a_value_parser(
+            text in proptest::prelude::any::<String>(),
+            ascii in "[ -~]{0,40}",
+        ) {
+            for text in [&text, &ascii] {
+                let _ = parse_time(text);
+                let _ = parse_timeout(text);
+                let _ = parse_seconds(text);
+                let _ = parse_endpoint(text);
+                let _ = parse_customer_key(text);
+                let _ = parse_range(text);
+                let _ = crate::size::parse_size(text);
+                let _ = parse_scope(text);
+                let _ = parse_on_off(text);
+                let _ = parse_filter(text);
+                let _ = parse_from(text);
+                let _ = crate::s3::check_proxy(&crate::s3::ProxyChoice::Url(text.clone()));
+                let _ = crate::input::Uri::parse(text);
+            }
+        }
+    }
+
     #[test]
     fn as_of_times_are_rfc_3339_with_any_offset_kept_in_utc() {
         assert_eq!(
@@ -1081,7 +1089,13 @@ mod tests {
             parse_time("2026-11-30T01:00:00.250+01:00").unwrap(),
             "2026-11-30T00:00:00.25Z"
         );
-        for bad in ["yesterday", "2026-11-30", "2026-11-30 00:00:00"] {
+        for bad in [
+            "yesterday",
+            "2026-11-30",
+            "2026-11-30 00:00:00",
+            "2026-12-07T10:00:00+99:99",
+            "Téaaaaa",
+        ] {
             assert!(parse_time(bad).unwrap_err().contains("RFC 3339"), "{bad}");
         }
     }

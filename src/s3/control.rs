@@ -9,7 +9,7 @@
 
 use std::future::Future;
 
-pub use super::{DateFormat, DateTime};
+pub use super::DateTime;
 use aws_sdk_s3control::config::interceptors::BeforeTransmitInterceptorContextMut;
 use aws_sdk_s3control::config::{ConfigBag, Intercept, RuntimeComponents};
 pub use aws_sdk_s3control::types::{

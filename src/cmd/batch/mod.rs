@@ -377,8 +377,9 @@ async fn create_job(
 }
 
 fn parse_time(text: &str) -> Result<crate::s3::control::DateTime, Error> {
-    crate::s3::control::DateTime::from_str(text, crate::s3::control::DateFormat::DateTime)
-        .map_err(|_| Error::Usage(format!("{text:?} is not a time: use 2024-01-31T00:00:00Z")))
+    crate::clock::parse_rfc3339(text)
+        .map(crate::s3::control::DateTime::from_millis)
+        .map_err(Error::Usage)
 }
 
 async fn follow(
