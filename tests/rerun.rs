@@ -612,3 +612,76 @@ async fn two_runs_into_one_destination_from_two_directories_cannot_both_write() 
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert_same_histories(&source, &destination).await;
 }
+
+/// Overlapping runs (issue 25): a run holds what it covers, not how it was written. Beside a run of
+/// `--shard 0/2`, the whole range, a prefix inside it, another shard count, and the same shard through
+/// `localhost` instead of `127.0.0.1` are each refused naming the holder; the other shard of the same
+/// count runs beside it (through `localhost`, too). The destination ends exact.
+#[tokio::test(flavor = "multi_thread")]
+async fn overlapping_runs_are_refused_by_what_they_cover_not_how_they_are_written() {
+    let source = create_bucket("overlap-src", true).await;
+    let destination = create_bucket("overlap-dst", true).await;
+    seed(&source, 60).await;
+    let run = |range: (&str, &str), extra: &[&str], endpoint: &str| {
+        let mut command = binary();
+        command
+            .current_dir(work_dir())
+            .args([
+                "copy",
+                &format!("s3://{source}{}", range.0),
+                &format!("s3://{destination}{}", range.1),
+                "--no-checkpoint",
+                "--progress",
+                "never",
+            ])
+            .args(extra)
+            .args(["--endpoint-url", endpoint])
+            .envs(server().env());
+        command
+    };
+    let direct = server().endpoint.clone();
+    let spelled = direct.replace("127.0.0.1", "localhost");
+    let mut first = run(("", ""), &["--shard", "0/2", "--rate-limit", "30"], &direct);
+    let first = first
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let give_up = Instant::now() + Duration::from_secs(20);
+    while entry_count(&destination).await == 0 && Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for (label, range, extra, endpoint) in [
+        ("the whole bucket", ("", ""), &[][..], &direct),
+        ("a prefix inside it", ("/a", "/a"), &[][..], &direct),
+        (
+            "another shard count",
+            ("", ""),
+            &["--shard", "1/3"][..],
+            &direct,
+        ),
+        (
+            "the same shard spelled otherwise",
+            ("", ""),
+            &["--shard", "0/2"][..],
+            &spelled,
+        ),
+    ] {
+        let output = run(range, extra, endpoint).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{label}: {}", text(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("another run on this machine is copying into")
+                && stderr.contains("shard 0/2")
+                && stderr.contains(&format!("pid {}", first.id())),
+            "{label}: {stderr}"
+        );
+    }
+    let other = run(("", ""), &["--shard", "1/2"], &spelled)
+        .output()
+        .unwrap();
+    assert_eq!(other.status.code(), Some(0), "{}", text(&other));
+    let output = first.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_same_histories(&source, &destination).await;
+}

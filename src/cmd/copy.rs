@@ -387,9 +387,45 @@ fn open_checkpoint(args: &CopyArgs, places: &Places) -> Result<Option<Checkpoint
     }))
 }
 
-/// The command line to resume with, quoted for a POSIX shell.
+/// The command line to resume with, quoted for a POSIX shell; secrets masked.
 fn resume_command() -> String {
-    std::env::args()
+    resume_command_of(std::env::args())
+}
+
+/// `args` as a command line to print: SSE-C keys given as values (not `file:PATH`) replaced by `***`,
+/// a proxy URL's credentials taken out. README: keys are never printed.
+fn resume_command_of(args: impl Iterator<Item = String>) -> String {
+    const KEYS: [&str; 2] = ["--sse-c-key", "--source-sse-c-key"];
+    let masked = |option: &str, value: &str| -> String {
+        if KEYS.contains(&option) && !value.starts_with("file:") {
+            "***".to_string()
+        } else if option == "--proxy" {
+            crate::s3::without_credentials(value)
+        } else {
+            value.to_string()
+        }
+    };
+    let mut words = Vec::new();
+    let mut option_before: Option<String> = None;
+    for arg in args {
+        let word = match option_before.take() {
+            Some(option) => masked(&option, &arg),
+            None => match arg.split_once('=') {
+                Some((option, value)) if option.starts_with("--") => {
+                    format!("{option}={}", masked(option, value))
+                }
+                _ => {
+                    if KEYS.contains(&arg.as_str()) || arg == "--proxy" {
+                        option_before = Some(arg.clone());
+                    }
+                    arg
+                }
+            },
+        };
+        words.push(word);
+    }
+    words
+        .into_iter()
         .map(|arg| {
             if !arg.is_empty()
                 && arg
@@ -508,19 +544,26 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
     } else {
         open_checkpoint(args, &places)?
     };
-    // One run at a time into one destination range on this machine, whatever its checkpoint.
+    // One run at a time into any destination range on this machine, whatever its checkpoint: ranges
+    // that overlap are refused, by what they cover. A manifest or inventory names keys anywhere in
+    // the bucket: it holds the whole bucket.
+    let range = crate::checkpoint::Range {
+        bucket: args.destination.bucket.clone(),
+        prefix: if input.is_some() {
+            String::new()
+        } else {
+            args.destination.prefix.clone()
+        },
+        shard: selection.shard.map(|shard| {
+            (
+                shard.index,
+                shard.count,
+                format!("s3://{}/{}", args.source.bucket, args.source.prefix),
+            )
+        }),
+    };
     let _destination_lock = (!args.dry_run)
-        .then(|| {
-            crate::checkpoint::lock_destination(&format!(
-                "{} at {}{}",
-                args.destination,
-                places.destination,
-                selection
-                    .shard
-                    .map(|shard| format!(", shard {shard}"))
-                    .unwrap_or_default()
-            ))
-        })
+        .then(|| crate::checkpoint::lock_destination(&range))
         .transpose()
         .map_err(|e| Error::Usage(e.to_string()))?;
     let destination_versioning =
@@ -892,6 +935,47 @@ async fn carry_encryption<S: crate::s3::S3Api>(
 
 #[cfg(test)]
 mod tests {
+    proptest::proptest! {
+        /// `--shard` and the job variables it reads, any text: a shard or an error, never a panic.
+        #[test]
+        fn no_shard_text_panics(
+            text in "[0-9a-z/ -]{0,24}|\\PC{0,12}",
+            index in proptest::option::of("[0-9]{0,22}|\\PC{0,6}"),
+            count in proptest::option::of("[0-9]{0,22}|\\PC{0,6}"),
+        ) {
+            let _ = super::parse_shard(&text, |name| match name {
+                "JOB_COMPLETION_INDEX" => index.clone(),
+                "S3_BACKFILL_SHARDS" => count.clone(),
+                _ => None,
+            });
+        }
+    }
+
+    #[test]
+    fn the_resume_command_never_shows_a_key_nor_a_proxy_password() {
+        let args = [
+            "s3-backfill",
+            "copy",
+            "s3://a",
+            "s3://b",
+            "--sse-c-key",
+            "c2VjcmV0a2V5c2VjcmV0a2V5c2VjcmV0a2V5MDE=",
+            "--source-sse-c-key=c2VjcmV0a2V5c2VjcmV0a2V5c2VjcmV0a2V5MDI=",
+            "--proxy",
+            "http://user:hunter2@proxy:3128",
+            "--sse-c-key",
+            "file:/keys/dst",
+            "--concurrency",
+            "64",
+        ];
+        let shown = super::resume_command_of(args.iter().map(|a| a.to_string()));
+        assert_eq!(
+            shown,
+            "s3-backfill copy s3://a s3://b --sse-c-key '***' '--source-sse-c-key=***' --proxy \
+             http://proxy:3128 --sse-c-key file:/keys/dst --concurrency 64"
+        );
+    }
+
     use super::*;
 
     #[test]
