@@ -883,6 +883,7 @@ impl EndpointArgs {
             ca_bundle: self.ca_bundle.clone(),
             no_verify_ssl: self.no_verify_ssl,
             proxy: self.proxy_choice(),
+            sdk_only: false,
         }
     }
 

@@ -77,7 +77,7 @@ impl ListRequest {
 }
 
 /// A specific version of an object.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VersionRef {
     pub bucket: String,
     pub key: String,
@@ -187,7 +187,7 @@ pub struct WriteSettings {
     pub carry_website_redirect: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct CopyRequest {
     pub source: VersionRef,
     /// The source version's size (the request's timeout grows with it).

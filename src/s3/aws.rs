@@ -50,6 +50,8 @@ pub struct Connection {
     pub no_verify_ssl: bool,
     /// Where the proxy settings come from (`--proxy`, `--no-proxy`, the environment).
     pub proxy: ProxyChoice,
+    /// Every request through the SDK's client, the copies too (as `S3_BACKFILL_SEND=sdk`).
+    pub sdk_only: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -195,28 +197,29 @@ impl AwsS3 {
         let builder = builder.force_path_style(path_style);
         let region = shared.region().map_or("us-east-1", |r| r.as_ref());
         let place = format!("{} {region}", endpoint.as_deref().unwrap_or("AWS"));
-        let direct = if std::env::var("S3_BACKFILL_SEND").as_deref() == Ok("sdk") {
-            None
-        } else {
-            let params = EndpointParams {
-                region: region.to_string(),
-                endpoint_url: endpoint.clone(),
-                path_style,
-                fips: shared.use_fips().unwrap_or(false),
-                dual_stack: shared.use_dual_stack().unwrap_or(false),
-            };
-            match transport {
-                Ok(transport) => Some(Arc::new(Direct::new(
-                    &transport,
-                    shared.credentials_provider(),
-                    params,
-                ))),
-                Err(error) => {
-                    tracing::warn!(error = %error, "the SDK sends every request");
-                    None
+        let direct =
+            if connection.sdk_only || std::env::var("S3_BACKFILL_SEND").as_deref() == Ok("sdk") {
+                None
+            } else {
+                let params = EndpointParams {
+                    region: region.to_string(),
+                    endpoint_url: endpoint.clone(),
+                    path_style,
+                    fips: shared.use_fips().unwrap_or(false),
+                    dual_stack: shared.use_dual_stack().unwrap_or(false),
+                };
+                match transport {
+                    Ok(transport) => Some(Arc::new(Direct::new(
+                        &transport,
+                        shared.credentials_provider(),
+                        params,
+                    ))),
+                    Err(error) => {
+                        tracing::warn!(error = %error, "the SDK sends every request");
+                        None
+                    }
                 }
-            }
-        };
+            };
         AwsS3 {
             client: aws_sdk_s3::Client::from_conf(builder.build()),
             request_timeout,

@@ -245,6 +245,20 @@ impl MemoryS3 {
         );
     }
 
+    /// PutBucketVersioning: `Enabled` or `Suspended` (a bucket cannot go back to never versioned).
+    pub fn set_versioning(&self, bucket: &str, versioning: Versioning) {
+        assert_ne!(
+            versioning,
+            Versioning::Never,
+            "S3 cannot unversion a bucket"
+        );
+        self.state()
+            .buckets
+            .get_mut(bucket)
+            .expect("bucket exists")
+            .versioning = Some(versioning);
+    }
+
     /// PutObject of `size` new bytes (in parts of `parts` sizes when given, as a multipart upload);
     /// returns the version id (`null` on an unversioned bucket).
     pub fn put(&self, bucket: &str, key: &str, size: u64, parts: Option<Vec<u64>>) -> String {
