@@ -10,8 +10,8 @@
 //!
 //! Against any endpoint (a real S3 bucket too) — `CONFORMANCE_ENDPOINT=https://s3.us-east-1.amazonaws.com
 //! CONFORMANCE_REGION=us-east-1 cargo test --test conformance -- --ignored`, with credentials in the usual
-//! AWS variables: it creates buckets named `s3-backfill-conformance-*`, a few KiB and one 10 MiB object
-//! each (cents), and leaves them for you to delete.
+//! AWS variables: it creates 14 buckets named `s3-backfill-conformance-*`, a few bytes and one 5 MiB object
+//! a sender (under a cent), and leaves them for you to delete.
 
 mod common;
 
