@@ -182,8 +182,13 @@ impl Wire {
                 Some(connections) => connections,
                 None => idle.entry(origin.clone()).or_default(),
             };
-            // Those idle too long (the server is closing them) are let go.
-            connections.retain(|c| !c.stale());
+            // Oldest first: those idle past IDLE (the server is closing them) are let go, found by a
+            // binary search (a scan of a thousand idle connections per answer cost 10% of the CPU of
+            // a copy). One a server gave less time (Keep-Alive: timeout=) is let go when taken.
+            let now = Instant::now();
+            let stale = connections
+                .partition_point(|c| now.saturating_duration_since(c.idle_since) >= IDLE);
+            connections.drain(..stale);
             if connections.len() < MAX_IDLE {
                 connections.push(connection);
             }
