@@ -55,6 +55,39 @@ async fn assert_exact_copy(source: &str, destination: &str, big: &[&str]) {
     );
 }
 
+/// The version map has exactly one row per destination entry (issue 25: entries in flight at a kill,
+/// reconciled by the resume, had none), each naming a version the destination holds under its key.
+async fn assert_one_row_per_entry(map: &std::path::Path, destination: &str) {
+    let mut rows = std::collections::BTreeMap::<(String, String), usize>::new();
+    for row in csv::Reader::from_path(map).unwrap().records() {
+        let row = row.unwrap();
+        *rows
+            .entry((row[2].to_string(), row[3].to_string()))
+            .or_default() += 1;
+    }
+    let mut entries = std::collections::BTreeSet::new();
+    for (key, history) in raw_histories(destination, "").await {
+        for entry in history {
+            entries.insert((key.clone(), entry.version_id));
+        }
+    }
+    let twice: Vec<_> = rows.iter().filter(|(_, n)| **n > 1).collect();
+    let unknown: Vec<_> = rows.keys().filter(|row| !entries.contains(*row)).collect();
+    let missing: Vec<_> = entries
+        .iter()
+        .filter(|entry| !rows.contains_key(*entry))
+        .collect();
+    assert!(
+        twice.is_empty() && unknown.is_empty() && missing.is_empty(),
+        "version map: {} rows twice {twice:?}, {} rows naming no destination entry {unknown:?}, {} of {} \
+         entries without a row {missing:?}",
+        twice.len(),
+        unknown.len(),
+        missing.len(),
+        entries.len()
+    );
+}
+
 fn copy_args<'a>(source: &'a str, destination: &'a str, checkpoint: &'a str) -> Vec<String> {
     [
         "copy",
@@ -88,7 +121,12 @@ async fn killed_at_random_moments_then_resumed_copies_everything_exactly_once() 
     seed(&source, 600, &big, 14 << 20).await;
     let dir = tempfile::tempdir().unwrap();
     let checkpoint = dir.path().join("job.checkpoint");
-    let args = copy_args(&source, &destination, checkpoint.to_str().unwrap());
+    let map = dir.path().join("versions.csv");
+    let mut args = copy_args(&source, &destination, checkpoint.to_str().unwrap());
+    args.extend([
+        "--version-map".to_string(),
+        map.to_str().unwrap().to_string(),
+    ]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut rng = fastrand::Rng::with_seed(20261124);
     let mut kills = 0;
@@ -137,6 +175,7 @@ async fn killed_at_random_moments_then_resumed_copies_everything_exactly_once() 
     let output = cli(&args);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert_exact_copy(&source, &destination, &big).await;
+    assert_one_row_per_entry(&map, &destination).await;
     // Once complete, a rerun (a new pass, compared with the destination) writes nothing.
     let again = cli(&args);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
@@ -390,4 +429,80 @@ async fn failed_entries_are_kept_exported_and_retried() {
     );
     assert_eq!(histories(&destination, "").await.len(), 1);
     assert_eq!(histories(&destination, "").await[0].1.len(), 1);
+}
+
+/// The version map across a kill (issue 25): copies the server applied but whose answers had not come
+/// back when the run was killed are reconciled by the resume as already written — and each still gets
+/// its one row. Every copy's answer is held 3 s by a proxy, so the kill lands after the server applied
+/// them. Then a torn last row (a kill in the middle of writing it) is cut off, and a rerun adds nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_version_map_has_one_row_per_entry_across_a_kill() {
+    use common::chaos_proxy::{ChaosProxy, Faults, Kind};
+    let source = create_bucket("map-src", true).await;
+    let destination = create_bucket("map-dst", true).await;
+    seed(&source, 40, &[], 0).await;
+    let proxy = ChaosProxy::start(
+        server().port,
+        Faults {
+            kinds: &[Kind::Copy],
+            delayed: 1000,
+            delay: Duration::from_secs(3),
+            ..Faults::default()
+        },
+        7,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join("job.checkpoint");
+    let map = dir.path().join("versions.csv");
+    let args = |endpoint: &str| {
+        let mut command = binary();
+        command
+            .current_dir(work_dir())
+            .args([
+                "copy",
+                &format!("s3://{source}"),
+                &format!("s3://{destination}"),
+            ])
+            .args(["--checkpoint", checkpoint.to_str().unwrap()])
+            .args(["--version-map", map.to_str().unwrap()])
+            .args(["--resume-wait", "4", "--progress", "never"])
+            .args(["--endpoint-url", endpoint])
+            .envs(server().env());
+        command
+    };
+    let mut killed = args(&proxy.endpoint)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Copies in flight, applied, their answers held: kill.
+    let give_up = Instant::now() + Duration::from_secs(20);
+    while proxy
+        .counts
+        .delayed
+        .load(std::sync::atomic::Ordering::Relaxed)
+        < 10
+        && Instant::now() < give_up
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    // The same job (the same endpoint) resumes, the answers no longer held.
+    proxy
+        .counts
+        .healed
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let output = args(&proxy.endpoint).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_same_histories(&source, &destination).await;
+    assert_one_row_per_entry(&map, &destination).await;
+    // A torn last row: cut off by the next run, which writes nothing (everything is in step).
+    let mut file = std::fs::OpenOptions::new().append(true).open(&map).unwrap();
+    std::io::Write::write_all(&mut file, b"k/000,someversion,k/0").unwrap();
+    drop(file);
+    let output = args(&proxy.endpoint).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_one_row_per_entry(&map, &destination).await;
 }

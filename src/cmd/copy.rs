@@ -635,7 +635,22 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         .version_map
         .as_deref()
         .map(|path| {
-            crate::replay::VersionMap::open(path).map_err(|e| {
+            let pending = checkpoint
+                .as_ref()
+                .map(|checkpoint| {
+                    checkpoint
+                        .journal
+                        .state()
+                        .keys
+                        .iter()
+                        .filter(|(_, state)| {
+                            matches!(state, crate::checkpoint::KeyState::Pending { .. })
+                        })
+                        .map(|(key, _)| key.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            crate::replay::VersionMap::open(path, &pending).map_err(|e| {
                 Error::Usage(format!(
                     "failed to open the version map {}: {e}; choose a writable path",
                     path.display()

@@ -203,21 +203,57 @@ pub struct Executor<C> {
 
 /// `--version-map FILE`: a CSV row per entry written (source key and version id, destination key and
 /// version id, kind), appended and flushed as each entry completes, so an auditor can map every copy
-/// to its original, across runs.
+/// to its original, across runs: exactly one row per destination entry the job wrote. A row is written
+/// before the checkpoint records the entry done, so a kill between the two leaves the entry pending with
+/// its row; a resume that finds a pending entry on the destination writes its row unless the map
+/// already has it (the map's rows of pending keys are read back when it opens); a torn last line (a
+/// kill in the middle of a row) is cut off.
 pub struct VersionMap {
     writer: Mutex<csv::Writer<std::fs::File>>,
     path: std::path::PathBuf,
+    /// `(source key, source version id)` of the rows already in the map for the keys a killed run left
+    /// pending.
+    recorded: Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 impl VersionMap {
-    pub fn open(path: &std::path::Path) -> std::io::Result<VersionMap> {
+    /// Opens (or creates) the map; `pending`: the keys the checkpoint says a run left pending.
+    pub fn open(
+        path: &std::path::Path,
+        pending: &std::collections::HashSet<String>,
+    ) -> std::io::Result<VersionMap> {
+        use std::io::{Read, Seek};
         use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new()
+        let mut file = std::fs::OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .mode(0o600)
             .open(path)?;
-        let new = file.metadata()?.len() == 0;
+        let mut text = Vec::new();
+        file.read_to_end(&mut text)?;
+        // A kill in the middle of a row leaves it torn: cut it off (the resume writes it again).
+        if !text.is_empty() && !text.ends_with(b"\n") {
+            let keep = text
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |at| at + 1);
+            file.set_len(keep as u64)?;
+            text.truncate(keep);
+        }
+        file.seek(std::io::SeekFrom::End(0))?;
+        let mut recorded = std::collections::HashSet::new();
+        if !pending.is_empty() {
+            for row in csv::Reader::from_reader(text.as_slice()).records() {
+                let row = row.map_err(std::io::Error::other)?;
+                if let (Some(key), Some(version)) = (row.get(0), row.get(1))
+                    && pending.contains(key)
+                {
+                    recorded.insert((key.to_string(), version.to_string()));
+                }
+            }
+        }
+        let new = text.is_empty();
         let mut writer = csv::Writer::from_writer(file);
         if new {
             writer.write_record([
@@ -232,7 +268,27 @@ impl VersionMap {
         Ok(VersionMap {
             writer: Mutex::new(writer),
             path: path.to_path_buf(),
+            recorded: Mutex::new(recorded),
         })
+    }
+
+    /// The row of an entry a killed run wrote and the resume found on the destination, unless the map
+    /// has it already.
+    fn append_once(
+        &self,
+        entry: &Entry,
+        destination_key: &str,
+        written: Option<&str>,
+    ) -> std::io::Result<()> {
+        let known = self
+            .recorded
+            .lock()
+            .expect("version map lock")
+            .contains(&(entry.key.clone(), entry.version_id.clone()));
+        if known {
+            return Ok(());
+        }
+        self.append(entry, destination_key, written)
     }
 
     fn append(
@@ -685,18 +741,23 @@ impl<C: S3Api> Executor<C> {
                 (history.entries.len() - index - 1) as u64,
             );
         };
+        let mut pending_index = None;
         if let Some(checkpoint) = &self.checkpoint {
             let (failed, pending) = {
                 let state = checkpoint.journal.state();
                 (
                     state.failed.contains_key(&history.key),
-                    matches!(state.keys.get(&history.key), Some(KeyState::Pending { .. })),
+                    match state.keys.get(&history.key) {
+                        Some(KeyState::Pending { index, .. }) => Some(*index as usize),
+                        _ => None,
+                    },
                 )
             };
             if failed && !checkpoint.retry_failed {
                 return true;
             }
-            if pending {
+            pending_index = pending;
+            if pending.is_some() {
                 // The interrupted run may have created an upload it never recorded.
                 // Best effort: an upload left here costs storage, not correctness.
                 let _ = self
@@ -742,6 +803,27 @@ impl<C: S3Api> Executor<C> {
                 }
             }
         };
+        // An entry a killed run left pending and the destination holds was written by the job: its
+        // version map row, if the kill came before it (held, oldest first, ends with the entries
+        // in step).
+        if let (Some(map), Some(pending)) = (&self.version_map, pending_index)
+            && pending < start
+            && let Some(written) = held
+                .len()
+                .checked_sub(start)
+                .and_then(|offset| held.get(offset + pending))
+            && let Err(error) = map.append_once(
+                &history.entries[pending],
+                &destination_key,
+                Some(&written.version_id),
+            )
+        {
+            self.halt(format!(
+                "failed to write the version map {}: {error}",
+                map.path.display()
+            ));
+            return false;
+        }
         let already: &[Entry] = &history.entries[..start];
         self.progress.in_step(
             already.len() as u64,
@@ -786,12 +868,8 @@ impl<C: S3Api> Executor<C> {
             }
             match self.replay_entry(entry, &destination_key, &mut head).await {
                 Ok(()) => {
-                    self.record(Record::Done {
-                        key: history.key.clone(),
-                        index: index as u32,
-                        written: head.version(),
-                        last: index + 1 == history.entries.len(),
-                    });
+                    // The row before the record: a kill between them leaves the entry pending, and
+                    // the resume finds its row (never a written entry without one).
                     if let Some(map) = &self.version_map
                         && let Err(error) =
                             map.append(entry, &destination_key, head.version().as_deref())
@@ -803,6 +881,12 @@ impl<C: S3Api> Executor<C> {
                         ));
                         return false;
                     }
+                    self.record(Record::Done {
+                        key: history.key.clone(),
+                        index: index as u32,
+                        written: head.version(),
+                        last: index + 1 == history.entries.len(),
+                    });
                 }
                 Err(S3Error::Interrupted) => return false,
                 Err(S3Error::NotFound { code, message })

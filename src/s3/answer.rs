@@ -657,7 +657,10 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(512))]
+        // 512 cases in `cargo test` (about a second); PROPTEST_CASES=1000000 for a long run by hand.
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(512)
+        ))]
 
         /// However the bytes of a valid answer are split across reads, the same answer is read.
         #[test]
