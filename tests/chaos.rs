@@ -349,6 +349,52 @@ async fn a_request_that_never_answers_is_timed_out_and_retried() {
     assert_same_histories(&source, &destination).await;
 }
 
+/// A write that lands after the tool gave up on it (issue 25): three copies held 3 s by the proxy and
+/// then applied, the attempt's timeout 2 s. The run waits out the time such a write can still take
+/// before it looks at the destination, finds it there and does not send it again (before, it looked
+/// at once, found nothing and sent the copy again: once the late one landed, the key held that
+/// version twice). Both senders.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_that_lands_after_its_attempt_timed_out_is_not_written_twice() {
+    for sender in ["direct", "sdk"] {
+        let source = create_bucket(&format!("late-{sender}-src"), true).await;
+        let destination = create_bucket(&format!("late-{sender}-dst"), true).await;
+        for index in 0..12 {
+            let key = format!("l/{index:02}");
+            put(&source, &key, "one").await;
+            put(&source, &key, "two!").await;
+        }
+        let proxy = ChaosProxy::start(
+            server().port,
+            Faults {
+                late_copies: 3,
+                late_by: std::time::Duration::from_secs(3),
+                ..Faults::default()
+            },
+            11,
+        );
+        let output = copy_via(&proxy.endpoint, &source, &destination)
+            .env("S3_BACKFILL_SEND", sender)
+            .args([
+                "--request-timeout",
+                "2",
+                "--no-checkpoint",
+                "--progress",
+                "never",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{sender}: {}", text(&output));
+        // Every late copy has reached the server before the destination is judged.
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while proxy.counts.late_applied.load(Relaxed) < 3 && std::time::Instant::now() < give_up {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(proxy.counts.late_applied.load(Relaxed), 3, "{sender}");
+        assert_same_histories(&source, &destination).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_during_a_request_that_never_answers_exits_within_the_grace_period() {
     let source = create_bucket("grace-src", true).await;

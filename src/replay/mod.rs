@@ -85,6 +85,10 @@ impl DestinationHead {
     }
 }
 
+/// How long after an attempt timed out its write can still land, at least (issue 25: a copy held 15 s
+/// on its way landed after the run had checked, found nothing and sent it again). A tenth of the
+/// attempt's timeout when that is longer.
+const LATE_WRITE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 /// How many times a write of unknown outcome is checked and tried again.
 const UNKNOWN_OUTCOME_ATTEMPTS: u32 = 6;
 
@@ -1136,7 +1140,8 @@ impl<C: S3Api> Executor<C> {
     }
 
     /// Runs a write of source entry `entry` that adds a version, reconciling with the destination when
-    /// its outcome is unknown.
+    /// its outcome is unknown (after an attempt that timed out, once the time it could still take to
+    /// land has passed).
     pub(crate) async fn write<F, Fut>(
         &self,
         key: &str,
@@ -1187,6 +1192,13 @@ impl<C: S3Api> Executor<C> {
             }
             uncertain = true;
             self.progress.retried();
+            if let S3Error::TimedOut { after, .. } = &error {
+                // Given up, not answered: the attempt may still reach the server (a queue in the
+                // server or on the path) and land after a check that found nothing, beside its resend.
+                // Its own bound, a tenth of its timeout and at least LATE_WRITE_GRACE, is waited out
+                // before looking.
+                tokio::time::sleep((*after / 10).max(LATE_WRITE_GRACE)).await;
+            }
             if let Some(written) = Box::pin(self.applied(key, entry, head)).await? {
                 tracing::debug!(
                     key = ?key,

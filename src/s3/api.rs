@@ -292,6 +292,13 @@ pub enum S3Error {
         message: String,
         maybe_applied: bool,
     },
+    /// An attempt given up after `after` without an answer: it may have been carried out, and may
+    /// still be (a request queued in the server or on the path lands late).
+    #[error("{message}")]
+    TimedOut {
+        message: String,
+        after: std::time::Duration,
+    },
     #[error("{code}: {message}")]
     Other { code: String, message: String },
     /// The run is stopping (SIGINT/SIGTERM): not a failure of the entry.
@@ -310,7 +317,10 @@ fn detail(message: &str) -> String {
 
 impl S3Error {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, S3Error::SlowDown { .. } | S3Error::Transient { .. })
+        matches!(
+            self,
+            S3Error::SlowDown { .. } | S3Error::Transient { .. } | S3Error::TimedOut { .. }
+        )
     }
 
     /// S3's error code, or a name for an error S3 did not send (a lost connection: `Transient`).
@@ -325,6 +335,7 @@ impl S3Error {
             | S3Error::SlowDown { code, .. }
             | S3Error::Other { code, .. } => code,
             S3Error::Transient { .. } => "Transient",
+            S3Error::TimedOut { .. } => "Timeout",
             S3Error::Interrupted => "Interrupted",
         }
     }
@@ -336,7 +347,7 @@ impl S3Error {
             S3Error::Transient {
                 maybe_applied: true,
                 ..
-            }
+            } | S3Error::TimedOut { .. }
         )
     }
 }

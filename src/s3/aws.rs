@@ -368,7 +368,17 @@ pub fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'sta
 fn classify_write<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
     error: SdkError<E, aws_smithy_runtime_api::http::Response>,
     bucket: &str,
+    timeout: std::time::Duration,
 ) -> S3Error {
+    if let SdkError::TimeoutError(_) = &error {
+        return S3Error::TimedOut {
+            message: format!(
+                "no answer within {} s (--request-timeout)",
+                timeout.as_secs_f64()
+            ),
+            after: timeout,
+        };
+    }
     match classify(error, bucket) {
         S3Error::Other { code, message } if code == "NotS3" => S3Error::Transient {
             message,
@@ -947,7 +957,7 @@ impl S3Api for AwsS3 {
             .send()
             .boxed()
             .await
-            .map_err(|e| classify_write(e, &request.bucket))?;
+            .map_err(|e| classify_write(e, &request.bucket, self.copy_timeout(request.size)))?;
         Ok(out.version_id().map(str::to_string))
     }
 
@@ -1099,7 +1109,7 @@ impl S3Api for AwsS3 {
             .send()
             .boxed()
             .await
-            .map_err(|e| classify_write(e, &request.bucket))?;
+            .map_err(|e| classify_write(e, &request.bucket, self.copy_timeout(size)))?;
         let result = out.copy_part_result();
         let etag = result
             .and_then(|r| r.e_tag())
@@ -1164,7 +1174,7 @@ impl S3Api for AwsS3 {
             .send()
             .boxed()
             .await
-            .map_err(|e| classify_write(e, bucket))?;
+            .map_err(|e| classify_write(e, bucket, self.copy_timeout(4 << 30)))?;
         Ok(out.version_id().map(str::to_string))
     }
 
@@ -1206,7 +1216,7 @@ impl S3Api for AwsS3 {
             .send()
             .boxed()
             .await
-            .map_err(|e| classify_write(e, bucket))?;
+            .map_err(|e| classify_write(e, bucket, self.request_timeout))?;
         Ok(out.version_id().map(str::to_string))
     }
 

@@ -276,12 +276,12 @@ impl Direct {
                 });
             }
             Err(_) => {
-                return Err(S3Error::Transient {
+                return Err(S3Error::TimedOut {
                     message: format!(
                         "no answer within {} s (--request-timeout)",
                         request.timeout.as_secs_f64()
                     ),
-                    maybe_applied: true,
+                    after: request.timeout,
                 });
             }
         };

@@ -80,6 +80,10 @@ pub struct Faults {
     /// The first this many copies (CopyObject, UploadPartCopy) are held: never forwarded, never
     /// answered, the connection kept open for two minutes — a request that never answers.
     pub hold_copies: u64,
+    /// The first this many copies (CopyObject) are held `late_by`, unanswered, then forwarded to the
+    /// server (which applies them) after the client gave up: a write that lands late.
+    pub late_copies: u64,
+    pub late_by: std::time::Duration,
     /// After this many requests (0: never), every connection is cut before forwarding, until healed:
     /// the endpoint goes down in the middle of a run.
     pub down_after: u64,
@@ -99,6 +103,9 @@ pub struct Counts {
     pub delayed: AtomicU64,
     pub malformed: AtomicU64,
     pub held: AtomicU64,
+    pub late: AtomicU64,
+    /// Late copies the server has applied (after their clients gave up).
+    pub late_applied: AtomicU64,
     /// Requests that set Object Lock on the new version (x-amz-object-lock-mode).
     pub object_lock_headers: AtomicU64,
     /// Requests that set a website redirect (x-amz-website-redirect-location).
@@ -292,6 +299,23 @@ fn serve(
             .is_ok()
     {
         std::thread::sleep(std::time::Duration::from_secs(120));
+        return;
+    }
+    if is_copy
+        && counts
+            .late
+            .fetch_update(Relaxed, Relaxed, |n| {
+                (n < faults.late_copies).then_some(n + 1)
+            })
+            .is_ok()
+    {
+        std::thread::sleep(faults.late_by);
+        if let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream))
+            && server.write_all(&closing(&request)).is_ok()
+        {
+            let _ = server.read_to_end(&mut Vec::new());
+            counts.late_applied.fetch_add(1, Relaxed);
+        }
         return;
     }
     if head.contains("\r\nx-amz-object-lock-mode:") {
