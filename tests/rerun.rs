@@ -677,6 +677,29 @@ async fn overlapping_runs_are_refused_by_what_they_cover_not_how_they_are_writte
             "{label}: {stderr}"
         );
     }
+    // Another environment (cron, a systemd unit: another HOME, no XDG_RUNTIME_DIR) sees the range too.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let output = run(("", ""), &[], &direct)
+        .env("HOME", elsewhere.path())
+        .env("XDG_RUNTIME_DIR", elsewhere.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "another environment: {}",
+        text(&output)
+    );
+    // A shard of the same count into a prefix inside the destination writes other keys there.
+    let output = run(("", "/a"), &["--shard", "1/2"], &direct)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "a shard into a prefix: {}",
+        text(&output)
+    );
     let other = run(("", ""), &["--shard", "1/2"], &spelled)
         .output()
         .unwrap();

@@ -9,8 +9,8 @@
 //! Two runs with different checkpoints (another directory, `--no-checkpoint`) into overlapping
 //! destination ranges on one machine would race the same way. So every run also holds its destination
 //! range (`Range`: the destination bucket, its prefix after mapping, its shard) in
-//! `$XDG_RUNTIME_DIR/s3-backfill`, else `~/.cache/s3-backfill/locks`: a file of its own, locked for the
-//! run, naming its range. A run starting looks, under a short lock of the whole directory, at every
+//! `~/.cache/s3-backfill/locks` (the home directory from the user database, so a run from cron and one
+//! from a login shell look in one place): a file of its own, locked for the run, naming its range. A run starting looks, under a short lock of the whole directory, at every
 //! range held by a live run (a file whose lock it cannot share) and refuses to start if one overlaps its
 //! own. Ranges are compared by what they cover, never by how they are written: the endpoint is not part
 //! of a range (one bucket behind `127.0.0.1` and `localhost`, or behind rotating S3 and load-balancer
@@ -22,7 +22,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +39,7 @@ pub enum LockError {
     DestinationBusy { destination: String, holder: String },
     #[error(
         "failed to hold the destination range in {path}: {source}; every run records the destination range \
-         it writes there (even with --no-checkpoint): set XDG_RUNTIME_DIR or HOME to a writable local directory"
+         it writes there (even with --no-checkpoint): make it a writable local directory of this user's"
     )]
     RangesUnavailable {
         path: String,
@@ -138,12 +138,15 @@ impl Range {
         {
             return false;
         }
-        // Shards of one count over one source range own disjoint keys; any other pair can meet.
-        !matches!(
-            (&self.shard, &other.shard),
-            (Some((a, count, source)), Some((b, other_count, other_source)))
-                if count == other_count && source == other_source && a != b
-        )
+        // Shards of one count over one source range into one prefix own disjoint keys; any other pair
+        // can meet (shard 1/2 into `dst/` writes `dst/doc/a` from `doc/a`, shard 0/2 into `dst/doc/`
+        // writes it from `a`).
+        !(self.prefix == other.prefix
+            && matches!(
+                (&self.shard, &other.shard),
+                (Some((a, count, source)), Some((b, other_count, other_source)))
+                    if count == other_count && source == other_source && a != b
+            ))
     }
 }
 
@@ -157,23 +160,65 @@ impl std::fmt::Display for Range {
     }
 }
 
-/// Where the ranges held on this machine are recorded.
-fn ranges_directory() -> PathBuf {
-    std::env::var_os("XDG_RUNTIME_DIR")
-        .filter(|dir| !dir.is_empty())
-        .map(|dir| PathBuf::from(dir).join("s3-backfill"))
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|home| !home.is_empty())
-                .map(|home| PathBuf::from(home).join(".cache/s3-backfill/locks"))
-        })
-        .unwrap_or_else(|| std::env::temp_dir().join("s3-backfill-locks"))
+/// Where the ranges held on this machine are recorded: one place for every run of this user, whatever
+/// its environment (a login shell, cron, a systemd unit, non-interactive ssh) — the home directory from
+/// the user database, not `$HOME` or `$XDG_RUNTIME_DIR`, which differ between them and would hide one
+/// run's range from another. Without a home, a directory of this user's own under /tmp.
+fn ranges_directory() -> Result<PathBuf, LockError> {
+    if let Some(home) = home_of_this_user() {
+        return Ok(home.join(".cache/s3-backfill/locks"));
+    }
+    // SAFETY: getuid cannot fail and touches no memory of ours.
+    let uid = unsafe { libc::getuid() };
+    let directory = PathBuf::from(format!("/tmp/s3-backfill-locks-{uid}"));
+    let unavailable = |source| LockError::RangesUnavailable {
+        path: directory.display().to_string(),
+        source,
+    };
+    match std::fs::DirBuilder::new().mode(0o700).create(&directory) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(error) => return Err(unavailable(error)),
+    }
+    // Anyone can make a directory in /tmp: use it only if it is this user's and no one else's.
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::symlink_metadata(&directory).map_err(unavailable)?;
+    if !metadata.is_dir() || metadata.uid() != uid || metadata.mode() & 0o077 != 0 {
+        return Err(unavailable(std::io::Error::other(
+            "it is not a directory of this user's alone (mode 700)",
+        )));
+    }
+    Ok(directory)
+}
+
+/// This user's home directory, from the user database (getpwuid_r).
+fn home_of_this_user() -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut buffer = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: a zeroed passwd is a valid out-parameter; getpwuid_r writes only into it and `buffer`
+    // (whose length it is given), and the strings it points to live in `buffer`, read before it goes.
+    unsafe {
+        let mut entry: libc::passwd = std::mem::zeroed();
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let status = libc::getpwuid_r(
+            libc::getuid(),
+            &mut entry,
+            buffer.as_mut_ptr(),
+            buffer.len(),
+            &mut found,
+        );
+        if status != 0 || found.is_null() || entry.pw_dir.is_null() {
+            return None;
+        }
+        let home = std::ffi::CStr::from_ptr(entry.pw_dir).to_bytes();
+        (!home.is_empty() && home != b"/").then(|| PathBuf::from(std::ffi::OsStr::from_bytes(home)))
+    }
 }
 
 /// Holds `range` for this run, machine-wide, without waiting: refused when a live run holds a range
 /// that overlaps it.
 pub fn lock_destination(range: &Range) -> Result<CheckpointLock, LockError> {
-    lock_range_in(&ranges_directory(), range)
+    lock_range_in(&ranges_directory()?, range)
 }
 
 fn lock_range_in(directory: &Path, range: &Range) -> Result<CheckpointLock, LockError> {
@@ -407,7 +452,9 @@ mod tests {
         let elsewhere = lock_range_in(dir.path(), &range("c", "", None)).unwrap();
         drop(held);
         // Once the holder is gone its range is free, and its file is removed.
-        let whole_c = lock_range_in(dir.path(), &range("b", "p01/", Some((0, 2)))).unwrap();
+        let whole_c = lock_range_in(dir.path(), &range("b", "", Some((0, 2)))).unwrap();
+        // A shard of the same count into a prefix overlaps (its keys map elsewhere).
+        assert!(lock_range_in(dir.path(), &range("b", "p01/", Some((0, 2)))).is_err());
         drop((beside, elsewhere, whole_c));
         let left: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()

@@ -259,6 +259,13 @@ impl Decoder {
         }
         let codings = list(headers, "transfer-encoding")?;
         let lengths = list(headers, "content-length")?;
+        // A header that is there with nothing in it frames nothing: refused, not taken as absent.
+        if headers.contains_key("content-length") && lengths.is_empty() {
+            return Err(Malformed::BadLength(String::new()));
+        }
+        if headers.contains_key("transfer-encoding") && codings.is_empty() {
+            return Err(Malformed::UnsupportedCoding(String::new()));
+        }
         if !codings.is_empty() {
             if !lengths.is_empty() {
                 return Err(Malformed::BothFramings);
@@ -561,6 +568,18 @@ mod tests {
                 Malformed::BadLength("3, 4".into()),
             ),
             (b"HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\nabc", Malformed::BadLength("+3".into())),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: \r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                Malformed::BadLength(String::new()),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: ,\r\n\r\nabc",
+                Malformed::BadLength(String::new()),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: \r\n\r\nabc",
+                Malformed::UnsupportedCoding(String::new()),
+            ),
             (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", Malformed::BadLength("-1".into())),
             (
                 b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n",

@@ -99,6 +99,14 @@ impl Proxies {
                 .find_map(|name| Some((name, variable(name).filter(|v| !v.is_empty())?)))
         };
         let no_proxy = first(["NO_PROXY", "no_proxy"]).map(|(_, value)| value);
+        // `*` bypasses every host, IP addresses included (hyper-util's matcher applies it to names
+        // only).
+        if no_proxy
+            .as_deref()
+            .is_some_and(|rules| rules.split(',').any(|rule| rule.trim() == "*"))
+        {
+            return Ok(None);
+        }
         let builder = match choice {
             ProxyChoice::Off => return Ok(None),
             ProxyChoice::Url(url) => {
@@ -166,6 +174,29 @@ pub fn check_url(source: &str, url: &str) -> Result<(), String> {
             "{source}={shown} names no host: write it as http://HOST:PORT"
         ));
     }
+    // An `@` past the authority: a user or password with `/`, `?` or `#` in it, which would be read
+    // as the host and a path.
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if rest.contains('@') && !authority.contains('@') {
+        return Err(format!(
+            "{source}={shown}: its user or password holds a character that must be percent-encoded \
+             (/ as %2F, ? as %3F, # as %23, @ as %40)"
+        ));
+    }
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if let Some((_, port)) = host_port
+        .rsplit_once(':')
+        .filter(|(_, port)| !port.contains(']'))
+        && !port.is_empty()
+        && port.parse::<u16>().ok().is_none_or(|port| port == 0)
+    {
+        return Err(format!(
+            "{source}={shown}: the port {port:?} is not a number from 1 to 65535"
+        ));
+    }
     Ok(())
 }
 
@@ -174,20 +205,17 @@ pub fn check_proxy(choice: &ProxyChoice) -> Result<(), String> {
     Proxies::new(choice).map(|_| ())
 }
 
-/// `url` with any `user:password@` taken out.
+/// `url` with any `user:password@` taken out: everything up to its last `@` (so a password with an
+/// unencoded `/` is never shown either).
 pub fn without_credentials(url: &str) -> String {
     let (scheme, rest) = match url.split_once("://") {
         Some((scheme, rest)) => (Some(scheme), rest),
         None => (None, url),
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    let authority = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
     match scheme {
-        Some(scheme) => format!("{scheme}://{authority}{path}"),
-        None => format!("{authority}{path}"),
+        Some(scheme) => format!("{scheme}://{rest}"),
+        None => rest.to_string(),
     }
 }
 
@@ -222,13 +250,16 @@ impl Proxy {
                 let closed = tcp.read_buf(&mut buffer).await? == 0;
                 match decoder.decode(&mut buffer, closed) {
                     Ok(Some(decoded)) => {
-                        if !buffer.is_empty() {
+                        let status = decoded.answer.status;
+                        // A refusal comes with a page (squid's, tinyproxy's): its status is what
+                        // counts. A tunnel carries nothing before the client's TLS handshake.
+                        if (200..300).contains(&status) && !buffer.is_empty() {
                             return Err(io::Error::new(
                                 io::ErrorKind::InvalidData,
                                 "the proxy sent bytes after its answer to CONNECT",
                             ));
                         }
-                        return Ok(decoded.answer.status);
+                        return Ok(status);
                     }
                     Ok(None) => {}
                     Err(malformed) => {
@@ -301,6 +332,26 @@ mod tests {
         );
         assert_eq!(without_credentials("u:p@proxy:3128"), "proxy:3128");
         assert_eq!(
+            without_credentials("http://user:1234/secret@proxy:3128"),
+            "http://proxy:3128"
+        );
+        for bad in [
+            "http://user:1234/secret@127.0.0.1:3128",
+            "http://user:pa/ss@127.0.0.1:3128",
+            "http://us/er:hunter2@127.0.0.1:3128",
+        ] {
+            let error = check_url("--proxy", bad).unwrap_err();
+            assert!(error.contains("percent-encoded"), "{bad}: {error}");
+            assert!(
+                !error.contains("secret") && !error.contains("hunter2") && !error.contains("pa/ss")
+            );
+        }
+        let error = check_url("--proxy", "http://u:hunter2@127.0.0.1:99999").unwrap_err();
+        assert!(
+            error.contains("port") && !error.contains("hunter2"),
+            "{error}"
+        );
+        assert_eq!(
             without_credentials("http://proxy:3128"),
             "http://proxy:3128"
         );
@@ -338,6 +389,10 @@ mod tests {
         // Nothing set, or only NO_PROXY: no proxy at all.
         assert!(route(&[], "https://s3.amazonaws.com").is_none());
         assert!(route(&[("NO_PROXY", "*")], "https://s3.amazonaws.com").is_none());
+        // `*` covers addresses too, with HTTP_PROXY set.
+        let everything: &[(&str, &str)] = &[("HTTP_PROXY", "http://p:3128"), ("NO_PROXY", " *")];
+        assert!(route(everything, "http://127.0.0.1:9000").is_none());
+        assert!(route(everything, "http://169.254.169.254").is_none());
         // Each scheme its own variable; upper case first; ALL_PROXY for the rest.
         let both: &[(&str, &str)] = &[
             ("https_proxy", "http://lower:1"),

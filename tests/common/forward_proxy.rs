@@ -75,9 +75,23 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// An answer of the proxy's own; a refusal comes with a page, as squid's and tinyproxy's do.
 fn answer(client: &mut TcpStream, status: &str, extra: &str) {
-    let _ = client
-        .write_all(format!("HTTP/1.1 {status}\r\n{extra}Content-Length: 0\r\n\r\n").as_bytes());
+    let page = if status.starts_with('2') {
+        String::new()
+    } else {
+        format!(
+            "<html><body><h1>{status}</h1>{}</body></html>",
+            "proxy says no. ".repeat(100)
+        )
+    };
+    let _ = client.write_all(
+        format!(
+            "HTTP/1.1 {status}\r\n{extra}Content-Type: text/html\r\nContent-Length: {}\r\n\r\n{page}",
+            page.len()
+        )
+        .as_bytes(),
+    );
 }
 
 fn upstream(settings: &Settings, target: &str) -> Option<TcpStream> {
