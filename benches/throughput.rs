@@ -184,20 +184,12 @@ fn baseline_workload(baseline: &str, out: &mut String) {
                 };
                 let endpoint = Synthetic::start(&config);
                 let destination = format!("w8-{round}-{}-{index}", tls as u8);
-                let mut command = std::process::Command::new(binary);
-                command
-                    .args([
-                        "copy",
-                        "s3://synthetic-source",
-                        &format!("s3://{destination}"),
-                    ])
-                    .args(["--concurrency", "1024", "--no-checkpoint", "--latest-only"])
-                    .args(["--progress", "never", "--endpoint-url", &endpoint.endpoint])
-                    .envs(support::synthetic::CREDENTIALS);
-                if tls {
-                    command.arg("--ca-bundle").arg(&certificate);
-                }
-                let measured = endpoint.measure(command);
+                let measured = latest_only_copy(
+                    binary,
+                    &endpoint,
+                    &destination,
+                    tls.then_some(certificate.as_path()),
+                );
                 assert_eq!(
                     measured.requests.get("CopyObject").copied(),
                     Some(keys as u64),
@@ -267,20 +259,12 @@ fn tls_workload(out: &mut String) {
             };
             let endpoint = Synthetic::start(&config);
             let destination = format!("w7-{round}-{}", tls as u8);
-            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
-            command
-                .args([
-                    "copy",
-                    "s3://synthetic-source",
-                    &format!("s3://{destination}"),
-                ])
-                .args(["--concurrency", "1024", "--no-checkpoint", "--latest-only"])
-                .args(["--progress", "never", "--endpoint-url", &endpoint.endpoint])
-                .envs(support::synthetic::CREDENTIALS);
-            if tls {
-                command.arg("--ca-bundle").arg(&certificate);
-            }
-            let measured = endpoint.measure(command);
+            let measured = latest_only_copy(
+                env!("CARGO_BIN_EXE_s3-backfill"),
+                &endpoint,
+                &destination,
+                tls.then_some(certificate.as_path()),
+            );
             assert_eq!(
                 measured.buckets.get(&destination).copied(),
                 Some((keys as u64, keys as u64, 0)),
@@ -331,6 +315,30 @@ fn tls_workload(out: &mut String) {
         median(&per_copy[1]) / median(&per_copy[0]),
         ratios.join(", ")
     );
+}
+
+/// Copies the synthetic endpoint's 1 KiB source, latest only, at 1,024 in flight, into `destination`
+/// with `binary` (workloads 7 and 8), trusting `certificate` when the endpoint speaks TLS.
+fn latest_only_copy(
+    binary: &str,
+    endpoint: &support::synthetic::Synthetic,
+    destination: &str,
+    certificate: Option<&std::path::Path>,
+) -> support::synthetic::Measured {
+    let mut command = std::process::Command::new(binary);
+    command
+        .args([
+            "copy",
+            "s3://synthetic-source",
+            &format!("s3://{destination}"),
+        ])
+        .args(["--concurrency", "1024", "--no-checkpoint", "--latest-only"])
+        .args(["--progress", "never", "--endpoint-url", &endpoint.endpoint])
+        .envs(support::synthetic::CREDENTIALS);
+    if let Some(certificate) = certificate {
+        command.arg("--ca-bundle").arg(certificate);
+    }
+    endpoint.measure(command)
 }
 
 /// Workload 6 (issue 14): objects of 256 MiB through the synthetic endpoint at 30 ms a request, copied

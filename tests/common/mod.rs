@@ -151,18 +151,7 @@ pub fn work_dir() -> &'static std::path::Path {
 /// The real binary, without the machine's proxy variables (a test that wants a proxy sets them).
 pub fn binary() -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_s3-backfill"));
-    for name in [
-        "HTTPS_PROXY",
-        "https_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-        "NO_PROXY",
-        "no_proxy",
-    ] {
-        command.env_remove(name);
-    }
+    s3_backfill::local_server::without_proxies(&mut command);
     command
 }
 
