@@ -1157,27 +1157,13 @@ impl<C: S3Api> Executor<C> {
         let mut uncertain = false;
         for _ in 0..UNKNOWN_OUTCOME_ATTEMPTS {
             let error = match attempt().await {
-                Ok(None) if self.job.destination_versioned => {
-                    // A versioned destination names the version each write made. An answer that
-                    // does not (a server or proxy that strips the header, a 200 with an empty body
-                    // that a broken answer was read as) proves nothing: the destination decides.
-                    if let Some(written) = Box::pin(self.applied(key, entry, head)).await? {
-                        *head = DestinationHead::Version(written);
-                        return Ok(());
-                    }
-                    uncertain = true;
-                    self.progress.retried();
-                    let delay = backoff.next_delay();
-                    tracing::debug!(
-                        key = ?key,
-                        version = %entry.version_id,
-                        head = ?head,
-                        delay_ms = delay.as_millis() as u64,
-                        "a write answered without a version id is not on the destination; sending it again"
-                    );
-                    tokio::time::sleep(delay).await;
-                    continue;
-                }
+                // A versioned destination names the version each write made. An answer that does
+                // not (a server or proxy that strips the header, a 200 with an empty body that a
+                // broken answer was read as) proves nothing: an outcome the destination decides.
+                Ok(None) if self.job.destination_versioned => S3Error::Transient {
+                    message: "the write was answered without a version id".into(),
+                    maybe_applied: true,
+                },
                 Ok(version) => {
                     *head = DestinationHead::after(version);
                     return Ok(());

@@ -316,6 +316,17 @@ fn detail(message: &str) -> String {
 }
 
 impl S3Error {
+    /// An attempt given up after `after` (`--request-timeout`, more for a large copy).
+    pub fn timed_out(after: std::time::Duration) -> S3Error {
+        S3Error::TimedOut {
+            message: format!(
+                "no answer within {} s (--request-timeout)",
+                after.as_secs_f64()
+            ),
+            after,
+        }
+    }
+
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,

@@ -371,13 +371,7 @@ fn classify_write<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 's
     timeout: std::time::Duration,
 ) -> S3Error {
     if let SdkError::TimeoutError(_) = &error {
-        return S3Error::TimedOut {
-            message: format!(
-                "no answer within {} s (--request-timeout)",
-                timeout.as_secs_f64()
-            ),
-            after: timeout,
-        };
+        return S3Error::timed_out(timeout);
     }
     match classify(error, bucket) {
         S3Error::Other { code, message } if code == "NotS3" => S3Error::Transient {

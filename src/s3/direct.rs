@@ -275,26 +275,14 @@ impl Direct {
                     },
                 });
             }
-            Err(_) => {
-                return Err(S3Error::TimedOut {
-                    message: format!(
-                        "no answer within {} s (--request-timeout)",
-                        request.timeout.as_secs_f64()
-                    ),
-                    after: request.timeout,
-                });
-            }
+            Err(_) => return Err(S3Error::timed_out(request.timeout)),
         };
         if let Some(proxy) = &target.proxy
             && answer.status == 407
         {
             return Err(S3Error::Other {
                 code: "ProxyRefused".into(),
-                message: format!(
-                    "the proxy {} refused the request (HTTP 407): it wants credentials; give them \
-                     in its URL, http://USER:PASSWORD@HOST:PORT",
-                    proxy.shown
-                ),
+                message: proxy.wants_credentials().to_string(),
             });
         }
         if !(200..300).contains(&answer.status) {

@@ -219,7 +219,34 @@ pub fn without_credentials(url: &str) -> String {
     }
 }
 
+/// A TCP connection for requests to `origin`, by the route `proxy` gives: directly, through the
+/// proxy's CONNECT tunnel (https: TLS goes on top), or to the proxy itself (http: forwarded). Both
+/// clients connect by it. Nothing of a request has been sent when it fails.
+pub(super) async fn connect(origin: &Origin, proxy: Option<&Proxy>) -> io::Result<TcpStream> {
+    match proxy {
+        None => connect_tcp(&origin.host, origin.port).await,
+        Some(proxy) if origin.https => proxy.tunnel(origin).await,
+        Some(proxy) => connect_tcp(&proxy.origin.host, proxy.origin.port)
+            .await
+            .map_err(|error| {
+                io::Error::new(
+                    error.kind(),
+                    format!("cannot connect to the proxy {}: {error}", proxy.shown),
+                )
+            }),
+    }
+}
+
 impl Proxy {
+    /// The proxy's 407 to a request it forwards (an http endpoint's).
+    pub fn wants_credentials(&self) -> ProxyRefused {
+        ProxyRefused(format!(
+            "the proxy {} refused the request (HTTP 407): it wants credentials; give them in its URL, \
+             http://USER:PASSWORD@HOST:PORT",
+            self.shown
+        ))
+    }
+
     /// A connection to `origin` through this proxy's CONNECT tunnel: the proxy connects to the origin
     /// and then carries bytes both ways (TLS goes on top, end to end). Nothing of the request has been
     /// sent when this fails.

@@ -29,8 +29,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::aws::Connection as Side;
-use super::net::{Origin, connect_tcp};
-use super::proxy::{Proxies, ProxyRefused};
+use super::net::Origin;
+use super::proxy::Proxies;
 
 /// Idle connections of the SDK's client are let go after this, as the direct sender's (S3 closes
 /// them after about 20 s).
@@ -144,24 +144,11 @@ impl tower_service::Service<hyper::Uri> for Routed {
                 )
             })?;
             let proxy = proxies.as_deref().and_then(|proxies| proxies.route(&uri));
-            let (tcp, proxied) = match proxy {
-                None => (connect_tcp(&origin.host, origin.port).await?, false),
-                Some(proxy) if origin.https => (proxy.tunnel(&origin).await?, false),
-                Some(proxy) => {
-                    let tcp = connect_tcp(&proxy.origin.host, proxy.origin.port)
-                        .await
-                        .map_err(|error| {
-                            io::Error::new(
-                                error.kind(),
-                                format!("cannot connect to the proxy {}: {error}", proxy.shown),
-                            )
-                        })?;
-                    (tcp, true)
-                }
-            };
+            let tcp = super::proxy::connect(&origin, proxy.as_ref()).await?;
             Ok(RoutedIo {
                 io: TokioIo::new(tcp),
-                proxied,
+                // To a proxy that forwards: hyper-util then writes requests in absolute form.
+                proxied: proxy.is_some() && !origin.https,
             })
         })
     }
@@ -261,11 +248,7 @@ impl HttpConnector for SdkClient {
                 && response.status() == hyper::StatusCode::PROXY_AUTHENTICATION_REQUIRED
             {
                 return Err(ConnectorError::other(
-                    Box::new(ProxyRefused(format!(
-                        "the proxy {} refused the request (HTTP 407): it wants credentials; give \
-                         them in its URL, http://USER:PASSWORD@HOST:PORT",
-                        proxy.shown
-                    ))),
+                    Box::new(proxy.wants_credentials()),
                     None,
                 ));
             }

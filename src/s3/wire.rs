@@ -33,8 +33,8 @@ use tokio::net::TcpStream;
 pub(super) use super::answer::Answer;
 use super::answer::{Decoder, Malformed};
 use super::aws::error_chain;
+use super::net::CONNECT_TIMEOUT;
 pub(super) use super::net::Origin;
-use super::net::{CONNECT_TIMEOUT, connect_tcp};
 use super::proxy::Proxy;
 
 /// Connections idle this long are closed rather than reused: S3 closes them after about 20 s, and a
@@ -212,19 +212,9 @@ impl Wire {
     /// A connection to `origin`: directly, through `proxy`'s CONNECT tunnel (https), or to `proxy`
     /// itself (http, forwarded). Each step within the connect timeout.
     async fn connect(&self, origin: &Origin, proxy: Option<&Proxy>) -> Result<Connection, Failure> {
-        let tcp = match proxy {
-            None => connect_tcp(&origin.host, origin.port).await,
-            Some(proxy) if origin.https => proxy.tunnel(origin).await,
-            Some(proxy) => connect_tcp(&proxy.origin.host, proxy.origin.port)
-                .await
-                .map_err(|error| {
-                    io::Error::new(
-                        error.kind(),
-                        format!("cannot connect to the proxy {}: {error}", proxy.shown),
-                    )
-                }),
-        }
-        .map_err(Failure::Connect)?;
+        let tcp = super::proxy::connect(origin, proxy)
+            .await
+            .map_err(Failure::Connect)?;
         let stream = if origin.https {
             let name = rustls::pki_types::ServerName::try_from(origin.host.clone())
                 .map_err(|e| Failure::Connect(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
