@@ -115,7 +115,43 @@ pub fn seaweedfs_binary() -> Result<PathBuf, LocalServerError> {
 }
 
 fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(free_ports(1)?[0])
+}
+
+/// `count` distinct free loopback ports: the listeners are held until all are chosen, so one call
+/// never returns a port twice (a server given one port for two of its parts binds one, and a
+/// readiness check on the other finds the wrong part listening). Another process may still take a
+/// port before the server binds it: the servers here are probed for what answers, and restarted on
+/// fresh ports.
+fn free_ports(count: usize) -> std::io::Result<Vec<u16>> {
+    let listeners = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    listeners
+        .iter()
+        .map(|listener| Ok(listener.local_addr()?.port()))
+        .collect()
+}
+
+/// Whether `GET /` on `port` is answered by an S3 endpoint (a bucket list or an S3 error), not by
+/// another server that happens to listen there (a SeaweedFS volume server of another test, say).
+fn answers_as_s3(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let address: SocketAddr = ([127, 0, 0, 1], port).into();
+    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_millis(500)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let request = format!("GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut answer = Vec::new();
+    let _ = stream.take(64 * 1024).read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or_default();
+    head.contains("application/xml")
+        && (body.contains("<listallmybucketsresult") || body.contains("<error>"))
 }
 
 /// The variables that send requests through a proxy (curl's, as the tool and the aws CLI read them).
@@ -146,8 +182,14 @@ struct Watched {
 }
 
 impl Watched {
-    /// Runs `command` with its output in `log`, and waits until it listens on `port` (60 s at most).
-    fn start(command: &str, log: &Path, cleanup: &str, port: u16) -> Result<Watched, String> {
+    /// Runs `command` with its output in `log`, and waits until `ready` (60 s at most, and no longer
+    /// than the server lives).
+    fn start(
+        command: &str,
+        log: &Path,
+        cleanup: &str,
+        ready: impl Fn() -> bool,
+    ) -> Result<Watched, String> {
         // The server gets 10 s to stop after SIGTERM, then SIGKILL: SeaweedFS 4.48 can hang in its
         // shutdown ("plugin is shutting down" forever), which left a 570 MB server behind per test binary.
         let script = format!(
@@ -168,14 +210,19 @@ impl Watched {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| e.to_string())?;
-        let watched = Watched { child };
-        let address: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut watched = Watched { child };
         let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
-            if Instant::now() > deadline {
+        while !ready() {
+            let exited = matches!(watched.child.try_wait(), Ok(Some(_)));
+            if exited || Instant::now() > deadline {
                 let text = std::fs::read_to_string(log).unwrap_or_default();
+                let why = if exited {
+                    "exited"
+                } else {
+                    "was not ready within 60 s"
+                };
                 return Err(format!(
-                    "port {port} did not open within 60 s; last log lines:\n{}",
+                    "the server {why}; last log lines:\n{}",
                     text.lines().rev().take(20).collect::<Vec<_>>().join("\n")
                 ));
             }
@@ -236,7 +283,19 @@ impl SeaweedFs {
         Self::start_with(Some((certificate, key)))
     }
 
+    /// Started on fresh ports up to three times: between choosing a free port and binding it, another
+    /// process (a parallel test's server) may take it.
     fn start_with(tls: Option<(&Path, &Path)>) -> Result<Self, LocalServerError> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(tls) {
+                Err(LocalServerError::Start { .. }) if attempt < 3 => attempt += 1,
+                started => return started,
+            }
+        }
+    }
+
+    fn start_once(tls: Option<(&Path, &Path)>) -> Result<Self, LocalServerError> {
         let binary = seaweedfs_binary()?;
         let fail = |detail: String| LocalServerError::Start {
             binary: binary.display().to_string(),
@@ -256,10 +315,7 @@ impl SeaweedFs {
             ),
         )
         .map_err(|e| fail(e.to_string()))?;
-        let mut ports = Vec::new();
-        for _ in 0..8 {
-            ports.push(free_port().map_err(|e| fail(e.to_string()))?);
-        }
+        let ports = free_ports(9).map_err(|e| fail(e.to_string()))?;
         let port = ports[0];
         let args = format!(
             "mini -dir={data} -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false -webdav=false -admin.ui=false \
@@ -281,7 +337,7 @@ impl SeaweedFs {
         let (args, port, endpoint) = match tls {
             None => (args, port, format!("http://127.0.0.1:{port}")),
             Some((certificate, key)) => {
-                let https = free_port().map_err(|e| fail(e.to_string()))?;
+                let https = ports[8];
                 (
                     format!(
                         "{args} -s3.port.https={https} -s3.cert.file={} -s3.key.file={}",
@@ -298,7 +354,14 @@ impl SeaweedFs {
             &format!("TMPDIR={} {} {args}", data.display(), binary.display()),
             &data.join("weed.log"),
             &format!("rm -rf {}", data.display()),
-            port,
+            || {
+                answers_as_s3(ports[0])
+                    && TcpStream::connect_timeout(
+                        &([127, 0, 0, 1], port).into(),
+                        Duration::from_millis(200),
+                    )
+                    .is_ok()
+            },
         )
         .map_err(fail)?;
         Ok(SeaweedFs {
@@ -385,7 +448,18 @@ pub struct Moto {
 
 #[cfg(feature = "testing")]
 impl Moto {
+    /// Started on a fresh port up to three times (see `SeaweedFs::start_with`).
     pub fn start() -> Result<Self, LocalServerError> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once() {
+                Err(LocalServerError::MotoStart(_)) if attempt < 3 => attempt += 1,
+                started => return started,
+            }
+        }
+    }
+
+    fn start_once() -> Result<Self, LocalServerError> {
         let packages = moto_packages()?;
         let fail = |detail: String| LocalServerError::MotoStart(detail);
         let port = free_port().map_err(|e| fail(e.to_string()))?;
@@ -400,7 +474,7 @@ impl Moto {
             ),
             &log,
             &format!("rm -f {}", log.display()),
-            port,
+            || answers_as_s3(port),
         )
         .map_err(fail)?;
         Ok(Moto {
@@ -417,5 +491,47 @@ impl Moto {
             ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
             ("AWS_REGION", "us-east-1".to_string()),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// One server on a free port that answers every connection with `answer`.
+    fn answering(answer: &'static str) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut request = [0u8; 1024];
+                let _ = stream.read(&mut request);
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        port
+    }
+
+    #[test]
+    fn free_ports_are_distinct() {
+        let ports = free_ports(64).unwrap();
+        let distinct: std::collections::BTreeSet<_> = ports.iter().collect();
+        assert_eq!(distinct.len(), ports.len());
+    }
+
+    #[test]
+    fn only_an_s3_answer_makes_a_port_ready() {
+        // What SeaweedFS's volume server answered on a port a test took for its S3 gateway.
+        let volume = answering(
+            "HTTP/1.1 400 Bad Request\r\nServer: SeaweedFS Volume 8000GB 4.48\r\nContent-Length: 0\r\n\r\n",
+        );
+        assert!(!answers_as_s3(volume));
+        let s3 = answering(
+            "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: 58\r\n\r\n<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code></Error>",
+        );
+        assert!(answers_as_s3(s3));
+        let closed = free_port().unwrap();
+        assert!(!answers_as_s3(closed));
     }
 }
