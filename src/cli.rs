@@ -716,6 +716,11 @@ pub struct CopyArgs {
     /// source entries the destination lacks anyway.
     #[arg(long, value_enum, default_value_t = crate::merge::OnDiverged::Skip)]
     pub on_diverged: crate::merge::OnDiverged,
+    /// A destination entry whose ETag cannot be compared with its source's (another part layout,
+    /// SSE-KMS, SSE-C) and with no checksum in common: metadata leaves the key untouched and reports it
+    /// (exit 1); content reads and hashes both sides; size accepts equal sizes (said in the summary).
+    #[arg(long, value_enum, default_value_t = crate::merge::Compare::Metadata)]
+    pub compare: crate::merge::Compare,
     /// Retry the entries the checkpoint records as failed (on by default; --retry-failed=false to skip them).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_value_t = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub retry_failed: bool,
@@ -794,6 +799,10 @@ pub struct VerifyArgs {
     /// The key of SSE-C encrypted copies (as for copy): base64 or file:PATH.
     #[arg(long, value_name = "KEY", value_parser = parse_customer_key)]
     pub sse_c_key: Option<crate::s3::CustomerKey>,
+    /// A pair whose ETags cannot be compared and that shares no checksum (as for copy): metadata
+    /// reports it as unproven (a difference), content reads and hashes both, size accepts equal sizes.
+    #[arg(long, value_enum, default_value_t = crate::merge::Compare::Metadata)]
+    pub compare: crate::merge::Compare,
     /// Progress while comparing, as for copy.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
@@ -1009,6 +1018,7 @@ impl CopyArgs {
             no_checkpoint: false,
             restart: false,
             on_diverged: crate::merge::OnDiverged::Skip,
+            compare: crate::merge::Compare::Metadata,
             retry_failed: true,
             resume_wait: 10.0,
             endpoints,

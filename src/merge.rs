@@ -12,10 +12,17 @@
 //!   the key is left untouched and reported with the first position where the histories differ, unless
 //!   `--on-diverged append` asks to append the source entries the destination lacks anyway.
 //!
-//! Two entries are the same when they are of the same kind and, for objects, of the same size and ETag.
-//! ETags are not comparable across a multipart copy with another part layout, or under SSE-KMS or SSE-C
-//! (their ETags are not MD5s and differ per copy): for those, one HEAD of each side decides, by their
-//! checksums where both have one of the same algorithm, else by size alone; the report counts both.
+//! Two entries are the same only with proof: the same kind and, for objects, the same size and one of
+//! - equal ETags (from the listings, or from a HEAD of each side where a listing had none);
+//! - full-object checksums of one algorithm, equal (one HEAD of each side);
+//! - with `--compare content`, equal bytes (both read and hashed).
+//!
+//! Two MD5 ETags that differ, or two checksums of one algorithm that differ, prove the entries
+//! different. ETags are not comparable across part layouts, or under SSE-KMS or SSE-C (their ETags are
+//! not MD5s and differ per copy); this tool's own copies keep a multipart source's part layout, so
+//! its copies' ETags compare. A pair nothing decides is *unproven*: never taken as the same on a guess
+//! (equal sizes prove nothing), and the key is left untouched and reported (exit 1) unless
+//! `--compare content` reads both or `--compare size` accepts equal sizes (counted in the summary).
 //! With `--latest-only`, only the current entries are compared.
 
 use crate::s3::{Entry, EntryKind, ObjectHead};
@@ -67,25 +74,72 @@ pub fn likeness(source: &Entry, destination: &Entry) -> Likeness {
 pub enum MatchedBy {
     /// Kind, size and ETag (delete markers: kind).
     Etag,
-    /// Size and a checksum of the same algorithm (ETags not comparable).
+    /// Size and a full-object checksum of one algorithm (ETags not comparable).
     Checksum,
-    /// Size alone: ETags not comparable and no checksum on both sides.
+    /// Size and the bytes, read from both sides (`--compare content`).
+    Content,
+    /// This machine's record that the destination version is a server-side copy of the source
+    /// version (see `replay::Provenance`).
+    Record,
+    /// Size alone, accepted by `--compare size`: proves nothing.
+    Size,
+}
+
+impl MatchedBy {
+    /// Counts a match whose ETags could not be compared (an ETag match is not counted).
+    pub fn count(self, progress: &crate::progress::Progress) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let counter = match self {
+            MatchedBy::Etag => return,
+            MatchedBy::Checksum => &progress.matched_by_checksum,
+            MatchedBy::Content => &progress.matched_by_content,
+            MatchedBy::Record => &progress.matched_by_record,
+            MatchedBy::Size => &progress.matched_by_size,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+}
+
+/// What comparing two entries decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Same(MatchedBy),
+    Different,
+    /// Neither the ETags nor checksums can decide.
+    Unproven,
+}
+
+impl From<Option<MatchedBy>> for Verdict {
+    fn from(matched: Option<MatchedBy>) -> Verdict {
+        matched.map_or(Verdict::Different, Verdict::Same)
+    }
+}
+
+/// How pairs the ETags and checksums cannot decide are compared (`--compare`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Compare {
+    /// ETags and checksums only: an undecided pair leaves its key untouched and reported (exit 1).
+    #[default]
+    Metadata,
+    /// Read and hash both sides of an undecided pair (bytes read are in the report).
+    Content,
+    /// Accept equal sizes for an undecided pair (counted in the summary: proves nothing).
     Size,
 }
 
 /// Whether two objects of the same size whose listed ETags differ are the same, from a HEAD of each.
-pub fn by_heads(theirs: &ObjectHead, ours: &ObjectHead) -> Option<MatchedBy> {
+pub fn by_heads(theirs: &ObjectHead, ours: &ObjectHead) -> Verdict {
     if theirs.etag == ours.etag {
         // The listing did not give one side's ETag (an inventory without that column).
-        return Some(MatchedBy::Etag);
+        return Verdict::Same(MatchedBy::Etag);
     }
     if theirs.etag_is_md5() && ours.etag_is_md5() {
         // Both ETags are MD5s of the bytes: the bytes differ.
-        return None;
+        return Verdict::Different;
     }
     match (&theirs.checksum, &ours.checksum) {
-        (Some((a, x)), Some((b, y))) if a == b => (x == y).then_some(MatchedBy::Checksum),
-        _ => Some(MatchedBy::Size),
+        (Some((a, x)), Some((b, y))) if a == b => (x == y).then_some(MatchedBy::Checksum).into(),
+        _ => Verdict::Unproven,
     }
 }
 
@@ -103,6 +157,22 @@ pub enum KeyPlan {
         reason: String,
         append_from: Option<usize>,
     },
+    /// Nothing proves whether source entry `position` (0-based) and the destination's entry there are
+    /// the same: nothing is written.
+    Unproven { position: usize, reason: String },
+}
+
+fn unproven(position: usize, source: &Entry, destination: &Entry) -> KeyPlan {
+    KeyPlan::Unproven {
+        position,
+        reason: format!(
+            "entry {}: nothing proves the destination's {} is the source's {}: their ETags are not \
+             comparable (another part layout, SSE-KMS or SSE-C) and they share no checksum",
+            position + 1,
+            describe(destination),
+            describe(source)
+        ),
+    }
 }
 
 /// One side's entry, described for a diverged key's reason.
@@ -117,9 +187,9 @@ pub fn describe(entry: &Entry) -> String {
     }
 }
 
-/// Plans a key from its source and destination histories (both oldest first). `same(i, j)` tells
-/// whether source entry `i` and destination entry `j` are the same (see the module doc); `matched`
-/// receives how each matched pair was decided.
+/// Plans a key from its source and destination histories (both oldest first). `same(i, j)` compares
+/// source entry `i` with destination entry `j` (see the module doc); `matched` receives how each
+/// matched pair was decided.
 pub async fn plan_key<F, Fut, E>(
     source: &[Entry],
     destination: &[Entry],
@@ -130,7 +200,7 @@ pub async fn plan_key<F, Fut, E>(
 ) -> Result<KeyPlan, E>
 where
     F: FnMut(usize, usize) -> Fut,
-    Fut: std::future::Future<Output = Result<Option<MatchedBy>, E>>,
+    Fut: std::future::Future<Output = Result<Verdict, E>>,
 {
     if latest_only {
         // Only the current entry counts, as in every latest-version sync tool.
@@ -145,11 +215,12 @@ where
             });
         };
         return Ok(match same(current, last).await? {
-            Some(how) => {
+            Verdict::Same(how) => {
                 matched(how);
                 KeyPlan::InStep
             }
-            None => KeyPlan::Append { from: current },
+            Verdict::Different => KeyPlan::Append { from: current },
+            Verdict::Unproven => unproven(current, &source[current], &destination[last]),
         });
     }
     let mut pairs = Vec::new();
@@ -172,8 +243,9 @@ where
             .await;
         };
         match same(index, index).await? {
-            Some(how) => pairs.push(how),
-            None => {
+            Verdict::Same(how) => pairs.push(how),
+            Verdict::Unproven => return Ok(unproven(index, wanted, entry)),
+            Verdict::Different => {
                 return diverged(
                     source,
                     destination,
@@ -213,15 +285,21 @@ async fn diverged<F, Fut, E>(
 ) -> Result<KeyPlan, E>
 where
     F: FnMut(usize, usize) -> Fut,
-    Fut: std::future::Future<Output = Result<Option<MatchedBy>, E>>,
+    Fut: std::future::Future<Output = Result<Verdict, E>>,
 {
     let append_from = match on_diverged {
         OnDiverged::Skip => None,
         OnDiverged::Append => {
             let mut next = 0;
-            for index in 0..destination.len() {
-                if next < source.len() && same(next, index).await?.is_some() {
-                    next += 1;
+            for (index, held) in destination.iter().enumerate() {
+                if next >= source.len() {
+                    continue;
+                }
+                match same(next, index).await? {
+                    Verdict::Same(_) => next += 1,
+                    Verdict::Different => {}
+                    // Appending after it could write a second copy of that entry.
+                    Verdict::Unproven => return Ok(unproven(next, &source[next], held)),
                 }
             }
             Some(next)
@@ -264,7 +342,7 @@ mod tests {
         let same = |i: usize, j: usize| {
             let found = (likeness(&source[i], &destination[j]) == Likeness::Same)
                 .then_some(MatchedBy::Etag);
-            std::future::ready(Ok::<_, ()>(found))
+            std::future::ready(Ok::<_, ()>(Verdict::from(found)))
         };
         futures::executor::block_on(plan_key(source, destination, latest, mode, same, |_| {}))
             .unwrap()
@@ -385,7 +463,7 @@ mod tests {
     }
 
     #[test]
-    fn unverified_pairs_are_decided_by_etags_then_checksums_then_size() {
+    fn unverified_pairs_are_decided_by_etags_then_checksums_and_never_by_size() {
         let head = |etag: &str, sse: Option<&str>, checksum: Option<(&str, &str)>| ObjectHead {
             etag: format!("\"{etag}\""),
             server_side_encryption: sse.map(str::to_string),
@@ -396,25 +474,90 @@ mod tests {
         let crc = Some(("CRC32", "AAAA"));
         assert_eq!(
             by_heads(&head("aa", None, crc), &head("bb", None, crc)),
-            None
+            Verdict::Different
         );
         // The same ETag once both are read (one was missing from the listing).
         assert_eq!(
             by_heads(&head("aa", None, None), &head("aa", None, None)),
-            Some(MatchedBy::Etag)
+            Verdict::Same(MatchedBy::Etag)
         );
-        // Not comparable (multipart, SSE-KMS): checksums of one algorithm decide, else size.
+        // Not comparable (multipart, SSE-KMS): checksums of one algorithm decide.
         let multipart = head("aa-3", None, crc);
         let kms = head("cc", Some("aws:kms"), crc);
-        assert_eq!(by_heads(&multipart, &kms), Some(MatchedBy::Checksum));
-        let other_bytes = head("dd", Some("aws:kms"), Some(("CRC32", "BBBB")));
-        assert_eq!(by_heads(&multipart, &other_bytes), None);
-        let sha = head("dd", Some("aws:kms"), Some(("SHA256", "x")));
-        assert_eq!(by_heads(&multipart, &sha), Some(MatchedBy::Size));
         assert_eq!(
-            by_heads(&head("aa-3", None, None), &head("ee", None, None)),
-            Some(MatchedBy::Size)
+            by_heads(&multipart, &kms),
+            Verdict::Same(MatchedBy::Checksum)
         );
+        let other_bytes = head("dd", Some("aws:kms"), Some(("CRC32", "BBBB")));
+        assert_eq!(by_heads(&multipart, &other_bytes), Verdict::Different);
+        // Nothing decides: unproven, never "the same size, so the same" (issue 25).
+        let sha = head("dd", Some("aws:kms"), Some(("SHA256", "x")));
+        assert_eq!(by_heads(&multipart, &sha), Verdict::Unproven);
+        assert_eq!(
+            by_heads(&head("aa-2", None, None), &head("ee", None, None)),
+            Verdict::Unproven
+        );
+    }
+
+    #[test]
+    fn an_unproven_pair_leaves_the_key_unproven_in_every_mode() {
+        let source = [object("a", 4, "aa"), object("b", 8, "bb-2")];
+        let destination = [object("x", 4, "aa"), object("y", 8, "cc")];
+        let same = |i: usize, j: usize| {
+            let verdict = match likeness(&source[i], &destination[j]) {
+                Likeness::Same => Verdict::Same(MatchedBy::Etag),
+                Likeness::Unverified => Verdict::Unproven,
+                Likeness::Different => Verdict::Different,
+            };
+            std::future::ready(Ok::<_, ()>(verdict))
+        };
+        for (latest, mode) in [
+            (false, OnDiverged::Skip),
+            (false, OnDiverged::Append),
+            (true, OnDiverged::Skip),
+        ] {
+            let plan = futures::executor::block_on(plan_key(
+                &source,
+                &destination,
+                latest,
+                mode,
+                same,
+                |_| {},
+            ))
+            .unwrap();
+            let KeyPlan::Unproven { position, reason } = plan else {
+                panic!("{plan:?}")
+            };
+            assert_eq!(position, 1);
+            assert!(
+                reason.contains("entry 2") && reason.contains("bb-2"),
+                "{reason}"
+            );
+        }
+        // Diverged at entry 1, and the append search meets the unproven pair: nothing is appended.
+        let foreign = [
+            object("f", 9, "ff"),
+            object("x", 4, "aa"),
+            object("y", 8, "cc"),
+        ];
+        let same = |i: usize, j: usize| {
+            let verdict = match likeness(&source[i], &foreign[j]) {
+                Likeness::Same => Verdict::Same(MatchedBy::Etag),
+                Likeness::Unverified => Verdict::Unproven,
+                Likeness::Different => Verdict::Different,
+            };
+            std::future::ready(Ok::<_, ()>(verdict))
+        };
+        let plan = futures::executor::block_on(plan_key(
+            &source,
+            &foreign,
+            false,
+            OnDiverged::Append,
+            same,
+            |_| {},
+        ))
+        .unwrap();
+        assert!(matches!(plan, KeyPlan::Unproven { .. }), "{plan:?}");
     }
 
     #[test]

@@ -58,17 +58,25 @@ impl PlanSettings {
         Ok(())
     }
 
+    /// A multipart source (ETag `…-N`) is copied by parts in its own layout whatever its size, unless
+    /// `--part-size` is given: its copy's ETag is then the source's, which proves the copy on every
+    /// later comparison (a CopyObject would give it an MD5 ETag no listing can compare).
     pub fn action(&self, entry: &Entry) -> Action {
-        match entry.kind {
+        match &entry.kind {
             EntryKind::DeleteMarker => Action::DeleteMarker,
-            EntryKind::Object { size, .. } if size > self.multipart_threshold => Action::Multipart,
+            EntryKind::Object { size, .. } if *size > self.multipart_threshold => Action::Multipart,
+            EntryKind::Object { size, etag, .. }
+                if *size > 0 && self.part_size.is_none() && multipart_parts(etag).is_some() =>
+            {
+                Action::Multipart
+            }
             EntryKind::Object { .. } => Action::Copy,
         }
     }
 
-    /// The part size for an object of `size` bytes: the explicit one, else the source's own layout (which
-    /// reproduces its ETag), else the default, raised so that no more than 10,000 parts are needed.
-    pub fn part_size(&self, size: u64, source_part_size: Option<u64>) -> Result<u64, String> {
+    /// The part size for an object of `size` bytes whose source layout is not kept (see `action`): the
+    /// explicit one, else the default, raised so that no more than 10,000 parts are needed.
+    pub fn part_size(&self, size: u64) -> Result<u64, String> {
         let minimum = size.div_ceil(MAX_PARTS);
         if let Some(explicit) = self.part_size {
             if explicit < minimum {
@@ -78,14 +86,57 @@ impl PlanSettings {
             }
             return Ok(explicit);
         }
-        if let Some(source) = source_part_size
-            && (MIN_PART..=MAX_PART).contains(&source)
-            && source >= minimum
-        {
-            return Ok(source);
-        }
         Ok(DEFAULT_PART_SIZE.max(minimum.div_ceil(MIB) * MIB))
     }
+}
+
+/// The number of parts of a multipart upload's ETag (`"<32 hex digits>-N"`), None for any other.
+pub fn multipart_parts(etag: &str) -> Option<u32> {
+    let (digest, parts) = etag.trim_matches('"').rsplit_once('-')?;
+    let parts: u32 = parts.parse().ok()?;
+    (digest.len() == 32
+        && digest.bytes().all(|b| b.is_ascii_hexdigit())
+        && (1..=MAX_PARTS as u32).contains(&parts)
+        && parts.to_string().len() == etag.trim_matches('"').len() - 33)
+        .then_some(parts)
+}
+
+/// The sizes of a multipart source's parts from its part count and first part's size, when its parts
+/// are all that size but the last (what every uploader does); None when they cannot be.
+pub fn uniform_layout(size: u64, parts: u32, first: u64) -> Option<Vec<u64>> {
+    let parts = u64::from(parts);
+    let full = first.checked_mul(parts.checked_sub(1)?)?;
+    let last = size.checked_sub(full)?;
+    (first > 0 && last > 0 && last <= first).then(|| {
+        let mut sizes = vec![first; parts as usize - 1];
+        sizes.push(last);
+        sizes
+    })
+}
+
+/// Whether `sizes` can be a multipart upload of `size` bytes: they add up, and every part but the
+/// last is within S3's limits.
+pub fn valid_layout(size: u64, sizes: &[u64]) -> bool {
+    let Some((_, before_last)) = sizes.split_last() else {
+        return false;
+    };
+    sizes.len() as u64 <= MAX_PARTS
+        && sizes.iter().sum::<u64>() == size
+        && sizes.iter().all(|&part| part > 0 && part <= MAX_PART)
+        && before_last.iter().all(|&part| part >= MIN_PART)
+}
+
+/// Inclusive byte ranges of parts of these sizes.
+pub fn layout_ranges(sizes: &[u64]) -> Vec<(u64, u64)> {
+    let mut first = 0;
+    sizes
+        .iter()
+        .map(|&size| {
+            let range = (first, first + size - 1);
+            first += size;
+            range
+        })
+        .collect()
 }
 
 /// Inclusive byte ranges of the parts.
@@ -128,25 +179,73 @@ mod tests {
         let mut marker = object(0);
         marker.kind = EntryKind::DeleteMarker;
         assert_eq!(settings.action(&marker), Action::DeleteMarker);
+        // A multipart source keeps its layout at any size, unless --part-size says otherwise.
+        let mut multipart = object(6 * MIB);
+        multipart.kind = EntryKind::Object {
+            size: 6 * MIB,
+            etag: "\"0123456789abcdef0123456789abcdef-2\"".into(),
+            storage_class: None,
+        };
+        assert_eq!(settings.action(&multipart), Action::Multipart);
+        let explicit = PlanSettings {
+            part_size: Some(8 * MIB),
+            ..settings
+        };
+        assert_eq!(explicit.action(&multipart), Action::Copy);
     }
 
     #[test]
-    fn part_size_prefers_explicit_then_source_layout_then_default() {
+    fn reads_multipart_etags_and_layouts() {
+        let hex = "0123456789abcdef0123456789ABCDEF";
+        assert_eq!(multipart_parts(&format!("\"{hex}-2\"")), Some(2));
+        assert_eq!(multipart_parts(&format!("{hex}-10000")), Some(10_000));
+        for other in [
+            hex.to_string(),
+            format!("{hex}-0"),
+            format!("{hex}-10001"),
+            format!("{hex}-+2"),
+            format!("{hex}-02"),
+            format!("{}-2", &hex[1..]),
+            "a-b-2".into(),
+            String::new(),
+        ] {
+            assert_eq!(multipart_parts(&other), None, "{other}");
+        }
+        assert_eq!(
+            uniform_layout(12 * MIB, 2, 8 * MIB),
+            Some(vec![8 * MIB, 4 * MIB])
+        );
+        assert_eq!(uniform_layout(16 * MIB, 2, 8 * MIB), Some(vec![8 * MIB; 2]));
+        // Parts of other sizes: the first part's size cannot tell the layout.
+        assert_eq!(uniform_layout(20 * MIB, 2, 8 * MIB), None);
+        assert_eq!(uniform_layout(7 * MIB, 2, 8 * MIB), None);
+        assert_eq!(uniform_layout(3, 1, 3), Some(vec![3]));
+        assert_eq!(uniform_layout(3, 0, 3), None);
+        assert!(valid_layout(12 * MIB, &[8 * MIB, 4 * MIB]));
+        assert!(valid_layout(3, &[3]));
+        assert!(!valid_layout(12 * MIB, &[4 * MIB, 8 * MIB]));
+        assert!(!valid_layout(13 * MIB, &[8 * MIB, 4 * MIB]));
+        assert!(!valid_layout(0, &[]));
+        assert_eq!(
+            layout_ranges(&[8 * MIB, 4 * MIB]),
+            vec![(0, 8 * MIB - 1), (8 * MIB, 12 * MIB - 1)]
+        );
+    }
+
+    #[test]
+    fn part_size_prefers_explicit_then_default() {
         let settings = PlanSettings::default();
-        assert_eq!(settings.part_size(GIB, Some(8 * MIB)), Ok(8 * MIB));
-        assert_eq!(settings.part_size(GIB, None), Ok(DEFAULT_PART_SIZE));
-        // A source layout under S3's minimum is not reproducible: fall back.
-        assert_eq!(settings.part_size(GIB, Some(MIB)), Ok(DEFAULT_PART_SIZE));
+        assert_eq!(settings.part_size(GIB), Ok(DEFAULT_PART_SIZE));
         // 5 TiB needs parts of at least 525 MiB to stay within 10,000.
-        assert_eq!(settings.part_size(5 << 40, None), Ok(525 * MIB));
+        assert_eq!(settings.part_size(5 << 40), Ok(525 * MIB));
         let explicit = PlanSettings {
             part_size: Some(16 * MIB),
             ..settings
         };
-        assert_eq!(explicit.part_size(GIB, Some(8 * MIB)), Ok(16 * MIB));
+        assert_eq!(explicit.part_size(GIB), Ok(16 * MIB));
         assert!(
             explicit
-                .part_size(1 << 40, None)
+                .part_size(1 << 40)
                 .unwrap_err()
                 .contains("10,000 parts")
         );

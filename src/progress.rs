@@ -39,6 +39,16 @@ pub struct Diverged {
     pub appended: bool,
 }
 
+/// A key left untouched because nothing proves one of its pairs the same or different (see `merge`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Unproven {
+    /// The destination key.
+    pub key: String,
+    /// The entry (1-based, oldest first) nothing decides.
+    pub position: u64,
+    pub reason: String,
+}
+
 #[derive(Debug, Default)]
 pub struct Progress {
     pub listed_entries: AtomicU64,
@@ -59,10 +69,16 @@ pub struct Progress {
     pub keys_in_step: AtomicU64,
     /// Keys with entries written (a dry run: to write).
     pub keys_written: AtomicU64,
-    /// Entries found the same though their ETags are not comparable: by checksum, by size alone.
+    /// Entries found the same though their ETags are not comparable: by checksum, by reading their
+    /// bytes (`--compare content`, with the bytes read from both sides), by size alone (`--compare size`).
     pub matched_by_checksum: AtomicU64,
+    pub matched_by_content: AtomicU64,
+    /// ... and by this machine's record of its own copies (see `replay::Provenance`).
+    pub matched_by_record: AtomicU64,
+    pub compared_bytes: AtomicU64,
     pub matched_by_size: AtomicU64,
     diverged: Mutex<Vec<Diverged>>,
+    unproven: Mutex<Vec<Unproven>>,
     pub retries: AtomicU64,
     pub throttles: AtomicU64,
     pub window: AtomicUsize,
@@ -188,9 +204,20 @@ impl Progress {
         self.keys_written.fetch_add(1, Relaxed);
     }
 
-    pub fn matched_weakly(&self, by_checksum: u64, by_size: u64) {
-        self.matched_by_checksum.fetch_add(by_checksum, Relaxed);
-        self.matched_by_size.fetch_add(by_size, Relaxed);
+    /// Bytes read from both sides to compare an undecided pair (`--compare content`).
+    pub fn compared_content(&self, bytes: u64) {
+        self.compared_bytes.fetch_add(bytes, Relaxed);
+    }
+
+    pub fn unproven(&self, key: Unproven) {
+        self.unproven.lock().expect("unproven lock").push(key);
+    }
+
+    /// The unproven keys, in key order.
+    pub fn unproven_keys(&self) -> Vec<Unproven> {
+        let mut keys = self.unproven.lock().expect("unproven lock").clone();
+        keys.sort_by(|a, b| a.key.cmp(&b.key));
+        keys
     }
 
     pub fn diverged(&self, key: Diverged) {

@@ -1,6 +1,8 @@
 //! `verify`: compares the version histories of a source and a destination range key by key (count,
-//! kind, order, size, ETag where comparable), and each version's attributes (`attribute_differences`)
-//! and tags. Both listings are streamed and joined
+//! kind, order, size, and the proof that each pair is the same: ETags, else checksums, else this
+//! machine's record of its copies, else with `--compare content` the bytes — see `merge`), and each
+//! version's attributes (`attribute_differences`) and tags. A pair nothing proves is a difference
+//! ("unproven"), never a match. Both listings are streamed and joined
 //! by key, so memory does not grow with the bucket.
 
 use std::sync::Arc;
@@ -43,6 +45,10 @@ pub struct VerifyOptions {
     pub kms_key: Option<String>,
     /// Counts the source's entries as listed, and as done once compared (for the progress lines).
     pub progress: Arc<Progress>,
+    /// How pairs the ETags and checksums cannot decide are compared.
+    pub compare: crate::merge::Compare,
+    /// This machine's record of the copies whose ETags cannot prove them.
+    pub provenance: Option<Arc<crate::replay::Provenance>>,
 }
 
 pub async fn verify<C: S3Api>(
@@ -126,6 +132,11 @@ pub async fn verify<C: S3Api>(
                 );
                 let kms_key = options.kms_key.clone();
                 let progress = Arc::clone(&progress);
+                let proof = Proof {
+                    compare: options.compare,
+                    provenance: options.provenance.clone(),
+                    progress: Arc::clone(&progress),
+                };
                 checks.push(async move {
                     let entries = l.entries.len() as u64;
                     let compared = compare_settings(
@@ -133,6 +144,7 @@ pub async fn verify<C: S3Api>(
                         (&*destination, &buckets.1),
                         (l, r),
                         kms_key.as_deref(),
+                        &proof,
                     )
                     .await;
                     progress.in_step(entries, 0, 0);
@@ -163,7 +175,8 @@ fn describe(entry: &Entry) -> String {
     }
 }
 
-/// Count, kind, order, size and (single-part) ETag of two histories, entry by entry.
+/// Count, kind, order, size and ETag of two histories, entry by entry; a pair of one size whose ETags
+/// differ is left to `compare_settings`, whose HEADs can tell whether the ETags are comparable.
 pub fn compare_histories(source: &KeyHistory, destination: &KeyHistory) -> Vec<String> {
     let mut differences = Vec::new();
     if source.entries.len() != destination.entries.len() {
@@ -183,14 +196,7 @@ pub fn compare_histories(source: &KeyHistory, destination: &KeyHistory) -> Vec<S
     for (position, (s, d)) in source.entries.iter().zip(&destination.entries).enumerate() {
         let same = match (&s.kind, &d.kind) {
             (EntryKind::DeleteMarker, EntryKind::DeleteMarker) => true,
-            (
-                EntryKind::Object {
-                    size: a, etag: ea, ..
-                },
-                EntryKind::Object {
-                    size: b, etag: eb, ..
-                },
-            ) => a == b && (ea.contains('-') || eb.contains('-') || ea == eb),
+            (EntryKind::Object { size: a, .. }, EntryKind::Object { size: b, .. }) => a == b,
             _ => false,
         };
         if !same {
@@ -347,11 +353,76 @@ fn same_kms_key(a: &str, b: &str) -> bool {
     a == b || id(a) == id(b) || a.contains("alias/") || b.contains("alias/")
 }
 
+/// What proves a pair whose listed ETags differ.
+struct Proof {
+    compare: crate::merge::Compare,
+    provenance: Option<Arc<crate::replay::Provenance>>,
+    progress: Arc<Progress>,
+}
+
+impl Proof {
+    /// Why the pair is not proven the same, if it is not.
+    async fn difference<C: S3Api>(
+        &self,
+        (source, source_version, source_head): (&C, &VersionRef, &ObjectHead),
+        (destination, destination_version, destination_head): (&C, &VersionRef, &ObjectHead),
+    ) -> S3Result<Option<String>> {
+        use crate::merge::{Compare, MatchedBy, Verdict, by_heads};
+        let recorded = self.provenance.as_ref().is_some_and(|record| {
+            record.proves(
+                &destination_version.key,
+                &destination_version.version_id,
+                source_version,
+            )
+        });
+        let verdict = match by_heads(source_head, destination_head) {
+            // This machine copied exactly that version there (before checksums: some servers
+            // present a multipart copy's composite checksum as a full-object one).
+            Verdict::Different | Verdict::Unproven
+                if recorded && !(source_head.etag_is_md5() && destination_head.etag_is_md5()) =>
+            {
+                Verdict::Same(MatchedBy::Record)
+            }
+            Verdict::Unproven if self.compare == Compare::Size => Verdict::Same(MatchedBy::Size),
+            Verdict::Unproven if self.compare == Compare::Content => {
+                let (theirs, ours) = futures::try_join!(
+                    source.content_digest(source_version),
+                    destination.content_digest(destination_version)
+                )?;
+                self.progress.compared_content(theirs.size + ours.size);
+                if theirs == ours {
+                    Verdict::Same(MatchedBy::Content)
+                } else {
+                    Verdict::Different
+                }
+            }
+            verdict => verdict,
+        };
+        Ok(match verdict {
+            Verdict::Same(how) => {
+                how.count(&self.progress);
+                None
+            }
+            Verdict::Different => Some(format!(
+                "content differs: source ETag {}, destination ETag {}",
+                source_head.etag, destination_head.etag
+            )),
+            Verdict::Unproven => Some(format!(
+                "unproven: the ETags ({} and {}) are not comparable (another part layout, SSE-KMS or \
+                 SSE-C) and there is no checksum in common; rerun verify with --compare content to \
+                 compare the bytes",
+                source_head.etag, destination_head.etag
+            )),
+        })
+    }
+}
+
 async fn compare_settings<C: S3Api>(
     (source, source_bucket): (&C, &str),
     (destination, destination_bucket): (&C, &str),
     (left, right): (KeyHistory, KeyHistory),
     kms_key: Option<&str>,
+    proof: &Proof,
 ) -> S3Result<Vec<String>> {
     let mut differences = Vec::new();
     for (s, d) in left.entries.iter().zip(&right.entries) {
@@ -371,6 +442,26 @@ async fn compare_settings<C: S3Api>(
             source.get_tags(&source_version),
             destination.get_tags(&destination_version),
         )?;
+        let listed_etags_differ = match (&s.kind, &d.kind) {
+            (EntryKind::Object { etag: a, .. }, EntryKind::Object { etag: b, .. }) => {
+                a.trim_matches('"') != b.trim_matches('"')
+            }
+            _ => false,
+        };
+        if listed_etags_differ
+            && s.size() == d.size()
+            && let Some(difference) = proof
+                .difference(
+                    (source, &source_version, &source_head),
+                    (destination, &destination_version, &destination_head),
+                )
+                .await?
+        {
+            differences.push(format!(
+                "key {:?}, version {}: {difference}",
+                left.key, s.version_id
+            ));
+        }
         for difference in attribute_differences(&source_head, &destination_head, kms_key) {
             differences.push(format!(
                 "key {:?}, version {}: {difference}",

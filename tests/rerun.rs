@@ -72,9 +72,10 @@ async fn a_completed_copy_rerun_from_anywhere_writes_nothing() {
     let source = create_bucket("again-src", true).await;
     let destination = create_bucket("again-dst", true).await;
     seed(&source, 60).await;
-    // The multipart source is copied with parts: SeaweedFS gives the copy another ETag (composite
-    // part ETags), so it can only be matched by HEAD.
-    let parts = ["--multipart-threshold", "5MiB"];
+    // The multipart source (5+5+1 MiB) is copied by parts in its own layout. On S3 the copy then has
+    // the source's ETag; SeaweedFS's UploadPartCopy answers are not part MD5s, so there the copy is
+    // proven by this machine's record of it (never by size alone, never by reading both).
+    let parts: [&str; 0] = [];
     let first = tempfile::tempdir().unwrap();
     let output = copy_in(first.path(), &source, &destination, &parts);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
@@ -107,13 +108,16 @@ async fn a_completed_copy_rerun_from_anywhere_writes_nothing() {
             "{extra:?}: {}",
             text(&output)
         );
-        // The multipart source's copy has another ETag: it is matched by HEAD, and counted.
-        assert_eq!(
-            json["matched_by_checksum"].as_u64().unwrap()
-                + json["matched_by_size_only"].as_u64().unwrap(),
-            1,
-            "{json}"
-        );
+        // No guess and no bytes read: the listings or the record prove every pair.
+        for weak in [
+            "matched_by_checksum",
+            "matched_by_content",
+            "matched_by_size_only",
+            "compared_bytes",
+        ] {
+            assert_eq!(json[weak].as_u64(), Some(0), "{weak}: {json}");
+        }
+        assert_eq!(json["unproven"].as_array().map(Vec::len), Some(0), "{json}");
         assert_eq!(entry_count(&destination).await, before, "{extra:?}");
     }
     assert_same_histories(&source, &destination).await;
@@ -707,4 +711,90 @@ async fn overlapping_runs_are_refused_by_what_they_cover_not_how_they_are_writte
     let output = first.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert_same_histories(&source, &destination).await;
+}
+
+/// Issue 25: a source version uploaded by multipart (ETag `…-3`) and a destination key that already
+/// holds another object of the same size (other bytes, no checksums). Before, `copy` said "1 by size
+/// alone" (exit 0), `verify` said "match", and the source version was never copied. Now nothing is
+/// taken as the same without proof: the key is unproven (exit 1, named, untouched), verify says so,
+/// `--compare content` reads both and finds them different (diverged), and over the same bytes proves
+/// them the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_of_the_same_size_is_never_taken_for_the_source_version() {
+    const SIZE: usize = 11 << 20;
+    let source = create_bucket("size-src", true).await;
+    let destination = create_bucket("size-dst", true).await;
+    put_multipart(&source, "k", SIZE, 1).await;
+    put(&destination, "k", vec![7u8; SIZE]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let report_arg = ["--report", report.to_str().unwrap(), "--no-checkpoint"];
+    let output = copy_in(dir.path(), &source, &destination, &report_arg);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&format!("unproven: s3://{destination}/k at entry 1"))
+            && stdout.contains("--compare content"),
+        "{}",
+        text(&output)
+    );
+    let json = report_of(&report);
+    assert_eq!(json["unproven"][0]["key"], "k", "{json}");
+    assert_eq!(json["matched_by_size_only"], 0, "{json}");
+    assert_eq!(histories(&destination, "").await[0].1.len(), 1, "written");
+
+    let verify = |extra: &[&str]| {
+        let mut args = vec![
+            "verify".to_string(),
+            format!("s3://{source}"),
+            format!("s3://{destination}"),
+            "--progress".into(),
+            "never".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        command(&args).output().unwrap()
+    };
+    let output = verify(&[]);
+    assert_ne!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("unproven"),
+        "{}",
+        text(&output)
+    );
+    let output = verify(&["--compare", "content"]);
+    assert_ne!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("content differs"),
+        "{}",
+        text(&output)
+    );
+
+    // Read both: other bytes, so the key is diverged, and still untouched.
+    let content = [&report_arg[..], &["--compare", "content"]].concat();
+    let output = copy_in(dir.path(), &source, &destination, &content);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let json = report_of(&report);
+    assert_eq!(json["diverged"][0]["key"], "k", "{json}");
+    assert_eq!(json["compared_bytes"], 2 * SIZE as u64, "{json}");
+    assert_eq!(histories(&destination, "").await[0].1.len(), 1, "written");
+
+    // The same bytes in one part (an MD5 ETag): proven by content, nothing written.
+    let same = create_bucket("size-same", true).await;
+    let body: Vec<u8> = (0..SIZE).map(|i| ((i + 1) % 241) as u8).collect();
+    put(&same, "k", body).await;
+    let output = copy_in(dir.path(), &source, &same, &report_arg);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let output = copy_in(dir.path(), &source, &same, &content);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let json = report_of(&report);
+    assert_eq!(json["matched_by_content"], 1, "{json}");
+    assert_eq!(written(&json), 0, "{json}");
+    assert_eq!(histories(&same, "").await[0].1.len(), 1, "written");
+    let output = verify(&["--compare", "content"]);
+    assert_ne!(
+        output.status.code(),
+        Some(0),
+        "the first destination still differs"
+    );
 }

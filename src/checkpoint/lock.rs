@@ -165,12 +165,19 @@ impl std::fmt::Display for Range {
 /// the user database, not `$HOME` or `$XDG_RUNTIME_DIR`, which differ between them and would hide one
 /// run's range from another. Without a home, a directory of this user's own under /tmp.
 fn ranges_directory() -> Result<PathBuf, LockError> {
+    machine_directory("locks")
+}
+
+/// A directory of this machine's state for this user, `name`d: `~/.cache/s3-backfill/NAME` (the home
+/// directory from the user database, see `ranges_directory`), else `/tmp/s3-backfill-NAME-UID`, which
+/// must be this user's alone.
+pub fn machine_directory(name: &str) -> Result<PathBuf, LockError> {
     if let Some(home) = home_of_this_user() {
-        return Ok(home.join(".cache/s3-backfill/locks"));
+        return Ok(home.join(".cache/s3-backfill").join(name));
     }
     // SAFETY: getuid cannot fail and touches no memory of ours.
     let uid = unsafe { libc::getuid() };
-    let directory = PathBuf::from(format!("/tmp/s3-backfill-locks-{uid}"));
+    let directory = PathBuf::from(format!("/tmp/s3-backfill-{name}-{uid}"));
     let unavailable = |source| LockError::RangesUnavailable {
         path: directory.display().to_string(),
         source,

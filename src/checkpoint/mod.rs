@@ -41,6 +41,8 @@ mod record;
 mod state;
 
 pub use journal::{Journal, JournalError, now_unix, replay};
-pub use lock::{CheckpointLock, LockError, Range, holder, lock, lock_destination, lock_path};
+pub use lock::{
+    CheckpointLock, LockError, Range, holder, lock, lock_destination, lock_path, machine_directory,
+};
 pub use record::{Decoded, JobIdentity, Record, decode, encode};
 pub use state::{FailedEntry, KeyState, State};

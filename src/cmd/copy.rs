@@ -57,12 +57,19 @@ pub struct Report {
     pub keys_in_step: u64,
     /// Keys this run wrote entries to (a dry run: would write to).
     pub keys_written: u64,
-    /// Entries matched though their ETags are not comparable (multipart layouts, SSE-KMS, SSE-C): by
-    /// checksum, and by size alone where neither side has a checksum.
+    /// Entries matched though their ETags are not comparable (part layouts, SSE-KMS, SSE-C): by
+    /// checksum; by their bytes (`--compare content`, `compared_bytes` read from both sides); by size
+    /// alone (`--compare size`: proves nothing).
     pub matched_by_checksum: u64,
+    pub matched_by_content: u64,
+    pub compared_bytes: u64,
+    /// ... by this machine's record of the copies it wrote (their ETags cannot prove them).
+    pub matched_by_record: u64,
     pub matched_by_size_only: u64,
     /// Keys whose destination history is neither the source's nor a prefix of it.
     pub diverged: Vec<crate::progress::Diverged>,
+    /// Keys left untouched because nothing proved an entry the same as its source or different.
+    pub unproven: Vec<crate::progress::Unproven>,
     pub checkpoint: Option<String>,
     pub retries: u64,
     pub throttles: u64,
@@ -83,9 +90,9 @@ impl Report {
         rest.split('/').next().unwrap_or(rest)
     }
 
-    /// Keys left diverged and untouched: the run did not finish the job.
+    /// Keys left diverged or unproven and untouched: the run did not finish the job.
     pub fn unfinished_keys(&self) -> u64 {
-        self.diverged.iter().filter(|d| !d.appended).count() as u64
+        self.diverged.iter().filter(|d| !d.appended).count() as u64 + self.unproven.len() as u64
     }
 }
 
@@ -132,8 +139,12 @@ fn report(
         keys_in_step: progress.keys_in_step.load(Relaxed),
         keys_written: progress.keys_written.load(Relaxed),
         matched_by_checksum: progress.matched_by_checksum.load(Relaxed),
+        matched_by_content: progress.matched_by_content.load(Relaxed),
+        compared_bytes: progress.compared_bytes.load(Relaxed),
+        matched_by_record: progress.matched_by_record.load(Relaxed),
         matched_by_size_only: progress.matched_by_size.load(Relaxed),
         diverged: progress.diverged_keys(),
+        unproven: progress.unproven_keys(),
         checkpoint: checkpoint.map(|p| p.display().to_string()),
         retries: progress.retries.load(Relaxed),
         throttles: progress.throttles.load(Relaxed),
@@ -626,6 +637,10 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         tolerate_missing_source: args.inventory.is_some() || args.manifest.is_some(),
         listers: args.listers as usize,
         on_diverged: args.on_diverged,
+        compare: args.compare,
+        encrypted_etags: args.sse_kms_key_id.is_some()
+            || args.sse_c_key.is_some()
+            || args.source_sse_c_key.is_some(),
         destination_versioned: destination_versioning == Ok(crate::s3::Versioning::Enabled),
         destination_never_versioned: destination_versioning == Ok(crate::s3::Versioning::Never),
         destination_per_key: args.manifest.is_some(),
@@ -658,6 +673,23 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
             })
         })
         .transpose()?;
+    // Best effort: without it, copies whose ETags cannot prove them are proven by --compare content.
+    let provenance = match crate::checkpoint::machine_directory("provenance")
+        .map_err(|e| e.to_string())
+        .and_then(|directory| {
+            crate::replay::Provenance::open(&directory, &args.destination.bucket)
+                .map_err(|e| format!("{}: {e}", directory.display()))
+        }) {
+        Ok(provenance) => Some(provenance),
+        Err(error) => {
+            tracing::warn!(
+                error = %error,
+                "cannot record the provenance of copies whose ETags cannot prove them; a later run \
+                 proves those only with --compare content"
+            );
+            None
+        }
+    };
     let renderer = Renderer::start(
         Arc::clone(&progress),
         args.progress,
@@ -673,6 +705,7 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         stop: Arc::clone(&stop),
         halted: std::sync::Mutex::new(None),
         version_map,
+        provenance,
     });
     let live = tokio::spawn(live_updates(
         args.clone(),
@@ -779,7 +812,11 @@ fn print_summary(report: &Report) {
             report.destination,
         );
         print_already_there(report);
-    } else if written == 0 && report.failed == 0 && report.diverged.is_empty() {
+    } else if written == 0
+        && report.failed == 0
+        && report.diverged.is_empty()
+        && report.unproven.is_empty()
+    {
         println!(
             "nothing to do: {} already in step ({}, {}, {} write requests saved) between {} and {}; \
              checked in {:.1} s",
@@ -810,12 +847,46 @@ fn print_summary(report: &Report) {
         );
         print_already_there(report);
     }
-    if report.matched_by_checksum + report.matched_by_size_only > 0 {
+    if report.matched_by_checksum
+        + report.matched_by_content
+        + report.matched_by_record
+        + report.matched_by_size_only
+        > 0
+    {
         println!(
-            "matched without comparable ETags (multipart layouts, SSE-KMS or SSE-C): {} by checksum, {} by \
-             size alone",
-            report.matched_by_checksum, report.matched_by_size_only
+            "matched without comparable ETags (part layouts, SSE-KMS or SSE-C): {} by this machine's \
+             record of its copies, {} by checksum, {} by content ({} read), {} by size alone \
+             (--compare size: not proof)",
+            report.matched_by_record,
+            report.matched_by_checksum,
+            report.matched_by_content,
+            human_bytes(report.compared_bytes),
+            report.matched_by_size_only
         );
+    }
+    if !report.unproven.is_empty() {
+        println!(
+            "{} unproven and left untouched: a destination entry's ETag cannot be compared with its \
+             source's and they share no checksum; rerun with --compare content to compare their bytes \
+             (both are read), or --compare size to accept equal sizes",
+            plural(report.unproven.len() as u64, "key", "keys"),
+        );
+        for unproven in report.unproven.iter().take(20) {
+            let line = format!(
+                "unproven: s3://{}/{} at entry {}: {}",
+                report.destination_bucket(),
+                unproven.key,
+                unproven.position,
+                unproven.reason
+            );
+            println!("{}", crate::error::printable(&line));
+        }
+        if report.unproven.len() > 20 {
+            println!(
+                "... and {} more unproven keys (see --report)",
+                report.unproven.len() - 20
+            );
+        }
     }
     if !report.diverged.is_empty() {
         let appended = report.diverged.iter().filter(|d| d.appended).count();

@@ -43,6 +43,13 @@ pub async fn verify(args: &VerifyArgs) -> Result<(), Error> {
         latest_only: args.latest_only,
         kms_key: args.sse_kms_key_id.clone(),
         progress: Arc::clone(&compared),
+        compare: args.compare,
+        provenance: crate::checkpoint::machine_directory("provenance")
+            .ok()
+            .and_then(|directory| {
+                crate::replay::Provenance::open(&directory, &args.destination.bucket).ok()
+            })
+            .map(Arc::new),
     };
     let renderer = crate::progress::Renderer::start(
         compared,
@@ -62,8 +69,10 @@ pub async fn verify(args: &VerifyArgs) -> Result<(), Error> {
             "verified {} keys, {} entries: {} and {} match",
             outcome.keys, outcome.entries, args.source, args.destination
         );
+        print_weak_matches(&options.progress);
         return Ok(());
     }
+    print_weak_matches(&options.progress);
     println!(
         "{} differences between {} and {} ({} keys, {} entries in the source); the first ones:",
         outcome.difference_count, args.source, args.destination, outcome.keys, outcome.entries
@@ -75,4 +84,23 @@ pub async fn verify(args: &VerifyArgs) -> Result<(), Error> {
         "{} differences found",
         outcome.difference_count
     )))
+}
+
+/// How the pairs whose ETags could not be compared were proven.
+fn print_weak_matches(progress: &Progress) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (record, checksum, content, size) = (
+        progress.matched_by_record.load(Relaxed),
+        progress.matched_by_checksum.load(Relaxed),
+        progress.matched_by_content.load(Relaxed),
+        progress.matched_by_size.load(Relaxed),
+    );
+    if record + checksum + content + size > 0 {
+        println!(
+            "matched without comparable ETags: {record} by this machine's record of its copies, \
+             {checksum} by checksum, {content} by content ({} read), {size} by size alone \
+             (--compare size: not proof)",
+            crate::size::human_bytes(progress.compared_bytes.load(Relaxed))
+        );
+    }
 }

@@ -8,6 +8,9 @@
 //! wrote after, the same as the source entry by `merge`'s comparison).
 
 mod multipart;
+mod provenance;
+
+pub use provenance::Provenance;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,9 +21,11 @@ use tokio::task::JoinSet;
 
 use crate::checkpoint::{Journal, KeyState, Record};
 use crate::history::{KeyHistory, Selection, list_histories_with, list_key};
-use crate::merge::{KeyPlan, Likeness, MatchedBy, OnDiverged, by_heads, likeness, plan_key};
+use crate::merge::{
+    Compare, KeyPlan, Likeness, MatchedBy, OnDiverged, Verdict, by_heads, likeness, plan_key,
+};
 use crate::plan::{Action, PlanSettings};
-use crate::progress::{Copied, Diverged, Failure, Progress};
+use crate::progress::{Copied, Diverged, Failure, Progress, Unproven};
 use crate::s3::{
     CopyRequest, Entry, EntryKind, ListRequest, LockSettings, S3Api, S3Error, S3Result, VersionRef,
     WriteSettings, WrittenVersion,
@@ -41,6 +46,10 @@ pub struct CopyJob {
     /// Sub-prefixes listed at once (see `history::list_histories_with`).
     pub listers: usize,
     pub on_diverged: OnDiverged,
+    /// How pairs the ETags and checksums cannot decide are compared.
+    pub compare: Compare,
+    /// The copies are written (or read) with SSE-KMS or SSE-C: their ETags are not MD5s.
+    pub encrypted_etags: bool,
     /// The destination has versioning enabled (each write creates a version id).
     pub destination_versioned: bool,
     /// The destination was never versioned: it is listed with ListObjectsV2.
@@ -203,6 +212,8 @@ pub struct Executor<C> {
     pub halted: Mutex<Option<String>>,
     /// `--version-map`: one row per entry written.
     pub version_map: Option<VersionMap>,
+    /// The copies whose ETags cannot prove them, recorded to prove them later.
+    pub provenance: Option<Provenance>,
 }
 
 /// `--version-map FILE`: a CSV row per entry written (source key and version id, destination key and
@@ -663,16 +674,18 @@ impl<C: S3Api> Executor<C> {
     }
 
     /// Whether source entry `source` and destination entry `destination` are the same (see `merge`):
-    /// from the listings when their ETags agree, else by one HEAD of each side.
+    /// from the listings when their ETags agree, else from this machine's record of its copies, else
+    /// by one HEAD of each side, else as `compare` says.
     async fn same_entry(
         &self,
         source: &Entry,
         destination: &Entry,
         destination_key: &str,
-    ) -> S3Result<Option<MatchedBy>> {
+        compare: Compare,
+    ) -> S3Result<Verdict> {
         match likeness(source, destination) {
-            Likeness::Same => Ok(Some(MatchedBy::Etag)),
-            Likeness::Different => Ok(None),
+            Likeness::Same => Ok(Verdict::Same(MatchedBy::Etag)),
+            Likeness::Different => Ok(Verdict::Different),
             Likeness::Unverified => {
                 let (source, destination) = (
                     self.source_ref(source),
@@ -682,40 +695,91 @@ impl<C: S3Api> Executor<C> {
                         version_id: destination.version_id.clone(),
                     },
                 );
+                if self.provenance.as_ref().is_some_and(|record| {
+                    record.proves(destination_key, &destination.version_id, &source)
+                }) {
+                    return Ok(Verdict::Same(MatchedBy::Record));
+                }
                 let (theirs, ours) = futures::future::try_join(
                     self.source.head_object(&source, None),
                     self.destination.head_object(&destination, None),
                 )
                 .await?;
-                Ok(by_heads(&theirs, &ours))
+                match (by_heads(&theirs, &ours), compare) {
+                    (Verdict::Unproven, Compare::Size) => Ok(Verdict::Same(MatchedBy::Size)),
+                    (Verdict::Unproven, Compare::Content) => {
+                        let (theirs, ours) = futures::future::try_join(
+                            self.source.content_digest(&source),
+                            self.destination.content_digest(&destination),
+                        )
+                        .await?;
+                        self.progress.compared_content(theirs.size + ours.size);
+                        Ok(if theirs == ours {
+                            Verdict::Same(MatchedBy::Content)
+                        } else {
+                            Verdict::Different
+                        })
+                    }
+                    (verdict, _) => Ok(verdict),
+                }
             }
         }
     }
 
     /// What a key's replay starts from: the merge of its source history with the destination's.
+    /// `pending`: the entry a killed run may have written without recording it anywhere; found on the
+    /// destination with nothing else to prove it, it is compared by content (as the reconcile does).
     async fn plan(
         &self,
         history: &KeyHistory,
         held: &[Entry],
         destination_key: &str,
+        pending: Option<usize>,
     ) -> S3Result<KeyPlan> {
-        let mut by_checksum = 0;
-        let mut by_size = 0;
-        let plan = plan_key(
+        plan_key(
             &history.entries,
             held,
             self.job.selection.latest_only,
             self.job.on_diverged,
-            |i, j| self.same_entry(&history.entries[i], &held[j], destination_key),
-            |how| match how {
-                MatchedBy::Etag => {}
-                MatchedBy::Checksum => by_checksum += 1,
-                MatchedBy::Size => by_size += 1,
+            |i, j| {
+                let compare = match self.job.compare {
+                    Compare::Metadata if Some(i) == pending => Compare::Content,
+                    chosen => chosen,
+                };
+                self.same_entry(&history.entries[i], &held[j], destination_key, compare)
             },
+            |how| how.count(&self.progress),
         )
-        .await?;
-        self.progress.matched_weakly(by_checksum, by_size);
-        Ok(plan)
+        .await
+    }
+
+    /// Whether a copy of `entry` needs a provenance row to be proven later: a copy by parts (in another
+    /// layout than its source's, or where the server does not reproduce multipart ETags), or under
+    /// SSE-KMS or SSE-C, has an ETag that is not its source's.
+    fn needs_provenance(&self, entry: &Entry) -> bool {
+        match self.job.plan.action(entry) {
+            Action::DeleteMarker => false,
+            Action::Multipart => true,
+            Action::Copy => self.job.encrypted_etags,
+        }
+    }
+
+    /// Records the provenance of a copy (see `Provenance`); a row that cannot be written is warned
+    /// about, not fatal: that copy can still be proven by `--compare content`.
+    fn record_provenance(&self, entry: &Entry, destination_key: &str, written: Option<&str>) {
+        let (Some(record), Some(written)) = (&self.provenance, written) else {
+            return;
+        };
+        if !self.needs_provenance(entry) {
+            return;
+        }
+        if let Err(error) = record.record(destination_key, written, &self.source_ref(entry)) {
+            tracing::warn!(
+                path = %record.path().display(),
+                error = %error,
+                "failed to record a copy's provenance: a later run proves it only with --compare content"
+            );
+        }
     }
 
     /// Replays one key; returns false when the run stopped before the key was finished.
@@ -769,7 +833,10 @@ impl<C: S3Api> Executor<C> {
                     .await;
             }
         }
-        let plan = match self.plan(&history, &held, &destination_key).await {
+        let plan = match self
+            .plan(&history, &held, &destination_key, pending_index)
+            .await
+        {
             Ok(plan) => plan,
             Err(error) if stops_the_run(&error) => return self.unreachable(&history.key, error),
             Err(error) => {
@@ -806,16 +873,40 @@ impl<C: S3Api> Executor<C> {
                     }
                 }
             }
+            KeyPlan::Unproven { position, reason } => {
+                let entry = &history.entries[position];
+                self.progress.unproven(Unproven {
+                    key: destination_key.clone(),
+                    position: position as u64 + 1,
+                    reason: reason.clone(),
+                });
+                self.record(Record::Failed {
+                    key: history.key.clone(),
+                    index: position as u32,
+                    version_id: entry.version_id.clone(),
+                    reason: format!("unproven: {reason}"),
+                });
+                return true;
+            }
         };
         // An entry a killed run left pending and the destination holds was written by the job: its
-        // version map row, if the kill came before it (held, oldest first, ends with the entries
-        // in step).
-        if let (Some(map), Some(pending)) = (&self.version_map, pending_index)
-            && pending < start
-            && let Some(written) = held
-                .len()
-                .checked_sub(start)
-                .and_then(|offset| held.get(offset + pending))
+        // version map row and provenance, if the kill came before them (held, oldest first, ends with
+        // the entries in step).
+        let pending_written =
+            pending_index
+                .filter(|&pending| pending < start)
+                .and_then(|pending| {
+                    let offset = held.len().checked_sub(start)?;
+                    Some((pending, held.get(offset + pending)?))
+                });
+        if let Some((pending, written)) = pending_written {
+            self.record_provenance(
+                &history.entries[pending],
+                &destination_key,
+                Some(&written.version_id),
+            );
+        }
+        if let (Some(map), Some((pending, written))) = (&self.version_map, pending_written)
             && let Err(error) = map.append_once(
                 &history.entries[pending],
                 &destination_key,
@@ -872,8 +963,9 @@ impl<C: S3Api> Executor<C> {
             }
             match self.replay_entry(entry, &destination_key, &mut head).await {
                 Ok(()) => {
-                    // The row before the record: a kill between them leaves the entry pending, and
-                    // the resume finds its row (never a written entry without one).
+                    // The rows before the record: a kill between them leaves the entry pending, and
+                    // the resume finds its rows (never a written entry without one).
+                    self.record_provenance(entry, &destination_key, head.version().as_deref());
                     if let Some(map) = &self.version_map
                         && let Err(error) =
                             map.append(entry, &destination_key, head.version().as_deref())
@@ -979,14 +1071,21 @@ impl<C: S3Api> Executor<C> {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// The write requests copying `entry` takes: one, or for a multipart copy one per part (at the
-    /// default part size) plus its create and complete.
+    /// The write requests copying `entry` takes: one, or for a multipart copy one per part (the
+    /// source's, or at the default part size) plus its create and complete.
     fn write_requests(&self, entry: &Entry) -> u64 {
-        match self.job.plan.action(entry) {
-            Action::Multipart => self
+        let kept = match &entry.kind {
+            EntryKind::Object { etag, .. } if self.job.plan.part_size.is_none() => {
+                crate::plan::multipart_parts(etag)
+            }
+            _ => None,
+        };
+        match (self.job.plan.action(entry), kept) {
+            (Action::Multipart, Some(parts)) => u64::from(parts) + 2,
+            (Action::Multipart, None) => self
                 .job
                 .plan
-                .part_size(entry.size(), None)
+                .part_size(entry.size())
                 .map_or(1, |part| entry.size().div_ceil(part.max(1)) + 2),
             _ => 1,
         }
@@ -1218,7 +1317,8 @@ impl<C: S3Api> Executor<C> {
 
     /// The destination version our write of `entry` created, if the destination shows it was applied:
     /// its newest entry is new since `head` and is the same as `entry` (kind, size and ETag, or the
-    /// HEAD comparison where ETags are not comparable).
+    /// HEAD comparison where ETags are not comparable, or else their bytes: a rare case, and a guess
+    /// either way would lose or duplicate a version).
     async fn applied(
         &self,
         key: &str,
@@ -1230,10 +1330,14 @@ impl<C: S3Api> Executor<C> {
             return Ok(None);
         }
         let written = &newest[0];
-        Ok(self
-            .same_entry(entry, written, key)
-            .await?
-            .map(|_| written.version_id.clone()))
+        let compare = match self.job.compare {
+            Compare::Metadata => Compare::Content,
+            chosen => chosen,
+        };
+        Ok(match self.same_entry(entry, written, key, compare).await? {
+            Verdict::Same(_) => Some(written.version_id.clone()),
+            Verdict::Different | Verdict::Unproven => None,
+        })
     }
 }
 

@@ -8,7 +8,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 const CREATE_ATTEMPTS: u32 = 5;
 
 use super::{DestinationHead, Executor};
-use crate::plan::part_ranges;
+use crate::plan::{layout_ranges, multipart_parts, part_ranges, uniform_layout, valid_layout};
 use crate::s3::{
     CreateMultipartRequest, Entry, PartCopyRequest, S3Api, S3Error, S3Result, VersionRef,
 };
@@ -25,24 +25,21 @@ pub async fn copy_multipart<C: S3Api>(
     let destination = &executor.destination;
     let bucket = executor.job.selection.mapping.destination.bucket.as_str();
     let object = client.head_object(source, None).await?;
-    // A multipart source's ETag ends in -N; its first part's size gives the layout to reproduce.
-    let source_part_size = if object.etag.contains('-') && executor.job.plan.part_size.is_none() {
-        client
-            .head_object(source, Some(1))
-            .await
-            .ok()
-            .and_then(|part| part.part_size)
-    } else {
-        None
+    let ranges = match source_layout(executor, source, &object.etag, size).await {
+        Some(sizes) => layout_ranges(&sizes),
+        None => {
+            let part_size =
+                executor
+                    .job
+                    .plan
+                    .part_size(size)
+                    .map_err(|message| S3Error::Other {
+                        code: "InvalidPartSize".into(),
+                        message,
+                    })?;
+            part_ranges(size, part_size)
+        }
     };
-    let part_size = executor
-        .job
-        .plan
-        .part_size(size, source_part_size)
-        .map_err(|message| S3Error::Other {
-            code: "InvalidPartSize".into(),
-            message,
-        })?;
     let tags = client.get_tags(source).await?;
     let request = CreateMultipartRequest {
         bucket: bucket.to_string(),
@@ -53,8 +50,10 @@ pub async fn copy_multipart<C: S3Api>(
     };
     let upload_id = create_upload(executor, &request).await?;
     let result = async {
-        let requests = part_ranges(size, part_size).into_iter().enumerate().map(
-            |(index, (first_byte, last_byte))| PartCopyRequest {
+        let requests = ranges
+            .into_iter()
+            .enumerate()
+            .map(|(index, (first_byte, last_byte))| PartCopyRequest {
                 bucket: bucket.to_string(),
                 key: destination_key.to_string(),
                 upload_id: upload_id.clone(),
@@ -63,8 +62,7 @@ pub async fn copy_multipart<C: S3Api>(
                 first_byte,
                 last_byte,
                 if_match: object.etag.clone(),
-            },
-        );
+            });
         let copy_parts = stream::iter(requests)
             .map(|request| async move { destination.upload_part_copy(&request).await })
             .buffer_unordered(executor.job.concurrency.max(1))
@@ -94,6 +92,47 @@ pub async fn copy_multipart<C: S3Api>(
         executor.upload_ended(&upload_id);
     }
     result
+}
+
+/// The sizes of a multipart source's parts, so that its copy has the same ETag (an ETag `…-N` is the MD5
+/// of its parts' MD5s): from the first part's HEAD when the parts are all that size but the last, else
+/// from a HEAD of each part. None when there is no layout to keep (a single-part source, `--part-size`
+/// given, a server that does not answer HEAD with a part number): the tool's own part size is used.
+async fn source_layout<C: S3Api>(
+    executor: &Executor<C>,
+    source: &VersionRef,
+    etag: &str,
+    size: u64,
+) -> Option<Vec<u64>> {
+    let parts = multipart_parts(etag)?;
+    if executor.job.plan.part_size.is_some() {
+        return None;
+    }
+    let client = &executor.source;
+    let first = client.head_object(source, Some(1)).await.ok()?;
+    let count = first.parts_count.unwrap_or(parts);
+    let sizes = match uniform_layout(size, count, first.part_size?) {
+        Some(sizes) => sizes,
+        None => {
+            let mut sizes = vec![first.part_size?];
+            let rest = stream::iter(2..=count)
+                .map(|number| async move {
+                    client
+                        .head_object(source, Some(number))
+                        .await
+                        .ok()
+                        .and_then(|part| part.part_size)
+                })
+                .buffered(executor.job.concurrency.clamp(1, 64))
+                .collect::<Vec<_>>()
+                .await;
+            for part in rest {
+                sizes.push(part?);
+            }
+            sizes
+        }
+    };
+    valid_layout(size, &sizes).then_some(sizes)
 }
 
 /// CreateMultipartUpload, recorded in the journal as soon as its id is known. An attempt whose answer

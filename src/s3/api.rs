@@ -130,6 +130,13 @@ impl ObjectHead {
     }
 }
 
+/// What a version's bytes hash to (`S3Api::content_digest`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentDigest {
+    pub size: u64,
+    pub sha256: [u8; 32],
+}
+
 /// A bucket's default encryption: what a copy written without encryption headers gets.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DefaultEncryption {
@@ -418,6 +425,12 @@ pub trait S3Api: Send + Sync + 'static {
         key: &str,
     ) -> impl Future<Output = S3Result<Vec<String>>> + Send;
     fn head_bucket(&self, bucket: &str) -> impl Future<Output = S3Result<()>> + Send;
+    /// GetObject of one version, streamed through SHA-256 and dropped: its size and digest, for
+    /// `--compare content` (never held in memory).
+    fn content_digest(
+        &self,
+        version: &VersionRef,
+    ) -> impl Future<Output = S3Result<ContentDigest>> + Send;
     /// GetObject of the current version into the file at `to` (created or truncated), streamed; returns
     /// its size. For reading inputs (inventory reports, manifests), never objects being copied.
     fn download(

@@ -1266,6 +1266,49 @@ impl S3Api for AwsS3 {
         }
     }
 
+    async fn content_digest(&self, version: &VersionRef) -> S3Result<ContentDigest> {
+        use sha2::Digest;
+        let (sse_c_algorithm, sse_c_key, sse_c_md5) = customer(&self.customer_key);
+        let out = self
+            .client
+            .get_object()
+            .bucket(&version.bucket)
+            .key(&version.key)
+            .set_version_id(named_version(version))
+            .set_sse_customer_algorithm(sse_c_algorithm)
+            .set_sse_customer_key(sse_c_key)
+            .set_sse_customer_key_md5(sse_c_md5)
+            .send()
+            .boxed()
+            .await
+            .map_err(|e| classify(e, &version.bucket))?;
+        let mut body = out.body;
+        let mut hash = sha2::Sha256::new();
+        let mut size = 0;
+        loop {
+            match body.try_next().await {
+                Ok(Some(chunk)) => {
+                    size += chunk.len() as u64;
+                    hash.update(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(S3Error::Transient {
+                        message: format!(
+                            "reading s3://{}/{} version {}: {e}",
+                            version.bucket, version.key, version.version_id
+                        ),
+                        maybe_applied: false,
+                    });
+                }
+            }
+        }
+        Ok(ContentDigest {
+            size,
+            sha256: hash.finalize().into(),
+        })
+    }
+
     async fn download(&self, bucket: &str, key: &str, to: &std::path::Path) -> S3Result<u64> {
         use tokio::io::AsyncWriteExt;
         let out = self

@@ -106,6 +106,9 @@ impl S3Api for FakeS3 {
     async fn head_bucket(&self, _: &str) -> S3Result<()> {
         unreachable!()
     }
+    async fn content_digest(&self, _: &VersionRef) -> S3Result<ContentDigest> {
+        unreachable!()
+    }
     async fn download(&self, _: &str, _: &str, _: &std::path::Path) -> S3Result<u64> {
         unreachable!()
     }

@@ -221,6 +221,10 @@ impl<C: S3Api> S3Api for Faulty<C> {
     async fn head_bucket(&self, bucket: &str) -> S3Result<()> {
         self.run("HeadBucket", self.inner.head_bucket(bucket)).await
     }
+    async fn content_digest(&self, version: &VersionRef) -> S3Result<ContentDigest> {
+        self.run("GetObject", self.inner.content_digest(version))
+            .await
+    }
     async fn download(&self, bucket: &str, key: &str, to: &std::path::Path) -> S3Result<u64> {
         self.run("GetObject", self.inner.download(bucket, key, to))
             .await

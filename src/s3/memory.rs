@@ -329,6 +329,21 @@ impl MemoryS3 {
             .collect()
     }
 
+    /// `(key, ETag)` of every object version in `bucket`, oldest first per key.
+    pub fn etags(&self, bucket: &str) -> Vec<(String, String)> {
+        let mut state = self.state();
+        let bucket = state.bucket(bucket).expect("bucket");
+        bucket
+            .keys
+            .iter()
+            .flat_map(|(key, history)| {
+                history
+                    .iter()
+                    .filter_map(|stored| Some((key.clone(), stored.object.as_ref()?.etag.clone())))
+            })
+            .collect()
+    }
+
     /// The ids of the multipart uploads in progress in `bucket`.
     pub fn uploads(&self, bucket: &str) -> Vec<String> {
         let mut state = self.state();
@@ -653,6 +668,22 @@ impl S3Api for MemoryS3 {
         self.state().bucket(bucket).map(|_| ())
     }
 
+    async fn content_digest(&self, version: &VersionRef) -> S3Result<ContentDigest> {
+        use sha2::Digest;
+        self.count("GetObject");
+        let object = self.state().object(version)?;
+        // Equal contents are equal segment lists (adjacent pieces of one write are merged).
+        let mut hash = sha2::Sha256::new();
+        for segment in &object.content.0 {
+            for number in [segment.origin, segment.start, segment.end] {
+                hash.update(number.to_le_bytes());
+            }
+        }
+        Ok(ContentDigest {
+            size: object.content.size(),
+            sha256: hash.finalize().into(),
+        })
+    }
     async fn download(&self, bucket: &str, key: &str, _: &std::path::Path) -> S3Result<u64> {
         self.count("GetObject");
         let _ = (bucket, key);

@@ -223,6 +223,12 @@ impl<C: S3Api> S3Api for Retrying<C> {
         })
         .await
     }
+    async fn content_digest(&self, version: &VersionRef) -> S3Result<ContentDigest> {
+        self.run(Kind::Idempotent, ("GetObject", &version.key), || {
+            self.inner.content_digest(version)
+        })
+        .await
+    }
     async fn download(&self, bucket: &str, key: &str, to: &std::path::Path) -> S3Result<u64> {
         self.run(Kind::Idempotent, ("GetObject", key), || {
             self.inner.download(bucket, key, to)
