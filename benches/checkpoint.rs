@@ -119,6 +119,7 @@ async fn main() {
                 index: 0,
                 version_id: version.clone(),
                 previous: None,
+                timeout_ms: Some(30_000),
             });
             journal.append(Record::Done {
                 key: key.clone(),
@@ -170,6 +171,7 @@ async fn main() {
                 index: 0,
                 version_id: format!("{index:032x}"),
                 previous: None,
+                timeout_ms: Some(30_000),
             },
             &mut bytes,
         );

@@ -184,6 +184,7 @@ fn keys_and_journal(c: &mut Criterion) {
                     index: 0,
                     version_id: format!("v{index}"),
                     previous: None,
+                    timeout_ms: Some(30_000),
                 },
                 Record::Done {
                     key: key.clone(),

@@ -395,6 +395,80 @@ async fn a_copy_that_lands_after_its_attempt_timed_out_is_not_written_twice() {
     }
 }
 
+/// Issue 25: kill -9 while a copy is on its way to the server (a proxy queue holds it 4 s, then
+/// forwards it, and the server applies it after the run died). The resume waits until that write can
+/// no longer land — its attempt's timeout, recorded with its intent (3 s here), plus 5 s, plus the
+/// heartbeat — then finds it on the destination and does not write it again. Before, it waited
+/// `--resume-wait` (1 s) from the run's last journal write, found nothing, wrote the version, and the
+/// late copy landed beside it: a duplicate. Both senders.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_that_lands_after_a_kill_is_found_by_the_resume_not_written_twice() {
+    for sender in ["direct", "sdk"] {
+        let source = create_bucket(&format!("killed-late-{sender}-src"), true).await;
+        let destination = create_bucket(&format!("killed-late-{sender}-dst"), true).await;
+        for index in 0..6 {
+            let key = format!("k/{index}");
+            put(&source, &key, "one").await;
+            put(&source, &key, "two!").await;
+        }
+        let proxy = ChaosProxy::start(
+            server().port,
+            Faults {
+                late_copies: 1,
+                late_by: std::time::Duration::from_secs(4),
+                ..Faults::default()
+            },
+            12,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoint = dir.path().join("job.checkpoint");
+        let run = || {
+            let mut command = copy_via(&proxy.endpoint, &source, &destination);
+            command
+                .env("S3_BACKFILL_SEND", sender)
+                .args(["--checkpoint", checkpoint.to_str().unwrap()])
+                .args(["--resume-wait", "1", "--request-timeout", "3"])
+                .args(["--progress", "never"]);
+            command
+        };
+        let mut child = run()
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while proxy.counts.late.load(Relaxed) == 0 && std::time::Instant::now() < give_up {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            proxy.counts.late.load(Relaxed),
+            1,
+            "{sender}: no copy was held"
+        );
+        child.kill().unwrap(); // SIGKILL, the copy still on its way
+        child.wait().unwrap();
+        assert_eq!(
+            proxy.counts.late_applied.load(Relaxed),
+            0,
+            "{sender}: landed too soon"
+        );
+        let output = run().output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{sender}: {}", text(&output));
+        // The late copy has reached the server before the destination is judged.
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while proxy.counts.late_applied.load(Relaxed) == 0 && std::time::Instant::now() < give_up {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(proxy.counts.late_applied.load(Relaxed), 1, "{sender}");
+        assert_same_histories(&source, &destination).await;
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("can no longer land"),
+            "{sender}: {}",
+            text(&output)
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_during_a_request_that_never_answers_exits_within_the_grace_period() {
     let source = create_bucket("grace-src", true).await;
@@ -416,7 +490,14 @@ async fn ctrl_c_during_a_request_that_never_answers_exits_within_the_grace_perio
         let mut command = copy_via(&proxy.endpoint, &source, &destination);
         command
             .args(["--checkpoint", checkpoint.to_str().unwrap()])
-            .args(["--resume-wait", "1", "--progress", "never"]);
+            .args([
+                "--resume-wait",
+                "1",
+                "--request-timeout",
+                "5",
+                "--progress",
+                "never",
+            ]);
         command
     };
     let child = run()

@@ -101,8 +101,10 @@ fn copy_args<'a>(source: &'a str, destination: &'a str, checkpoint: &'a str) -> 
         "5MiB",
         "--concurrency",
         "16",
-        // SeaweedFS can apply a killed run's last copy up to a second later (its first write into a
-        // bucket is slow): the rerun waits that out before reconciling.
+        // A resume waits until the killed run's writes can no longer land: their attempts' timeout
+        // (5 s here, not the default 30 s, to keep the test short) plus 5 s plus the heartbeat.
+        "--request-timeout",
+        "5",
         "--resume-wait",
         "2",
         "--progress",
@@ -465,7 +467,14 @@ async fn the_version_map_has_one_row_per_entry_across_a_kill() {
             ])
             .args(["--checkpoint", checkpoint.to_str().unwrap()])
             .args(["--version-map", map.to_str().unwrap()])
-            .args(["--resume-wait", "4", "--progress", "never"])
+            .args([
+                "--resume-wait",
+                "4",
+                "--request-timeout",
+                "5",
+                "--progress",
+                "never",
+            ])
             .args(["--endpoint-url", endpoint])
             .envs(server().env());
         command

@@ -284,6 +284,8 @@ async fn restart_after_a_kill_ends_exact() {
         checkpoint,
         "--resume-wait",
         "2",
+        "--request-timeout",
+        "5",
         "--concurrency",
         "4",
         "--progress",

@@ -120,11 +120,16 @@ pub enum Record {
     },
     /// About to write entry `index` of `key` to the destination; `previous` is the destination version id our
     /// previous write of this key created (None for the key's first write). Durable before the write is sent.
+    /// `timeout_ms`: how long one attempt of the write may take before the run gives up on it (the
+    /// request that creates the version: CopyObject, CompleteMultipartUpload, DeleteObject) — the time
+    /// an abandoned attempt can still land in, which a resume waits out.
     Intent {
         key: String,
         index: u32,
         version_id: String,
         previous: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
     },
     /// Entry `index` of `key` was written and created destination version `written`; `last` when it was
     /// the key's last entry (the key is then complete).
@@ -218,6 +223,7 @@ mod tests {
             index: 3,
             version_id: "null".into(),
             previous: Some("v2".into()),
+            timeout_ms: Some(31_000),
         };
         let mut bytes = Vec::new();
         encode(&record, &mut bytes);

@@ -12,6 +12,8 @@ pub enum KeyState {
         index: u32,
         version_id: String,
         previous: Option<String>,
+        /// How long one attempt of the write may take (see `Record::Intent`).
+        timeout_ms: Option<u64>,
     },
     /// Entries up to and including `index` are written; the last created destination version `written`.
     Written { index: u32, written: Option<String> },
@@ -49,6 +51,19 @@ pub struct State {
 }
 
 impl State {
+    /// The longest any write left pending may take (see `Record::Intent`): after a run died, an
+    /// attempt it had sent can land until that long after it died.
+    pub fn longest_pending_timeout(&self) -> Option<std::time::Duration> {
+        self.keys
+            .values()
+            .filter_map(|state| match state {
+                KeyState::Pending { timeout_ms, .. } => *timeout_ms,
+                _ => None,
+            })
+            .max()
+            .map(std::time::Duration::from_millis)
+    }
+
     pub fn apply(&mut self, record: &Record) {
         if !matches!(record, Record::Stats { .. }) {
             self.ended_cleanly = false;
@@ -66,6 +81,7 @@ impl State {
                 index,
                 version_id,
                 previous,
+                timeout_ms,
             } => {
                 self.failed.remove(key);
                 self.keys.insert(
@@ -74,6 +90,7 @@ impl State {
                         index: *index,
                         version_id: version_id.clone(),
                         previous: previous.clone(),
+                        timeout_ms: *timeout_ms,
                     },
                 );
             }
@@ -179,11 +196,13 @@ impl State {
                     index,
                     version_id,
                     previous,
+                    timeout_ms,
                 } => Record::Intent {
                     key: key.clone(),
                     index: *index,
                     version_id: version_id.clone(),
                     previous: previous.clone(),
+                    timeout_ms: *timeout_ms,
                 },
                 KeyState::Written { index, written } => Record::Done {
                     key: key.clone(),
@@ -313,6 +332,7 @@ mod tests {
                         index,
                         version_id: format!("v{index}"),
                         previous: index.checked_sub(1).map(|i| format!("d{i}")),
+                        timeout_ms: Some(u64::from(index) * 1000),
                     });
                     if fail {
                         out.push(Record::Failed {

@@ -354,17 +354,16 @@ fn open_checkpoint(args: &CopyArgs, places: &Places) -> Result<Option<Checkpoint
             )));
         }
     }
-    // The last run's requests may land until `--resume-wait` after its last journal write, whether
-    // its progress is kept or discarded (`--restart`).
+    // A write the last run had in flight may land until its attempt's deadline after the run died,
+    // whether its progress is kept or discarded (`--restart`): see `in_flight_bound`.
     let settle_until = existing
         .as_ref()
         .filter(|state| !state.ended_cleanly)
-        .and_then(|_| std::fs::metadata(&path).and_then(|m| m.modified()).ok())
-        .map(|modified| {
+        .and_then(|state| {
+            let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
             let gone_for = modified.elapsed().unwrap_or_default();
-            let wait =
-                std::time::Duration::from_secs_f64(args.resume_wait).saturating_sub(gone_for);
-            tokio::time::Instant::now() + wait
+            let wait = in_flight_bound(state, args.resume_wait).saturating_sub(gone_for);
+            Some(tokio::time::Instant::now() + wait)
         });
     let (state, fresh) = match existing {
         None => (State::default(), true),
@@ -714,8 +713,14 @@ pub async fn copy(args: &CopyArgs, stop: Arc<Stop>) -> Result<Report, Error> {
         checkpoint_path.clone(),
         (listed_before, done_before),
     ));
+    let beat = checkpoint_path
+        .clone()
+        .map(|path| tokio::spawn(heartbeat(path)));
     let outcome = Arc::clone(&executor).run(histories).await;
     live.abort();
+    if let Some(beat) = beat {
+        beat.abort();
+    }
     drop(metrics);
     renderer.finish().await;
     if let Some(checkpoint) = &executor.checkpoint {
@@ -931,6 +936,32 @@ fn print_summary(report: &Report) {
     }
 }
 
+/// How often a run touches its journal, so that its last change says when the run died (within this).
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long after a run's journal last changed a write it left in flight can still land: the longest
+/// attempt timeout its pending intents record, plus max(5 s, a tenth of it) for a request queued on
+/// the way, plus the heartbeat (the run may have died that long after its last touch);
+/// `--resume-wait` is the floor (and all there is for a journal written before intents recorded their
+/// timeouts).
+pub fn in_flight_bound(state: &State, resume_wait: f64) -> std::time::Duration {
+    let floor = std::time::Duration::from_secs_f64(resume_wait);
+    state.longest_pending_timeout().map_or(floor, |timeout| {
+        (timeout + (timeout / 10).max(crate::replay::LATE_WRITE_GRACE) + HEARTBEAT).max(floor)
+    })
+}
+
+/// Touches the journal every `HEARTBEAT` while the run goes (see `in_flight_bound`).
+async fn heartbeat(path: PathBuf) {
+    loop {
+        tokio::time::sleep(HEARTBEAT).await;
+        let _ = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|file| file.set_modified(std::time::SystemTime::now()));
+    }
+}
+
 /// The job's totals for the checkpoint: what earlier runs had listed and done, plus this run's.
 fn stats(progress: &Progress, (listed_before, done_before): (u64, u64), finished: bool) -> Record {
     use std::sync::atomic::Ordering::Relaxed;
@@ -1021,6 +1052,45 @@ async fn carry_encryption<S: crate::s3::S3Api>(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_resume_waits_out_the_longest_pending_write() {
+        use crate::checkpoint::{KeyState, State};
+        use std::time::Duration;
+        let pending = |timeout_ms| KeyState::Pending {
+            index: 0,
+            version_id: "v".into(),
+            previous: None,
+            timeout_ms,
+        };
+        let mut state = State::default();
+        // A journal from before intents recorded timeouts: the floor alone.
+        state.keys.insert("old".into(), pending(None));
+        assert_eq!(
+            super::in_flight_bound(&state, 10.0),
+            Duration::from_secs(10)
+        );
+        // 30 s: + 5 s (a tenth is less) + the 2 s heartbeat.
+        state.keys.insert("a".into(), pending(Some(30_000)));
+        assert_eq!(
+            super::in_flight_bound(&state, 10.0),
+            Duration::from_secs(37)
+        );
+        // 286 s (a 4 GiB complete): + 28.6 s + 2 s.
+        state.keys.insert("b".into(), pending(Some(286_000)));
+        assert_eq!(
+            super::in_flight_bound(&state, 10.0),
+            Duration::from_millis(316_600)
+        );
+        // --resume-wait is the floor.
+        assert_eq!(
+            super::in_flight_bound(&state, 400.0),
+            Duration::from_secs(400)
+        );
+        state.keys.insert("a".into(), KeyState::Complete);
+        state.keys.insert("b".into(), KeyState::Complete);
+        assert_eq!(super::in_flight_bound(&state, 1.0), Duration::from_secs(1));
+    }
+
     proptest::proptest! {
         /// `--shard` and the job variables it reads, any text: a shard or an error, never a panic.
         #[test]

@@ -97,7 +97,7 @@ impl DestinationHead {
 /// How long after an attempt timed out its write can still land, at least (issue 25: a copy held 15 s
 /// on its way landed after the run had checked, found nothing and sent it again). A tenth of the
 /// attempt's timeout when that is longer.
-const LATE_WRITE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+pub const LATE_WRITE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 /// How many times a write of unknown outcome is checked and tried again.
 const UNKNOWN_OUTCOME_ATTEMPTS: u32 = 6;
 
@@ -448,8 +448,9 @@ impl<C: S3Api> Executor<C> {
         {
             let wait = until - tokio::time::Instant::now();
             eprintln!(
-                "the last run of this job did not end cleanly: waiting {:.0} s (--resume-wait) for writes it may \
-                 have left in flight to land before reading the destination",
+                "the last run of this job did not end cleanly: waiting {:.0} s, until the writes it may have \
+                 left in flight can no longer land (their attempts' timeouts, recorded in the checkpoint; \
+                 --resume-wait is the floor), before reading the destination",
                 wait.as_secs_f64().ceil()
             );
             // A countdown, so the wait does not look like a hang.
@@ -956,6 +957,13 @@ impl<C: S3Api> Executor<C> {
                     index: index as u32,
                     version_id: entry.version_id.clone(),
                     previous: head.version(),
+                    timeout_ms: self
+                        .destination
+                        .write_timeout(
+                            entry.size(),
+                            self.job.plan.action(entry) == Action::Multipart,
+                        )
+                        .map(|timeout| timeout.as_millis() as u64),
                 })
                 .await
             {

@@ -244,6 +244,8 @@ pub struct CompletedPart {
     /// `(algorithm, value)` of the part's checksum, when the upload was created with an algorithm
     /// (CompleteMultipartUpload then needs every part's).
     pub checksum: Option<(String, String)>,
+    /// The part's size in bytes (not sent: CompleteMultipartUpload's timeout grows with the object).
+    pub size: u64,
 }
 
 /// The version id a write created on the destination (None when the server did not say).
@@ -425,6 +427,13 @@ pub trait S3Api: Send + Sync + 'static {
         key: &str,
     ) -> impl Future<Output = S3Result<Vec<String>>> + Send;
     fn head_bucket(&self, bucket: &str) -> impl Future<Output = S3Result<()>> + Send;
+    /// How long one attempt of the request that creates a version may take before it is given up:
+    /// CopyObject of `bytes` (DeleteObject: 0), or with `multipart` the CompleteMultipartUpload. None
+    /// where attempts are not timed (the in-memory S3).
+    fn write_timeout(&self, bytes: u64, multipart: bool) -> Option<std::time::Duration> {
+        let _ = (bytes, multipart);
+        None
+    }
     /// GetObject of one version, streamed through SHA-256 and dropped: its size and digest, for
     /// `--compare content` (never held in memory).
     fn content_digest(

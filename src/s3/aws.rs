@@ -279,6 +279,18 @@ fn customer(key: &Option<CustomerKey>) -> (Option<String>, Option<String>, Optio
 pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// The slowest copy rate a copy's timeout allows for (bytes per second).
 const COPY_BYTES_PER_SECOND: u64 = 16 << 20;
+/// CompleteMultipartUpload gets as long as a copy of the object, up to this many bytes: S3 can take
+/// minutes to assemble a large object.
+const COMPLETE_TIMEOUT_BYTES: u64 = 4 << 30;
+
+/// The bytes CompleteMultipartUpload's timeout allows for: the object's, at most `COMPLETE_TIMEOUT_BYTES`.
+fn complete_bytes(parts: &[CompletedPart]) -> u64 {
+    parts
+        .iter()
+        .map(|part| part.size)
+        .sum::<u64>()
+        .min(COMPLETE_TIMEOUT_BYTES)
+}
 
 fn timeouts(attempt: std::time::Duration) -> TimeoutConfig {
     TimeoutConfig::builder()
@@ -760,6 +772,15 @@ impl AwsS3 {
 }
 
 impl S3Api for AwsS3 {
+    fn write_timeout(&self, bytes: u64, multipart: bool) -> Option<std::time::Duration> {
+        let bytes = if multipart {
+            bytes.min(COMPLETE_TIMEOUT_BYTES)
+        } else {
+            bytes
+        };
+        Some(self.copy_timeout(bytes))
+    }
+
     async fn list_versions(&self, request: ListRequest) -> S3Result<ListPage> {
         if request.current_only {
             return self.list_current(request).await;
@@ -1078,6 +1099,7 @@ impl S3Api for AwsS3 {
                 part_number: request.part_number,
                 etag,
                 checksum,
+                size,
             });
         }
         let (sse_c_algorithm, sse_c_key, sse_c_md5) = customer(&self.customer_key);
@@ -1117,6 +1139,7 @@ impl S3Api for AwsS3 {
             part_number: request.part_number,
             etag,
             checksum,
+            size,
         })
     }
 
@@ -1128,6 +1151,7 @@ impl S3Api for AwsS3 {
         parts: &[CompletedPart],
     ) -> S3Result<WrittenVersion> {
         let (sse_c_algorithm, sse_c_key, sse_c_md5) = customer(&self.customer_key);
+        let bytes = complete_bytes(parts);
         let parts = parts
             .iter()
             .map(|p| {
@@ -1162,13 +1186,12 @@ impl S3Api for AwsS3 {
             .set_sse_customer_algorithm(sse_c_algorithm)
             .set_sse_customer_key(sse_c_key)
             .set_sse_customer_key_md5(sse_c_md5)
-            // S3 can take minutes to assemble a large object; allow for it as for copying 4 GiB.
             .customize()
-            .config_override(self.copying(4 << 30))
+            .config_override(self.copying(bytes))
             .send()
             .boxed()
             .await
-            .map_err(|e| classify_write(e, bucket, self.copy_timeout(4 << 30)))?;
+            .map_err(|e| classify_write(e, bucket, self.copy_timeout(bytes)))?;
         Ok(out.version_id().map(str::to_string))
     }
 

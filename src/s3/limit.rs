@@ -178,6 +178,9 @@ impl<C: S3Api> Limited<C> {
 }
 
 impl<C: S3Api> S3Api for Limited<C> {
+    fn write_timeout(&self, bytes: u64, multipart: bool) -> Option<std::time::Duration> {
+        self.inner.write_timeout(bytes, multipart)
+    }
     async fn list_versions(&self, request: ListRequest) -> S3Result<ListPage> {
         self.run("ListObjectVersions", self.inner.list_versions(request))
             .await

@@ -563,6 +563,7 @@ impl S3Api for MemoryS3 {
             part_number: request.part_number,
             etag,
             checksum: None,
+            size: request.last_byte + 1 - request.first_byte,
         })
     }
 

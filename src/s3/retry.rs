@@ -145,6 +145,9 @@ impl<C: S3Api> Retrying<C> {
 }
 
 impl<C: S3Api> S3Api for Retrying<C> {
+    fn write_timeout(&self, bytes: u64, multipart: bool) -> Option<std::time::Duration> {
+        self.inner.write_timeout(bytes, multipart)
+    }
     async fn list_versions(&self, request: ListRequest) -> S3Result<ListPage> {
         self.run(
             Kind::Idempotent,
