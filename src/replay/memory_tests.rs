@@ -106,6 +106,11 @@ fn open_checkpoint(path: &Path) -> Checkpoint {
         .then(|| replay(path).expect("replay the checkpoint"))
         .filter(|state| state.identity.is_some());
     let fresh = existing.is_none();
+    // As the command does: a run that did not end cleanly may have left writes that land late.
+    let settle_until = existing
+        .as_ref()
+        .filter(|state| !state.ended_cleanly)
+        .map(|state| tokio::time::Instant::now() + crate::cmd::copy::in_flight_bound(state, 0.0));
     let state = match existing {
         Some(state) if state.pass_complete => State {
             identity: state.identity,
@@ -117,7 +122,7 @@ fn open_checkpoint(path: &Path) -> Checkpoint {
     Checkpoint {
         journal: Journal::open(path, &identity(), state, fresh).expect("open the journal"),
         retry_failed: true,
-        settle_until: None,
+        settle_until,
         _lock: lock,
     }
 }
@@ -140,6 +145,20 @@ async fn run(
     schedule: Schedule,
     stop_after: Option<u64>,
 ) -> Run {
+    run_or_kill(s3, checkpoint, schedule, stop_after, false).await
+}
+
+/// `run`, and with `kill_on_late` killed (as by kill -9: the run dropped wherever it is, its requests
+/// abandoned) as soon as a write that lands late (`Fault::LateApply`) is on its way.
+async fn run_or_kill(
+    s3: &MemoryS3,
+    checkpoint: Option<&Path>,
+    schedule: Schedule,
+    stop_after: Option<u64>,
+    kill_on_late: bool,
+) -> Run {
+    let kill = Arc::new(tokio::sync::Notify::new());
+    let late_sent = Arc::clone(&kill);
     let progress = Arc::new(Progress::default());
     let stop = Arc::new(Stop::default());
     let mut schedule = schedule;
@@ -152,7 +171,11 @@ async fn run(
                 stopping.trigger();
             }
         }
-        schedule(operation, n)
+        let fault = schedule(operation, n);
+        if kill_on_late && fault == Some(Fault::LateApply) {
+            late_sent.notify_one();
+        }
+        fault
     });
     let faulty = Faulty::new(s3.clone(), schedule);
     let policy = RetryPolicy {
@@ -172,7 +195,29 @@ async fn run(
         version_map: None,
         provenance: None,
     });
-    let outcome = Arc::clone(&executor).run(None).await;
+    let running = Arc::clone(&executor).run(None);
+    let outcome = match kill_on_late {
+        false => running.await,
+        true => match tokio::select! {
+            outcome = running => Some(outcome),
+            () = kill.notified() => None,
+        } {
+            Some(outcome) => outcome,
+            None => {
+                // Killed: nothing more is recorded (waiting here for the journal's thread would let
+                // the paused clock run on, and the late write land, before the resume looks).
+                for _ in 0..100 {
+                    tokio::task::yield_now().await;
+                }
+                return Run {
+                    complete: false,
+                    injected: Vec::new(),
+                    failures: 0,
+                    halted: None,
+                };
+            }
+        },
+    };
     if let Some(checkpoint) = &executor.checkpoint {
         checkpoint.journal.flush().await.expect("flush the journal");
     }
@@ -408,6 +453,28 @@ async fn an_equal_size_proves_nothing_and_content_decides() {
     assert_exact(&s3, "proven by content, nothing written");
 }
 
+/// Kill (the run dropped, its requests abandoned) while a copy is on its way and lands after the kill:
+/// the resume waits until it can no longer land (its recorded timeout + 5 s + the heartbeat), finds it,
+/// and does not write it again.
+#[tokio::test(start_paused = true)]
+async fn a_write_landing_after_a_kill_is_found_by_the_resume() {
+    let s3 = MemoryS3::new();
+    seed(&s3, &[("k".to_string(), vec![Some(1), Some(2)])]);
+    let directory = tempfile::tempdir().unwrap();
+    let checkpoint = directory.path().join("job.checkpoint");
+    let schedule: Schedule =
+        Box::new(|operation, n| (operation == "CopyObject" && n == 0).then_some(Fault::LateApply));
+    let killed = run_or_kill(&s3, Some(&checkpoint), schedule, None, true).await;
+    assert!(!killed.complete);
+    assert!(
+        run(&s3, Some(&checkpoint), no_faults(), None)
+            .await
+            .complete
+    );
+    tokio::time::sleep(crate::s3::faults::LATE_TIMEOUT + crate::s3::faults::LATE_BY).await;
+    assert_exact(&s3, "after the late copy landed");
+}
+
 /// CreateMultipartUpload whose answer is lost: the upload exists on the server, its id is unknown to
 /// the run. A blind retry creates a second one and leaves the first billed forever.
 #[tokio::test(start_paused = true)]
@@ -568,8 +635,9 @@ fn histories() -> impl Strategy<Value = Vec<(String, Vec<Option<u64>>)>> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
-    /// For random histories and random fault schedules, with a crash (Ctrl-C) somewhere and reruns on
-    /// the same checkpoint until a run completes, the destination ends equal to the source: no entry
+    /// For random histories and random fault schedules (writes whose answers are lost, that fail, that
+    /// land late after their attempt timed out), with a Ctrl-C or a kill somewhere and reruns on the
+    /// same checkpoint until a run completes, the destination ends equal to the source: no entry
     /// missing, none written twice, no upload left.
     #[test]
     fn random_histories_and_faults_end_exact(
@@ -577,6 +645,7 @@ proptest! {
         seed_value in any::<u64>(),
         rate in 0.0f64..0.3,
         stop_after in prop::option::of(1u64..12),
+        kill_on_late in any::<bool>(),
     ) {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -589,14 +658,22 @@ proptest! {
             let s3 = MemoryS3::new();
             seed(&s3, &histories);
             let mut stop = stop_after;
+            let mut kill = kill_on_late;
             for attempt in 0..8u64 {
                 let schedule = Faulty::<MemoryS3>::random_schedule(
                     seed_value.wrapping_add(attempt),
                     rate,
                     DESTINATION_OPERATIONS,
                 );
-                let run = run(&s3, Some(&checkpoint), schedule, stop.take()).await;
+                let run =
+                    run_or_kill(&s3, Some(&checkpoint), schedule, stop.take(), std::mem::take(&mut kill))
+                        .await;
                 if run.complete {
+                    // Every write that lands late has landed before the destination is judged.
+                    tokio::time::sleep(
+                        crate::s3::faults::LATE_TIMEOUT + crate::s3::faults::LATE_BY,
+                    )
+                    .await;
                     assert_exact(&s3, &format!("after {} runs", attempt + 1));
                     return;
                 }

@@ -23,7 +23,19 @@ pub enum Fault {
     /// A write applied and answered 200 without its version id (a server or proxy that strips
     /// `x-amz-version-id`, a broken answer read as an empty 200); on other requests, no fault.
     NoVersionId,
+    /// A write that lands late: unanswered until the client gives up (`LATE_TIMEOUT`, a timeout), then
+    /// applied `LATE_BY` after that (a queue in the server or on the path), within the bound a write's
+    /// attempt may still land in; on other requests, no fault.
+    LateApply,
 }
+
+/// How long a write attempt waits for an answer here (`S3Api::write_timeout`), and when a late write
+/// lands after it was given up: within max(5 s, a tenth of the timeout), the bound the engine waits out.
+pub const LATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+pub const LATE_BY: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// A write applied later, owning what it needs.
+type Late = std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// Decides the fault of the `n`th (0-based) request of an operation, by operation name.
 pub type Schedule = Box<dyn FnMut(&'static str, u64) -> Option<Fault> + Send>;
@@ -72,7 +84,8 @@ impl<C: S3Api> Faulty<C> {
                     Fault::ServerError,
                     Fault::SlowDown,
                     Fault::Reset,
-                ][rng.usize(..4)],
+                    Fault::LateApply,
+                ][rng.usize(..5)],
             )
         })
     }
@@ -99,14 +112,26 @@ impl<C: S3Api> Faulty<C> {
         Some(fault)
     }
 
-    /// A write that makes a version: `NoVersionId` applies it and drops the version id.
+    /// A write that makes a version: `NoVersionId` applies it and drops the version id; `LateApply`
+    /// times out and applies `late` afterwards.
     async fn run_write(
         &self,
         operation: &'static str,
         call: impl Future<Output = S3Result<WrittenVersion>>,
+        late: impl FnOnce() -> Late,
     ) -> S3Result<WrittenVersion> {
         match self.next_fault(operation) {
             Some(Fault::NoVersionId) => call.await.map(|_| None),
+            Some(Fault::LateApply) => {
+                drop(call);
+                let apply = late();
+                tokio::spawn(async move {
+                    tokio::time::sleep(LATE_TIMEOUT + LATE_BY).await;
+                    apply.await;
+                });
+                tokio::time::sleep(LATE_TIMEOUT).await;
+                Err(S3Error::timed_out(LATE_TIMEOUT))
+            }
             fault => self.apply(operation, fault, call).await,
         }
     }
@@ -131,6 +156,7 @@ impl<C: S3Api> Faulty<C> {
         };
         match fault {
             Fault::NoVersionId => call.await,
+            Fault::LateApply => call.await,
             Fault::DropAnswer => {
                 let _ = call.await;
                 Err(S3Error::Transient {
@@ -158,9 +184,11 @@ impl<C: S3Api> Faulty<C> {
     }
 }
 
-impl<C: S3Api> S3Api for Faulty<C> {
+impl<C: S3Api + Clone> S3Api for Faulty<C> {
     fn write_timeout(&self, bytes: u64, multipart: bool) -> Option<std::time::Duration> {
-        self.inner.write_timeout(bytes, multipart)
+        self.inner
+            .write_timeout(bytes, multipart)
+            .or(Some(LATE_TIMEOUT))
     }
     async fn list_versions(&self, request: ListRequest) -> S3Result<ListPage> {
         self.run("ListObjectVersions", self.inner.list_versions(request))
@@ -179,7 +207,13 @@ impl<C: S3Api> S3Api for Faulty<C> {
             .await
     }
     async fn copy_object(&self, request: &CopyRequest) -> S3Result<WrittenVersion> {
-        self.run_write("CopyObject", self.inner.copy_object(request))
+        let late = || -> Late {
+            let (inner, request) = (self.inner.clone(), request.clone());
+            Box::pin(async move {
+                let _ = inner.copy_object(&request).await;
+            })
+        };
+        self.run_write("CopyObject", self.inner.copy_object(request), late)
             .await
     }
     async fn create_multipart(&self, request: &CreateMultipartRequest) -> S3Result<String> {
@@ -200,9 +234,21 @@ impl<C: S3Api> S3Api for Faulty<C> {
         upload_id: &str,
         parts: &[CompletedPart],
     ) -> S3Result<WrittenVersion> {
+        let late = || -> Late {
+            let inner = self.inner.clone();
+            let (bucket, key, upload_id) =
+                (bucket.to_string(), key.to_string(), upload_id.to_string());
+            let parts = parts.to_vec();
+            Box::pin(async move {
+                let _ = inner
+                    .complete_multipart(&bucket, &key, &upload_id, &parts)
+                    .await;
+            })
+        };
         self.run_write(
             "CompleteMultipartUpload",
             self.inner.complete_multipart(bucket, key, upload_id, parts),
+            late,
         )
         .await
     }
@@ -214,7 +260,13 @@ impl<C: S3Api> S3Api for Faulty<C> {
         .await
     }
     async fn delete_object(&self, bucket: &str, key: &str) -> S3Result<WrittenVersion> {
-        self.run_write("DeleteObject", self.inner.delete_object(bucket, key))
+        let late = || -> Late {
+            let (inner, bucket, key) = (self.inner.clone(), bucket.to_string(), key.to_string());
+            Box::pin(async move {
+                let _ = inner.delete_object(&bucket, &key).await;
+            })
+        };
+        self.run_write("DeleteObject", self.inner.delete_object(bucket, key), late)
             .await
     }
     async fn list_uploads(&self, bucket: &str, key: &str) -> S3Result<Vec<String>> {
