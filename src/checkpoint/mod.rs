@@ -45,4 +45,4 @@ pub use lock::{
     CheckpointLock, LockError, Range, holder, lock, lock_destination, lock_path, machine_directory,
 };
 pub use record::{Decoded, JobIdentity, Record, decode, encode};
-pub use state::{FailedEntry, KeyState, State};
+pub use state::{FailedEntry, HEARTBEAT, KeyState, LATE_WRITE_GRACE, State, in_flight_bound};

@@ -50,6 +50,26 @@ pub struct State {
     pub previous_stats: Option<(u64, u64)>,
 }
 
+/// How long after an attempt timed out its write can still land, at least (issue 25: a copy held 15 s
+/// on its way landed after the run had checked, found nothing and sent it again). A tenth of the
+/// attempt's timeout when that is longer.
+pub const LATE_WRITE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How often a run touches its journal, so that its last change says when the run died (within this).
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long after a run's journal last changed a write it left in flight can still land: the longest
+/// attempt timeout its pending intents record, plus max(5 s, a tenth of it) for a request queued on
+/// the way, plus the heartbeat (the run may have died that long after its last touch);
+/// `--resume-wait` is the floor (and all there is for a journal written before intents recorded their
+/// timeouts).
+pub fn in_flight_bound(state: &State, resume_wait: f64) -> std::time::Duration {
+    let floor = std::time::Duration::from_secs_f64(resume_wait);
+    state.longest_pending_timeout().map_or(floor, |timeout| {
+        (timeout + (timeout / 10).max(LATE_WRITE_GRACE) + HEARTBEAT).max(floor)
+    })
+}
+
 impl State {
     /// The longest any write left pending may take (see `Record::Intent`): after a run died, an
     /// attempt it had sent can land until that long after it died.

@@ -7,7 +7,9 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::{Client, Places, clients_and_places, write_private};
-use crate::checkpoint::{JobIdentity, Journal, Record, State, now_unix, replay};
+use crate::checkpoint::{
+    HEARTBEAT, JobIdentity, Journal, Record, State, in_flight_bound, now_unix, replay,
+};
 use crate::cli::CopyArgs;
 use crate::error::Error;
 use crate::history::{KeyHistory, Selection};
@@ -936,21 +938,6 @@ fn print_summary(report: &Report) {
     }
 }
 
-/// How often a run touches its journal, so that its last change says when the run died (within this).
-pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// How long after a run's journal last changed a write it left in flight can still land: the longest
-/// attempt timeout its pending intents record, plus max(5 s, a tenth of it) for a request queued on
-/// the way, plus the heartbeat (the run may have died that long after its last touch);
-/// `--resume-wait` is the floor (and all there is for a journal written before intents recorded their
-/// timeouts).
-pub fn in_flight_bound(state: &State, resume_wait: f64) -> std::time::Duration {
-    let floor = std::time::Duration::from_secs_f64(resume_wait);
-    state.longest_pending_timeout().map_or(floor, |timeout| {
-        (timeout + (timeout / 10).max(crate::replay::LATE_WRITE_GRACE) + HEARTBEAT).max(floor)
-    })
-}
-
 /// Touches the journal every `HEARTBEAT` while the run goes (see `in_flight_bound`).
 async fn heartbeat(path: PathBuf) {
     loop {
@@ -1066,29 +1053,32 @@ mod tests {
         // A journal from before intents recorded timeouts: the floor alone.
         state.keys.insert("old".into(), pending(None));
         assert_eq!(
-            super::in_flight_bound(&state, 10.0),
+            crate::checkpoint::in_flight_bound(&state, 10.0),
             Duration::from_secs(10)
         );
         // 30 s: + 5 s (a tenth is less) + the 2 s heartbeat.
         state.keys.insert("a".into(), pending(Some(30_000)));
         assert_eq!(
-            super::in_flight_bound(&state, 10.0),
+            crate::checkpoint::in_flight_bound(&state, 10.0),
             Duration::from_secs(37)
         );
         // 286 s (a 4 GiB complete): + 28.6 s + 2 s.
         state.keys.insert("b".into(), pending(Some(286_000)));
         assert_eq!(
-            super::in_flight_bound(&state, 10.0),
+            crate::checkpoint::in_flight_bound(&state, 10.0),
             Duration::from_millis(316_600)
         );
         // --resume-wait is the floor.
         assert_eq!(
-            super::in_flight_bound(&state, 400.0),
+            crate::checkpoint::in_flight_bound(&state, 400.0),
             Duration::from_secs(400)
         );
         state.keys.insert("a".into(), KeyState::Complete);
         state.keys.insert("b".into(), KeyState::Complete);
-        assert_eq!(super::in_flight_bound(&state, 1.0), Duration::from_secs(1));
+        assert_eq!(
+            crate::checkpoint::in_flight_bound(&state, 1.0),
+            Duration::from_secs(1)
+        );
     }
 
     proptest::proptest! {

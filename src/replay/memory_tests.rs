@@ -110,7 +110,7 @@ fn open_checkpoint(path: &Path) -> Checkpoint {
     let settle_until = existing
         .as_ref()
         .filter(|state| !state.ended_cleanly)
-        .map(|state| tokio::time::Instant::now() + crate::cmd::copy::in_flight_bound(state, 0.0));
+        .map(|state| tokio::time::Instant::now() + crate::checkpoint::in_flight_bound(state, 0.0));
     let state = match existing {
         Some(state) if state.pass_complete => State {
             identity: state.identity,

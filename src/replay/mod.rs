@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
-use crate::checkpoint::{Journal, KeyState, Record};
+use crate::checkpoint::{Journal, KeyState, LATE_WRITE_GRACE, Record};
 use crate::history::{KeyHistory, Selection, list_histories_with, list_key};
 use crate::merge::{
     Compare, KeyPlan, Likeness, MatchedBy, OnDiverged, Verdict, by_heads, likeness, plan_key,
@@ -94,10 +94,6 @@ impl DestinationHead {
     }
 }
 
-/// How long after an attempt timed out its write can still land, at least (issue 25: a copy held 15 s
-/// on its way landed after the run had checked, found nothing and sent it again). A tenth of the
-/// attempt's timeout when that is longer.
-pub const LATE_WRITE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 /// How many times a write of unknown outcome is checked and tried again.
 const UNKNOWN_OUTCOME_ATTEMPTS: u32 = 6;
 
