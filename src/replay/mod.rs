@@ -683,43 +683,59 @@ impl<C: S3Api> Executor<C> {
         match likeness(source, destination) {
             Likeness::Same => Ok(Verdict::Same(MatchedBy::Etag)),
             Likeness::Different => Ok(Verdict::Different),
+            // Boxed: the HEADs' and reads' futures would otherwise make every key's replay future
+            // (1,024 of them in flight) kilobytes larger for a path few keys take.
             Likeness::Unverified => {
-                let (source, destination) = (
-                    self.source_ref(source),
-                    VersionRef {
-                        bucket: self.destination_bucket().to_string(),
-                        key: destination_key.to_string(),
-                        version_id: destination.version_id.clone(),
-                    },
-                );
-                if self.provenance.as_ref().is_some_and(|record| {
-                    record.proves(destination_key, &destination.version_id, &source)
-                }) {
-                    return Ok(Verdict::Same(MatchedBy::Record));
-                }
+                Box::pin(self.unverified(source, destination, destination_key, compare)).await
+            }
+        }
+    }
+
+    /// `same_entry` for two objects of one size whose listed ETags differ: this machine's record of its
+    /// copy, else a HEAD of each side, else as `compare` says.
+    async fn unverified(
+        &self,
+        source: &Entry,
+        destination: &Entry,
+        destination_key: &str,
+        compare: Compare,
+    ) -> S3Result<Verdict> {
+        let (source, destination) = (
+            self.source_ref(source),
+            VersionRef {
+                bucket: self.destination_bucket().to_string(),
+                key: destination_key.to_string(),
+                version_id: destination.version_id.clone(),
+            },
+        );
+        if self
+            .provenance
+            .as_ref()
+            .is_some_and(|record| record.proves(destination_key, &destination.version_id, &source))
+        {
+            return Ok(Verdict::Same(MatchedBy::Record));
+        }
+        let (theirs, ours) = futures::future::try_join(
+            self.source.head_object(&source, None),
+            self.destination.head_object(&destination, None),
+        )
+        .await?;
+        match (by_heads(&theirs, &ours), compare) {
+            (Verdict::Unproven, Compare::Size) => Ok(Verdict::Same(MatchedBy::Size)),
+            (Verdict::Unproven, Compare::Content) => {
                 let (theirs, ours) = futures::future::try_join(
-                    self.source.head_object(&source, None),
-                    self.destination.head_object(&destination, None),
+                    self.source.content_digest(&source),
+                    self.destination.content_digest(&destination),
                 )
                 .await?;
-                match (by_heads(&theirs, &ours), compare) {
-                    (Verdict::Unproven, Compare::Size) => Ok(Verdict::Same(MatchedBy::Size)),
-                    (Verdict::Unproven, Compare::Content) => {
-                        let (theirs, ours) = futures::future::try_join(
-                            self.source.content_digest(&source),
-                            self.destination.content_digest(&destination),
-                        )
-                        .await?;
-                        self.progress.compared_content(theirs.size + ours.size);
-                        Ok(if theirs == ours {
-                            Verdict::Same(MatchedBy::Content)
-                        } else {
-                            Verdict::Different
-                        })
-                    }
-                    (verdict, _) => Ok(verdict),
-                }
+                self.progress.compared_content(theirs.size + ours.size);
+                Ok(if theirs == ours {
+                    Verdict::Same(MatchedBy::Content)
+                } else {
+                    Verdict::Different
+                })
             }
+            (verdict, _) => Ok(verdict),
         }
     }
 
