@@ -239,6 +239,21 @@ async fn run_or_kill(
     }
 }
 
+/// An executor of `job` without faults, checkpoint or maps, counting into `progress`.
+fn plain_executor(s3: &MemoryS3, progress: &Arc<Progress>, job: CopyJob) -> Arc<Executor<Client>> {
+    Arc::new(Executor {
+        source: client(s3, None, progress),
+        destination: client(s3, None, progress),
+        job,
+        progress: Arc::clone(progress),
+        checkpoint: None,
+        stop: Arc::new(Stop::default()),
+        halted: std::sync::Mutex::new(None),
+        version_map: None,
+        provenance: None,
+    })
+}
+
 /// A source with the given histories: per key, `Some(size)` a put, `None` a delete.
 fn seed(s3: &MemoryS3, histories: &[(String, Vec<Option<u64>>)]) {
     s3.create_bucket(SOURCE, Versioning::Enabled);
@@ -340,19 +355,7 @@ async fn multipart_sources_keep_their_etags_and_are_proven_by_the_listings() {
         ..job()
     };
     let progress = Arc::new(Progress::default());
-    let executor = |job: CopyJob| {
-        Arc::new(Executor {
-            source: client(&s3, None, &progress),
-            destination: client(&s3, None, &progress),
-            job,
-            progress: Arc::clone(&progress),
-            checkpoint: None,
-            stop: Arc::new(Stop::default()),
-            halted: std::sync::Mutex::new(None),
-            version_map: None,
-            provenance: None,
-        })
-    };
+    let executor = |job: CopyJob| plain_executor(&s3, &progress, job);
     executor(job.clone()).run(None).await.unwrap();
     assert_exact(&s3, "first run");
     let etags = |bucket: &str| {
@@ -386,17 +389,7 @@ async fn an_equal_size_proves_nothing_and_content_decides() {
     s3.put(DESTINATION, "k", 12 * MIB, None);
     let progress = Arc::new(Progress::default());
     let run_with = |compare| {
-        let executor = Arc::new(Executor {
-            source: client(&s3, None, &progress),
-            destination: client(&s3, None, &progress),
-            job: CopyJob { compare, ..job() },
-            progress: Arc::clone(&progress),
-            checkpoint: None,
-            stop: Arc::new(Stop::default()),
-            halted: std::sync::Mutex::new(None),
-            version_map: None,
-            provenance: None,
-        });
+        let executor = plain_executor(&s3, &progress, CopyJob { compare, ..job() });
         async move { executor.run(None).await.unwrap() }
     };
     run_with(crate::merge::Compare::Metadata).await;
@@ -413,19 +406,7 @@ async fn an_equal_size_proves_nothing_and_content_decides() {
     s3.create_bucket(DESTINATION, Versioning::Enabled);
     s3.put(SOURCE, "k", 12 * MIB, Some(vec![6 * MIB, 6 * MIB]));
     let progress = Arc::new(Progress::default());
-    let executor = |job: CopyJob| {
-        Arc::new(Executor {
-            source: client(&s3, None, &progress),
-            destination: client(&s3, None, &progress),
-            job,
-            progress: Arc::clone(&progress),
-            checkpoint: None,
-            stop: Arc::new(Stop::default()),
-            halted: std::sync::Mutex::new(None),
-            version_map: None,
-            provenance: None,
-        })
-    };
+    let executor = |job: CopyJob| plain_executor(&s3, &progress, job);
     let other_layout = CopyJob {
         plan: PlanSettings {
             multipart_threshold: THRESHOLD,

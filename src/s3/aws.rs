@@ -275,6 +275,18 @@ fn customer(key: &Option<CustomerKey>) -> (Option<String>, Option<String>, Optio
     }
 }
 
+/// The next chunk of a GetObject body (`what` names the object for the error): a body cut short is a
+/// transient failure of the read.
+async fn next_chunk(
+    body: &mut aws_sdk_s3::primitives::ByteStream,
+    what: &str,
+) -> S3Result<Option<bytes::Bytes>> {
+    body.try_next().await.map_err(|e| S3Error::Transient {
+        message: format!("reading {what}: {e}"),
+        maybe_applied: false,
+    })
+}
+
 /// How long a request attempt may go unanswered unless `--request-timeout` says otherwise.
 pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// The slowest copy rate a copy's timeout allows for (bytes per second).
@@ -1305,26 +1317,14 @@ impl S3Api for AwsS3 {
             .boxed()
             .await
             .map_err(|e| classify(e, &version.bucket))?;
-        let mut body = out.body;
-        let mut hash = sha2::Sha256::new();
-        let mut size = 0;
-        loop {
-            match body.try_next().await {
-                Ok(Some(chunk)) => {
-                    size += chunk.len() as u64;
-                    hash.update(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    return Err(S3Error::Transient {
-                        message: format!(
-                            "reading s3://{}/{} version {}: {e}",
-                            version.bucket, version.key, version.version_id
-                        ),
-                        maybe_applied: false,
-                    });
-                }
-            }
+        let what = format!(
+            "s3://{}/{} version {}",
+            version.bucket, version.key, version.version_id
+        );
+        let (mut body, mut hash, mut size) = (out.body, sha2::Sha256::new(), 0);
+        while let Some(chunk) = next_chunk(&mut body, &what).await? {
+            size += chunk.len() as u64;
+            hash.update(&chunk);
         }
         Ok(ContentDigest {
             size,
@@ -1348,22 +1348,11 @@ impl S3Api for AwsS3 {
             message: format!("cannot write {}: {e}", to.display()),
         };
         let mut file = tokio::fs::File::create(to).await.map_err(local)?;
-        let mut body = out.body;
-        let mut size = 0;
-        loop {
-            match body.try_next().await {
-                Ok(Some(chunk)) => {
-                    size += chunk.len() as u64;
-                    file.write_all(&chunk).await.map_err(local)?;
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    return Err(S3Error::Transient {
-                        message: format!("reading s3://{bucket}/{key}: {e}"),
-                        maybe_applied: false,
-                    });
-                }
-            }
+        let what = format!("s3://{bucket}/{key}");
+        let (mut body, mut size) = (out.body, 0);
+        while let Some(chunk) = next_chunk(&mut body, &what).await? {
+            size += chunk.len() as u64;
+            file.write_all(&chunk).await.map_err(local)?;
         }
         file.flush().await.map_err(local)?;
         Ok(size)
