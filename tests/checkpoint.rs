@@ -457,14 +457,8 @@ async fn the_version_map_has_one_row_per_entry_across_a_kill() {
     let checkpoint = dir.path().join("job.checkpoint");
     let map = dir.path().join("versions.csv");
     let args = |endpoint: &str| {
-        let mut command = binary();
+        let mut command = copy_via(endpoint, &source, &destination);
         command
-            .current_dir(work_dir())
-            .args([
-                "copy",
-                &format!("s3://{source}"),
-                &format!("s3://{destination}"),
-            ])
             .args(["--checkpoint", checkpoint.to_str().unwrap()])
             .args(["--version-map", map.to_str().unwrap()])
             .args([
@@ -474,9 +468,7 @@ async fn the_version_map_has_one_row_per_entry_across_a_kill() {
                 "5",
                 "--progress",
                 "never",
-            ])
-            .args(["--endpoint-url", endpoint])
-            .envs(server().env());
+            ]);
         command
     };
     let mut killed = args(&proxy.endpoint)
